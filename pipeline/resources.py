@@ -1,0 +1,110 @@
+"""Dagster resources: the DuckDB warehouse.
+
+DuckDB lets one process at a time open a database file. Every connection therefore
+goes through `WarehouseResource.connect()`, which holds an exclusive file lock beside
+the database for as long as the connection is open, so that two runs started
+together wait for each other instead of failing on a lock error. Writes are done
+inside one transaction per asset (`replace_table`, `replace_rows`), so a run killed
+mid-way leaves the previous version of every table readable.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from pipeline.settings import project_paths
+
+
+class WarehouseLockTimeout(RuntimeError):
+    pass
+
+
+@contextmanager
+def _file_lock(lock_path: Path, timeout_s: float) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise WarehouseLockTimeout(
+                        f"the warehouse {lock_path.with_suffix('')} stayed locked by another "
+                        f"run for {timeout_s:.0f} s"
+                    ) from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The project's DuckDB file (`warehouse/warehouse.duckdb` by default)."""
+
+    path: str = ""
+    lock_timeout_s: float = 600.0
+
+    @property
+    def database(self) -> Path:
+        return Path(self.path) if self.path else project_paths().warehouse
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        db = self.database
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with _file_lock(db.with_name(db.name + ".lock"), self.lock_timeout_s):
+            if read_only and not db.exists():
+                raise FileNotFoundError(f"the warehouse {db} does not exist yet: run the pipeline first")
+            con = duckdb.connect(str(db), read_only=read_only)
+            try:
+                yield con
+            finally:
+                con.close()
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """Replace `schema.table` by `frame` in one transaction."""
+    schema = table.split(".")[0]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        con.register("_frame", frame)
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _frame")
+        con.unregister("_frame")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def replace_rows(
+    con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, where: str, params: list
+) -> None:
+    """Replace the rows of `table` matching `where` by `frame`, in one transaction.
+
+    The table is created from the frame's columns the first time.
+    """
+    schema = table.split(".")[0]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        con.register("_frame", frame)
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _frame LIMIT 0")
+        con.execute(f"DELETE FROM {table} WHERE {where}", params)
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
+        con.unregister("_frame")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
