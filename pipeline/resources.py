@@ -73,38 +73,52 @@ class WarehouseResource(dg.ConfigurableResource):
                 con.close()
 
 
-def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-    """Replace `schema.table` by `frame` in one transaction."""
-    schema = table.split(".")[0]
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One DuckDB transaction: everything inside is committed together or not at all."""
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        con.register("_frame", frame)
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _frame")
-        con.unregister("_frame")
-        con.execute("COMMIT")
+        yield con
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    con.execute("COMMIT")
+
+
+def write_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """Create or replace `schema.table` with the rows of `frame` (inside the caller's transaction)."""
+    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.split(".")[0]}"')
+    con.register("_frame", frame)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _frame")
+    finally:
+        con.unregister("_frame")
+
+
+def write_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, where: str, params: list) -> None:
+    """Replace the rows of `table` matching `where` by `frame` (inside the caller's transaction).
+
+    The table is created from the frame's columns the first time.
+    """
+    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.split(".")[0]}"')
+    con.register("_frame", frame)
+    try:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _frame LIMIT 0")
+        con.execute(f"DELETE FROM {table} WHERE {where}", params)
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
+    finally:
+        con.unregister("_frame")
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """Replace `schema.table` by `frame`, in a transaction of its own."""
+    with transaction(con):
+        write_table(con, table, frame)
 
 
 def replace_rows(
     con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, where: str, params: list
 ) -> None:
-    """Replace the rows of `table` matching `where` by `frame`, in one transaction.
-
-    The table is created from the frame's columns the first time.
-    """
-    schema = table.split(".")[0]
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        con.register("_frame", frame)
-        con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _frame LIMIT 0")
-        con.execute(f"DELETE FROM {table} WHERE {where}", params)
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
-        con.unregister("_frame")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    """Replace the rows of `table` matching `where` by `frame`, in a transaction of its own."""
+    with transaction(con):
+        write_rows(con, table, frame, where, params)

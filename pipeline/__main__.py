@@ -1,0 +1,136 @@
+"""Command line: `python -m pipeline {sample,validate,run}`.
+
+- `sample --out raw/ [--seed N] [--bundle]`: write the generated sample files.
+- `validate FILE...`: parse and validate files with the catalog and schemas the
+  pipeline uses, before dropping them in `raw/`; exit 0 when all are valid.
+- `run`: materialize every asset, partition by partition, on the project's Dagster
+  instance (`DAGSTER_HOME`), so the runs show in the UI; then say where outputs are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.catalog import CatalogError, load_catalog
+from pipeline.extract import IngestError, extract, vintages_in_file
+from pipeline.settings import project_paths
+from pipeline.staging import stage
+from pipeline.territory import TerritoryError, load_territory
+from pipeline.validation import validate
+
+
+def validate_files(files: list[Path]) -> int:
+    """Print a report per file and table; return the number of files with problems."""
+    catalog, territory = load_catalog(), load_territory()
+    bad = 0
+    for path in files:
+        try:
+            found = vintages_in_file(path, catalog)
+            problems = []
+            for vintage, sheet in found:
+                try:
+                    table = extract(path, vintage, sheet)
+                except IngestError as exc:
+                    problems.append(str(exc))
+                    continue
+                staged = stage(table.frame, vintage, catalog.source(vintage.source), catalog, territory)
+                report = validate(staged, territory)
+                where = f"{path.name}" + (f", sheet {sheet!r}" if table.sheet else "")
+                for warning in table.warnings + report.warnings:
+                    print(f"warning: {where}: {warning}")
+                if report.passed:
+                    print(f"ok: {where}: {vintage.source} {vintage.year}, {report.rows_checked} zones")
+                else:
+                    problems.append(str(report.to_error()))
+        except IngestError as exc:
+            problems = [str(exc)]
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        bad += bool(problems)
+    return bad
+
+
+def run_all() -> int:
+    """Materialize every asset on the project's instance; return the number of failed runs."""
+    import dagster as dg
+
+    from pipeline.definitions import defs
+
+    instance = dg.DagsterInstance.get()
+    graph = defs.resolve_asset_graph()
+    assets = list(defs.assets) + list(defs.asset_checks or [])
+    resources = defs.resources
+    failed = 0
+    partitioned: dict[tuple[str, ...], list[dg.AssetKey]] = {}
+    unpartitioned: list[dg.AssetKey] = []
+    for key in graph.get_all_asset_keys():
+        pdef = graph.get(key).partitions_def
+        if pdef is None:
+            unpartitioned.append(key)
+        else:
+            partitioned.setdefault(tuple(pdef.get_partition_keys()), []).append(key)
+
+    def launch(selection: list[dg.AssetKey], partition_key: str | None) -> None:
+        nonlocal failed
+        label = ", ".join(sorted(k.to_user_string() for k in selection)) + (f" [{partition_key}]" if partition_key else "")
+        result = dg.materialize(
+            assets, selection=selection, partition_key=partition_key, instance=instance,
+            resources=resources, raise_on_error=False,
+        )
+        status = "ok" if result.success else "FAILED"
+        failed += not result.success
+        print(f"{status}: {label} (run {result.run_id[:8]})")
+        if not result.success:
+            for event in result.all_events:
+                if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+                    print("  " + event.step_failure_data.error.message.strip().replace("\n", "\n  "))
+
+    # One run per year, for the assets sharing that set of years (ingest of one source).
+    for keys_by_years in partitioned.items():
+        years, keys = keys_by_years
+        for year in years:
+            launch(keys, year)
+    if unpartitioned and not failed:
+        launch(unpartitioned, None)
+    return failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    sample = commands.add_parser("sample", help="write generated sample files")
+    sample.add_argument("--out", type=Path, default=project_paths().raw)
+    sample.add_argument("--seed", type=int, default=2022)
+    sample.add_argument("--bundle", action="store_true", help="one workbook with a sheet per table")
+    sample.add_argument("--sentinel", help="a marker string written into every file (destruction tests)")
+    check = commands.add_parser("validate", help="validate files before dropping them in raw/")
+    check.add_argument("files", nargs="+", type=Path)
+    commands.add_parser("run", help="materialize every asset on the project's Dagster instance")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "sample":
+            from pipeline.sample import generate
+
+            written = generate(args.out, seed=args.seed, bundle=args.bundle, sentinel=args.sentinel)
+            print(f"{len(written)} sample files written to {args.out}")
+            return 0
+        if args.command == "validate":
+            bad = validate_files(args.files)
+            print(f"{len(args.files) - bad} of {len(args.files)} file(s) valid")
+            return 1 if bad else 0
+        if args.command == "run":
+            failed = run_all()
+            paths = project_paths()
+            print(f"warehouse: {paths.warehouse}\nreports:   {paths.reports}")
+            return 1 if failed else 0
+    except (CatalogError, TerritoryError, IngestError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
