@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import io
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,6 +128,8 @@ def sheet_names(path: Path) -> list[str]:
     kind = _sniff(path)
     if kind not in ("xlsx", "xls"):
         return []
+    if kind == "xlsx":
+        _refuse_unsafe_workbook(path)
     try:
         return list(python_calamine.CalamineWorkbook.from_path(str(path)).sheet_names)
     except Exception as exc:  # calamine raises several unrelated types for broken files
@@ -158,7 +161,35 @@ def read_grid(path: Path, sheet: str | None, encoding: str | None = None) -> lis
     raise IngestError(path, f"unsupported file type {suffix!r}: expected .xlsx or .csv")
 
 
+MAX_UNCOMPRESSED_BYTES = 1 << 30  # 1 GiB: far above any real table, far below a zip bomb
+
+
+def _refuse_unsafe_workbook(path: Path) -> None:
+    """Refuse XML entity declarations (billion laughs, external entities) and zip bombs.
+
+    An .xlsx is a zip of XML parts; a DOCTYPE can only sit in a part's prolog, so the
+    first bytes of each part tell. openpyxl is protected by defusedxml; this guards the
+    fast reader too.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if sum(m.file_size for m in members) > MAX_UNCOMPRESSED_BYTES:
+                raise IngestError(path, "the workbook expands to more than 1 GiB: refused (zip bomb?)")
+            for member in members:
+                if member.filename.endswith((".xml", ".rels")):
+                    with archive.open(member) as part:
+                        prolog = part.read(2048)
+                    if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
+                        raise IngestError(
+                            path, f"the workbook part {member.filename} declares XML entities: refused (XML bomb?)"
+                        )
+    except zipfile.BadZipFile:
+        raise IngestError(path, "the workbook is not a valid zip archive; is it damaged?") from None
+
+
 def _read_workbook(path: Path, sheet: str | None) -> list[list[str | None]]:
+    _refuse_unsafe_workbook(path)
     try:
         workbook = python_calamine.CalamineWorkbook.from_path(str(path))
     except Exception as exc:

@@ -1,0 +1,68 @@
+"""Helpers shared by tests: run assets on an ephemeral instance, edit sample workbooks."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import openpyxl
+
+
+def materialize(selection: list[str], partition_key: str | None = None, instance=None) -> dg.ExecuteInJobResult:
+    from pipeline.definitions import defs
+
+    return dg.materialize(
+        list(defs.assets) + list(defs.asset_checks or []),
+        selection=selection,
+        partition_key=partition_key,
+        resources=defs.resources,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def failure_message(result: dg.ExecuteInJobResult) -> str:
+    messages = [
+        e.step_failure_data.error.message
+        for e in result.all_events
+        if e.is_step_failure and e.step_failure_data and e.step_failure_data.error
+    ]
+    return "\n".join(messages)
+
+
+def query(project: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(project / "warehouse" / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.sql(sql).fetchall()
+    finally:
+        con.close()
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def edit_workbook(path: Path, sheet: str, edit) -> None:
+    """Apply `edit(worksheet)` to a sample workbook and save it in place."""
+    workbook = openpyxl.load_workbook(path)
+    edit(workbook[sheet])
+    workbook.save(path)
+
+
+def find_row(worksheet, code: str) -> int:
+    """Row number of the zone `code` in the first column holding it."""
+    for row in worksheet.iter_rows():
+        for cell in row:
+            if cell.value is not None and str(cell.value).split(".")[0] == code:
+                return cell.row
+    raise AssertionError(f"zone {code} not found")
+
+
+def header_columns(worksheet, header_row: int) -> dict[str, int]:
+    return {str(c.value): c.column for c in worksheet[header_row] if c.value is not None}
