@@ -1,0 +1,276 @@
+"""The indicator definitions: `config/indicators.yaml` read and checked into typed objects.
+
+What belongs here: loading and validating the definitions (labels, units, kinds, sources,
+measures, years, ratio formulas), and turning them into the small tables the warehouse
+SQL joins on (`indicator_defs`, `indicator_years`, `indicator_measures`). Nothing here
+reads a data file or the warehouse; the aggregation itself is `pipeline/sql/*.sql`, run by
+`pipeline.defs.warehouse`. Adding an indicator is an edit of the YAML (plus its source
+mapping in `config/catalog.yaml`), not of this module.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from pipeline.settings import Paths, project_paths
+
+KINDS = ("count", "ratio")
+PRODUCERS = ("CAF", "Cnaf", "INSEE")
+_IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class IndicatorError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Indicator:
+    id: str
+    label: str
+    unit: str
+    kind: str  # count | ratio
+    producer: str  # CAF | Cnaf | INSEE
+    source: str  # staging table name (staging.<source>, Dagster asset stg_<source>)
+    years: tuple[int, ...]
+    measure: str | None = None  # count
+    numerator: str | None = None  # ratio
+    denominator: str | None = None  # ratio
+    multiplier: float | None = None  # ratio
+    published_measure: str | None = None
+    source_note: str | None = None
+    note: str | None = None
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        """The staging measures this indicator reads (published_measure included)."""
+        base = (self.measure,) if self.kind == "count" else (self.numerator, self.denominator)
+        extra = (self.published_measure,) if self.published_measure else ()
+        return tuple(m for m in base + extra if m)
+
+
+@dataclass(frozen=True)
+class IndicatorSet:
+    indicators: tuple[Indicator, ...]
+    allocataires_source: str
+    allocataires_measure: str
+    reconciliation_tolerance: float = 0.001
+    path: Path | None = None
+
+    @property
+    def ids(self) -> list[str]:
+        return [i.id for i in self.indicators]
+
+    def get(self, indicator_id: str) -> Indicator:
+        for ind in self.indicators:
+            if ind.id == indicator_id:
+                return ind
+        raise IndicatorError(f"no indicator named {indicator_id!r}")
+
+    @property
+    def years(self) -> list[int]:
+        return sorted({y for i in self.indicators for y in i.years})
+
+    @property
+    def sources(self) -> list[str]:
+        """Every staging table read, indicators and allocataires together."""
+        return sorted({i.source for i in self.indicators} | {self.allocataires_source})
+
+    def indicators_using(self, source: str, measure: str) -> list[str]:
+        used = [i.id for i in self.indicators if i.source == source and measure in i.measures]
+        if source == self.allocataires_source and measure == self.allocataires_measure:
+            used.append("allocataires")
+        return used
+
+    # ---- the tables the SQL joins on ---------------------------------------------
+
+    def defs_frame(self) -> pd.DataFrame:
+        """indicator_defs: one row per indicator."""
+        return pd.DataFrame(
+            {
+                "indicator_order": range(1, len(self.indicators) + 1),
+                "indicator": [i.id for i in self.indicators],
+                "label": [i.label for i in self.indicators],
+                "unit": [i.unit for i in self.indicators],
+                "kind": [i.kind for i in self.indicators],
+                "producer": [i.producer for i in self.indicators],
+                "source_note": [i.source_note for i in self.indicators],
+                "source": [i.source for i in self.indicators],
+                "measure": [i.measure for i in self.indicators],
+                "numerator": [i.numerator for i in self.indicators],
+                "denominator": [i.denominator for i in self.indicators],
+                "multiplier": pd.array([i.multiplier for i in self.indicators], dtype="Float64"),
+                "published_measure": [i.published_measure for i in self.indicators],
+                "first_year": [min(i.years) for i in self.indicators],
+                "last_year": [max(i.years) for i in self.indicators],
+                "alloc_source": self.allocataires_source,
+                "alloc_measure": self.allocataires_measure,
+                "note": [i.note for i in self.indicators],
+            }
+        ).astype(
+            {
+                c: "string"
+                for c in (
+                    "indicator label unit kind producer source_note source measure numerator "
+                    "denominator published_measure alloc_source alloc_measure note"
+                ).split()
+            }
+        )
+
+    def years_frame(self) -> pd.DataFrame:
+        """indicator_years: one row per indicator and year of the convention."""
+        rows = [(i.id, y) for i in self.indicators for y in i.years]
+        return pd.DataFrame(rows, columns=["indicator", "year"]).astype({"indicator": "string", "year": "int32"})
+
+    def measures_frame(self) -> pd.DataFrame:
+        """indicator_measures: every (source, measure, year) the indicators need.
+
+        The allocataires measure is needed for every year any indicator covers.
+        `additive` is False for a measure read only as a producer's published value
+        (a rate): it is never summed over communes, only taken as the producer gives it.
+        """
+        additive: dict[tuple[str, str, int], bool] = {}
+        for ind in self.indicators:
+            for y in ind.years:
+                for m in ind.measures:
+                    key = (ind.source, m, y)
+                    additive[key] = additive.get(key, False) or m != ind.published_measure
+        for y in self.years:
+            additive[(self.allocataires_source, self.allocataires_measure, y)] = True
+        frame = pd.DataFrame(
+            [(*key, flag) for key, flag in sorted(additive.items())], columns=["source", "measure", "year", "additive"]
+        )
+        return frame.astype({"source": "string", "measure": "string", "year": "int32", "additive": "bool"})
+
+
+def _ident(value: object, what: str, where: str) -> str:
+    if not isinstance(value, str) or not _IDENT.match(value):
+        raise IndicatorError(f"{where}: {what} must be lowercase letters, digits and _ (got {value!r})")
+    return value
+
+
+def _parse_indicator(ind_id: str, spec: object, where: str) -> Indicator:
+    here = f"{where}: indicator {ind_id}"
+    _ident(ind_id, "the indicator id", where)
+    if not isinstance(spec, dict):
+        raise IndicatorError(f"{here}: expected a mapping of fields")
+    allowed = {
+        "label", "unit", "kind", "producer", "source_note", "source", "measure", "numerator",
+        "denominator", "multiplier", "published_measure", "years", "note",
+    }
+    unknown = sorted(set(spec) - allowed)
+    if unknown:
+        raise IndicatorError(f"{here}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+    for key in ("label", "unit", "kind", "producer", "source", "years"):
+        if spec.get(key) in (None, ""):
+            raise IndicatorError(f"{here}: `{key}` is required")
+    kind = spec["kind"]
+    if kind not in KINDS:
+        raise IndicatorError(f"{here}: kind must be one of {KINDS} (got {kind!r})")
+    producer = spec["producer"]
+    if producer not in PRODUCERS:
+        raise IndicatorError(f"{here}: producer must be one of {PRODUCERS} (got {producer!r})")
+    years = spec["years"]
+    if not isinstance(years, list) or not years or not all(isinstance(y, int) and not isinstance(y, bool) for y in years):
+        raise IndicatorError(f"{here}: years must be a non-empty list of years, e.g. [2017, 2018]")
+    if len(set(years)) != len(years):
+        raise IndicatorError(f"{here}: a year is listed twice")
+    source = _ident(spec["source"], "source", here)
+    published = spec.get("published_measure")
+    if published is not None:
+        _ident(published, "published_measure", here)
+    if kind == "count":
+        for key in ("numerator", "denominator", "multiplier"):
+            if spec.get(key) is not None:
+                raise IndicatorError(f"{here}: a count has no `{key}` (only ratios do)")
+        measure = _ident(spec.get("measure", ind_id), "measure", here)
+        return Indicator(
+            id=ind_id, label=str(spec["label"]), unit=str(spec["unit"]), kind=kind, producer=producer,
+            source=source, years=tuple(sorted(years)), measure=measure, published_measure=published,
+            source_note=spec.get("source_note"), note=spec.get("note"),
+        )
+    if spec.get("measure") is not None:
+        raise IndicatorError(f"{here}: a ratio has `numerator` and `denominator`, not `measure`")
+    for key in ("numerator", "denominator", "multiplier"):
+        if spec.get(key) is None:
+            raise IndicatorError(f"{here}: a ratio needs `{key}`")
+    multiplier = spec["multiplier"]
+    if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or multiplier <= 0:
+        raise IndicatorError(f"{here}: multiplier must be a positive number (100 for a percentage)")
+    return Indicator(
+        id=ind_id, label=str(spec["label"]), unit=str(spec["unit"]), kind=kind, producer=producer,
+        source=source, years=tuple(sorted(years)),
+        numerator=_ident(spec["numerator"], "numerator", here),
+        denominator=_ident(spec["denominator"], "denominator", here),
+        multiplier=float(multiplier), published_measure=published,
+        source_note=spec.get("source_note"), note=spec.get("note"),
+    )
+
+
+def parse_indicators(doc: object, where: str = "indicators.yaml") -> IndicatorSet:
+    """Validate an already-parsed YAML document."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("indicators"), dict) or not doc["indicators"]:
+        raise IndicatorError(f"{where}: expected a non-empty `indicators:` mapping")
+    indicators = tuple(_parse_indicator(str(k), v, where) for k, v in doc["indicators"].items())
+    alloc = doc.get("allocataires") or {}
+    if not isinstance(alloc, dict) or not alloc.get("source") or not alloc.get("measure"):
+        raise IndicatorError(f"{where}: `allocataires:` needs `source` and `measure`")
+    tolerance = doc.get("reconciliation_tolerance", 0.001)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0:
+        raise IndicatorError(f"{where}: reconciliation_tolerance must be a number >= 0")
+    return IndicatorSet(
+        indicators=indicators,
+        allocataires_source=_ident(alloc["source"], "allocataires.source", where),
+        allocataires_measure=_ident(alloc["measure"], "allocataires.measure", where),
+        reconciliation_tolerance=float(tolerance),
+    )
+
+
+def load_indicators(paths: Paths | None = None, path: Path | None = None) -> IndicatorSet:
+    """Read `config/indicators.yaml` (or `path`) and validate it."""
+    path = path or (paths or project_paths()).config / "indicators.yaml"
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndicatorError(f"{path}: the indicator definitions are missing") from None
+    except yaml.YAMLError as exc:
+        raise IndicatorError(f"{path}: not valid YAML ({exc})") from None
+    parsed = parse_indicators(doc, where=str(path))
+    return IndicatorSet(
+        indicators=parsed.indicators,
+        allocataires_source=parsed.allocataires_source,
+        allocataires_measure=parsed.allocataires_measure,
+        reconciliation_tolerance=parsed.reconciliation_tolerance,
+        path=Path(path),
+    )
+
+
+def check_against_catalog(indicators: IndicatorSet, catalog) -> list[str]:
+    """Problems between the definitions and `config/catalog.yaml` (empty list: none).
+
+    Every source must be in the catalog, cover the indicator's years, and produce its
+    measures (a mapped column or a derived measure of some vintage).
+    """
+    problems: list[str] = []
+    wanted = [(i.id, i.source, set(i.measures), set(i.years)) for i in indicators.indicators]
+    wanted.append(
+        ("allocataires", indicators.allocataires_source, {indicators.allocataires_measure}, set(indicators.years))
+    )
+    for ind_id, source_id, measures, years in wanted:
+        source = catalog.sources.get(source_id)
+        if source is None:
+            problems.append(f"{ind_id}: source {source_id!r} is not in the catalog")
+            continue
+        missing_years = sorted(years - set(source.years))
+        if missing_years:
+            problems.append(f"{ind_id}: the catalog has no {source_id} vintage for {missing_years}")
+        produced = set(source.derived)
+        for vintage in source.vintages.values():
+            produced |= set(vintage.columns.values())
+        for measure in sorted(measures - produced):
+            problems.append(f"{ind_id}: no {source_id} column of the catalog maps to measure {measure!r}")
+    return problems
