@@ -58,6 +58,8 @@ def run_all() -> int:
 
     from pipeline.definitions import defs
 
+    # Step-by-step events go to the instance (the UI shows them); the console gets a line per run.
+    quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     instance = dg.DagsterInstance.get()
     graph = defs.resolve_asset_graph()
     assets = list(defs.assets) + list(defs.asset_checks or [])
@@ -77,7 +79,7 @@ def run_all() -> int:
         label = ", ".join(sorted(k.to_user_string() for k in selection)) + (f" [{partition_key}]" if partition_key else "")
         result = dg.materialize(
             assets, selection=selection, partition_key=partition_key, instance=instance,
-            resources=resources, raise_on_error=False,
+            resources=resources, raise_on_error=False, run_config=quiet,
         )
         status = "ok" if result.success else "FAILED"
         failed += not result.success

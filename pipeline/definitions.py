@@ -1,11 +1,11 @@
-"""The Dagster code location: assembles assets, checks and resources, nothing else."""
+"""The Dagster code location: assembles each stage's definitions and the resources, nothing else."""
 
 import dagster as dg
 
 from pipeline.defs import ingest
 from pipeline.resources import WarehouseResource
 
-defs = dg.Definitions(
-    assets=ingest.ingest_assets,
-    resources={"warehouse": WarehouseResource()},
+defs = dg.Definitions.merge(
+    ingest.defs,
+    dg.Definitions(resources={"warehouse": WarehouseResource()}),
 )

@@ -194,3 +194,4 @@ def all_ingest_assets() -> list[dg.AssetsDefinition]:
 
 
 ingest_assets = all_ingest_assets()
+defs = dg.Definitions(assets=ingest_assets)
