@@ -2,10 +2,19 @@
 
 import dagster as dg
 
-from pipeline.defs import ingest
+from pipeline.defs import ingest, warehouse
 from pipeline.resources import WarehouseResource
 
+
+def _module_defs(module) -> dg.Definitions:
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules([module]),
+        asset_checks=dg.load_asset_checks_from_modules([module]),
+    )
+
+
 defs = dg.Definitions.merge(
-    ingest.defs,
+    _module_defs(ingest),
+    _module_defs(warehouse),
     dg.Definitions(resources={"warehouse": WarehouseResource()}),
 )

@@ -23,6 +23,11 @@ import pandas as pd
 from pipeline.settings import project_paths
 
 
+# Dagster pool of every asset that writes the warehouse: one slot (.dagster_home/dagster.yaml),
+# since DuckDB takes one writer per file; the file lock below backs it up.
+WAREHOUSE_POOL = "warehouse"
+
+
 class WarehouseLockTimeout(RuntimeError):
     pass
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipeline.catalog import CatalogError, Source, load_catalog
 from pipeline.extract import IngestError, extract, fingerprint, locate
-from pipeline.resources import WarehouseResource, transaction, write_rows, write_table
+from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction, write_rows, write_table
 from pipeline.settings import project_paths
 from pipeline.staging import stage
 from pipeline.territory import TerritoryError, load_territory
@@ -64,6 +64,7 @@ def build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
         name=raw_key,
         group_name="raw",
         partitions_def=partitions,
+        pool=WAREHOUSE_POOL,
         kinds={"excel", "duckdb"},
         owners=[OWNER],
         tags=tags,
@@ -126,6 +127,7 @@ def build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
         name=stg_key,
         group_name="staging",
         partitions_def=partitions,
+        pool=WAREHOUSE_POOL,
         deps=[raw_key],
         kinds={"pandas", "duckdb"},
         owners=[OWNER],
@@ -194,4 +196,3 @@ def all_ingest_assets() -> list[dg.AssetsDefinition]:
 
 
 ingest_assets = all_ingest_assets()
-defs = dg.Definitions(assets=ingest_assets)

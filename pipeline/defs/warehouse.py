@@ -22,14 +22,11 @@ import duckdb
 import pandas as pd
 
 from pipeline.indicators import IndicatorSet, load_indicators
-from pipeline.resources import WarehouseResource, transaction
+from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction
 from pipeline.territory import load_territory
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 GROUP = "warehouse"
-# DuckDB takes one writer per file: writes to the warehouse share the pool "warehouse"
-# (one slot, .dagster_home/dagster.yaml); the resource's file lock backs it up.
-POOL = "warehouse"
 LEVELS = ("commune", "rpe", "epci")
 
 INPUTS_TABLE = "confidential.indicator_inputs"
@@ -331,7 +328,7 @@ def _current_indicators() -> IndicatorSet:
 @dg.asset(
     group_name=GROUP,
     kinds={"duckdb"},
-    pool=POOL,
+    pool=WAREHOUSE_POOL,
     deps=[staging_asset_key(s) for s in _DECLARED_SOURCES],
     metadata={"dagster/table_name": INPUTS_TABLE},
 )
@@ -358,7 +355,7 @@ def core_indicator_inputs(context: dg.AssetExecutionContext, warehouse: Warehous
 @dg.asset(
     group_name=GROUP,
     kinds={"duckdb"},
-    pool=POOL,
+    pool=WAREHOUSE_POOL,
     deps=[core_indicator_inputs],
     metadata={"dagster/table_name": INDICATORS_TABLE},
 )
@@ -376,7 +373,7 @@ def core_indicators(warehouse: WarehouseResource) -> dg.MaterializeResult:
 @dg.asset(
     group_name=GROUP,
     kinds={"duckdb"},
-    pool=POOL,
+    pool=WAREHOUSE_POOL,
     deps=[core_indicators],
     metadata={"dagster/table_name": EVOLUTION_TABLE},
 )
@@ -392,7 +389,7 @@ def core_indicators_evolution(warehouse: WarehouseResource) -> dg.MaterializeRes
 MAX_LISTED = 500
 
 
-@dg.asset_check(asset=core_indicator_inputs, blocking=False, name="caf_aggregates_match_communes", pool=POOL)
+@dg.asset_check(asset=core_indicator_inputs, blocking=False, name="caf_aggregates_match_communes", pool=WAREHOUSE_POOL)
 def caf_aggregates_match_communes(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Where the CAF (or Cnaf) gives its own RPE / EPCI figure and every commune under it is known, the sum of the communes equals it; lists the disagreeing zones, indicators and years (never values)."""
     indicators = _current_indicators()
