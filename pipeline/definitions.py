@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipeline.defs import ingest, warehouse
+from pipeline.defs import disclosure, ingest, warehouse
 from pipeline.resources import WarehouseResource
 
 
@@ -16,5 +16,6 @@ def _module_defs(module) -> dg.Definitions:
 defs = dg.Definitions.merge(
     _module_defs(ingest),
     _module_defs(warehouse),
+    _module_defs(disclosure),
     dg.Definitions(resources={"warehouse": WarehouseResource()}),
 )

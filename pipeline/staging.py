@@ -78,6 +78,9 @@ class StagedTable:
         long["year"] = long["year"].astype("int32")
         long["source_row"] = long["source_row"].astype("int32")
         long["value"] = long["value"].astype("float64")
+        # typed even when every cell is empty (CSV files have no sheet), so that DuckDB
+        # creates a VARCHAR column and later rows from a workbook fit in
+        long["sheet"] = long["sheet"].astype("string")
         return long[STAGING_COLUMNS]
 
 

@@ -28,6 +28,9 @@ class Territory:
     epci_name: str
     epci_short_name: str
     code_changes: dict[str, str] = field(default_factory=dict)
+    # Zone levels below the commune (IRIS, quartiers...): convention art. 4 sets a
+    # minimum of 100 allocataires for them. None in the CABBALR referential.
+    infra_communal_levels: frozenset[str] = frozenset()
 
     @cached_property
     def commune_codes(self) -> frozenset[str]:
@@ -102,4 +105,5 @@ def load_territory(paths: Paths | None = None) -> Territory:
         epci_name=str(epci["name"]),
         epci_short_name=str(epci.get("short_name", epci["name"])),
         code_changes=changes,
+        infra_communal_levels=frozenset(map(str, zones.get("infra_communal_levels") or [])),
     )

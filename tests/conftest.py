@@ -45,3 +45,30 @@ def sample_project(project, sample_dir) -> Path:
     for path in sample_dir.iterdir():
         shutil.copy2(path, project / "raw" / path.name)
     return project
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(tmp_path_factory, sample_dir) -> Path:
+    """A warehouse built once from the sample by every asset (ingest to published table)."""
+    from tests.helpers import materialize_all
+
+    root = tmp_path_factory.mktemp("built")
+    shutil.copytree(PACKAGE_ROOT / "config", root / "config")
+    shutil.copytree(sample_dir, root / "raw")
+    for folder in ("warehouse", "reports", "dagster_home"):
+        (root / folder).mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CAF_PROJECT_DIR", str(root))
+        mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+        for var in ("CAF_RAW_DIR", "CAF_WAREHOUSE", "CAF_REPORTS_DIR", "CAF_CONFIG_DIR"):
+            mp.delenv(var, raising=False)
+        failed = materialize_all()
+        assert not failed, failed
+    return root / "warehouse" / "warehouse.duckdb"
+
+
+@pytest.fixture
+def built_project(sample_project, built_warehouse) -> Path:
+    """The isolated project with the sample in raw/ and the warehouse built from it."""
+    shutil.copy2(built_warehouse, sample_project / "warehouse" / "warehouse.duckdb")
+    return sample_project

@@ -66,3 +66,31 @@ def find_row(worksheet, code: str) -> int:
 
 def header_columns(worksheet, header_row: int) -> dict[str, int]:
     return {str(c.value): c.column for c in worksheet[header_row] if c.value is not None}
+
+
+def materialize_all(instance=None, exclude_groups: tuple[str, ...] = ("lifecycle",)) -> list[str]:
+    """Every asset, partition by partition, then the unpartitioned ones; the failed runs' labels."""
+    from pipeline.definitions import defs
+
+    instance = instance or dg.DagsterInstance.ephemeral()
+    graph = defs.resolve_asset_graph()
+    failed = []
+    by_partitions: dict[tuple[str, ...], list[str]] = {}
+    unpartitioned = []
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if node.group_name in exclude_groups:
+            continue
+        if node.partitions_def is None:
+            unpartitioned.append(key.to_user_string())
+        else:
+            by_partitions.setdefault(tuple(node.partitions_def.get_partition_keys()), []).append(key.to_user_string())
+    for years, keys in by_partitions.items():
+        for year in years:
+            if not materialize(keys, year, instance).success:
+                failed.append(f"{keys} {year}")
+    if not failed and unpartitioned:
+        result = materialize(unpartitioned, None, instance)
+        if not result.success:
+            failed.append(failure_message(result))
+    return failed

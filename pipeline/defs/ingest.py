@@ -100,7 +100,7 @@ def build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
                     "rows": len(table.frame),
                 }
             ]
-        )
+        ).astype({"sheet": "string", "file_name": "string", "sha256": "string", "run_id": "string"})
         target = raw_table_name(source.id, year)
         with warehouse.connect() as con, transaction(con):
             write_table(con, target, table.frame)

@@ -1,0 +1,163 @@
+"""Disclosure assets: from the confidential indicators to the published table (art. 4).
+
+    core_indicators -> core_masking -> out_indicators
+                          ^ blocking check audit_secret_statistique
+
+`core_masking` decides what may be published (`pipeline.disclosure.suppression`) and
+writes the masking log and the candidate table, both confidential; the independent
+audit (`pipeline.disclosure.audit`) reads only the candidate's published values, the
+zones and the policy, and blocks publication on any finding; `out_indicators` then
+writes `published.indicators`, the only table reports may read.
+
+Metadata carry counts, hashes, versions and cell keys only, never a value.
+"""
+
+import datetime as dt
+import hashlib
+
+import dagster as dg
+import pandas as pd
+
+from pipeline.disclosure.audit import audit_published
+from pipeline.disclosure.policy import PolicyError, check_against_indicators, load_policy
+from pipeline.disclosure.suppression import PUBLISHED_COLUMNS, MaskingError, mask
+from pipeline.indicators import load_indicators
+from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction, write_table
+from pipeline.study import load_study
+from pipeline.territory import load_territory
+
+CONFIDENTIAL = "confidentiel-convention-caf"
+OWNER = "team:donnees-cabbalr"
+CANDIDATE_TABLE = "confidential.published_candidate"
+MASKING_LOG_TABLE = "confidential.masking_log"
+PUBLISHED_TABLE = "published.indicators"
+AUDIT_CHECK = "audit_secret_statistique"
+
+
+def table_sha256(frame: pd.DataFrame) -> str:
+    """A content hash of a table, independent of row order: what the lineage records."""
+    ordered = frame.sort_values(["level", "zone_code", "indicator", "year"]).reset_index(drop=True)
+    return hashlib.sha256(ordered.to_csv(index=False).encode("utf-8")).hexdigest()
+
+
+def _schema(columns: dict[str, str]) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns.items()])
+
+
+PUBLISHED_SCHEMA = _schema(
+    {"level": "VARCHAR", "zone_code": "VARCHAR", "zone_name": "VARCHAR", "parent_code": "VARCHAR",
+     "indicator": "VARCHAR", "year": "INTEGER", "value": "DOUBLE", "status": "VARCHAR", "study_id": "VARCHAR"}
+)
+
+
+@dg.asset(
+    group_name="disclosure",
+    deps=["core_indicators"],
+    kinds={"duckdb", "pandas"},
+    owners=[OWNER],
+    tags={"classification": CONFIDENTIAL, "convention_articles": "art-4"},
+    pool=WAREHOUSE_POOL,
+    check_specs=[
+        dg.AssetCheckSpec(
+            AUDIT_CHECK,
+            asset="core_masking",
+            blocking=True,
+            description="Independent audit: from the published values only, no masked cell or sum of "
+            "masked cells of a relation can be pinned or proven below the threshold (art. 4).",
+        )
+    ],
+    metadata={"dagster/table_name": CANDIDATE_TABLE, "dagster/column_schema": PUBLISHED_SCHEMA},
+)
+def core_masking(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Masking decisions on confidential.indicators (primary and secondary suppression, policy
+    config/disclosure.yaml): the candidate published table and the internal masking log."""
+    indicators = load_indicators()
+    territory = load_territory()
+    study = load_study()
+    try:
+        policy = load_policy()
+    except PolicyError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    problems = check_against_indicators(policy, indicators)
+    if problems:
+        raise dg.Failure(description="config/disclosure.yaml: " + "; ".join(problems), allow_retries=False)
+    with warehouse.connect(read_only=True) as con:
+        confidential = con.sql("SELECT * FROM confidential.indicators").df()
+    started = dt.datetime.now(dt.timezone.utc)
+    try:
+        result = mask(confidential, territory.zones(), indicators, policy, territory.infra_communal_levels)
+    except MaskingError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    seconds = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
+
+    candidate = result.published.assign(study_id=study.study_id)
+    log = result.log.assign(
+        policy_version=policy.version, policy_sha256=policy.sha256, run_id=context.run_id,
+        masked_at=started.replace(tzinfo=None),
+    )
+    with warehouse.connect() as con, transaction(con):
+        write_table(con, CANDIDATE_TABLE, candidate)
+        write_table(con, MASKING_LOG_TABLE, log)
+    yield dg.MaterializeResult(
+        metadata={
+            "policy_version": policy.version,
+            "policy_sha256": policy.sha256,
+            "solver": "HiGHS (scipy.optimize.milp), audit rounds until clean",
+            "rounds": result.rounds,
+            "seconds": round(seconds, 2),
+            **{f"cells_{k}": v for k, v in result.counts.items()},
+            "dagster/row_count": len(candidate),
+            "candidate_sha256": table_sha256(candidate),
+        }
+    )
+    with warehouse.connect(read_only=True) as con:
+        stored = con.sql(f"SELECT * FROM {CANDIDATE_TABLE}").df()
+    yield _audit_check(stored, territory, indicators, policy)
+
+
+def _audit_check(published, territory, indicators, policy) -> dg.AssetCheckResult:
+    audit = audit_published(published, territory.zones(), indicators, policy)
+    return dg.AssetCheckResult(
+        check_name=AUDIT_CHECK,
+        passed=audit.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "masked_cells_checked": audit.cells_checked,
+            "sums_checked": audit.groups_checked,
+            "linear_programmes": audit.linear_programmes,
+            "findings": len(audit.findings),
+            "findings_detail": [f.describe() for f in audit.findings[:50]],
+            "policy_version": policy.version,
+            "policy_sha256": policy.sha256,
+        },
+    )
+
+
+@dg.asset(
+    group_name="disclosure",
+    deps=["core_masking"],
+    kinds={"duckdb"},
+    owners=[OWNER],
+    tags={"classification": "publiable", "convention_articles": "art-3.art-4"},
+    pool=WAREHOUSE_POOL,
+    metadata={"dagster/table_name": PUBLISHED_TABLE, "dagster/column_schema": PUBLISHED_SCHEMA},
+)
+def out_indicators(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """published.indicators: the twelve indicators of the convention per commune, RPE and CABBALR,
+    masked under article 4 and cleared by the audit; the only table reports read."""
+    with warehouse.connect() as con:
+        candidate = con.sql(f"SELECT * FROM {CANDIDATE_TABLE}").df()
+        published = candidate[PUBLISHED_COLUMNS + ["study_id"]]
+        with transaction(con):
+            write_table(con, PUBLISHED_TABLE, published)
+    status = published["status"].value_counts()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(published),
+            "published": int(status.get("published", 0)),
+            "masked": int(status.get("masked", 0)),
+            "not_available": int(status.get("not_available", 0)),
+            "study_id": str(published["study_id"].iloc[0]) if len(published) else "",
+            "table_sha256": table_sha256(published),
+        }
+    )

@@ -1,0 +1,290 @@
+"""The independent audit of a published indicator table (convention, article 4).
+
+What belongs here: rebuilding, from the published table, the zones and the policy
+only, every constraint a reader knows (additivity of counts from communes to RPE to
+the EPCI, rates published beside their numerator or denominator, the subset
+inequalities of the policy, non-negativity), and computing with linear programming
+(HiGHS, through highspy) the interval a reader can derive for every masked cell and
+for sums of masked cells inside one relation. A masked cell whose interval pins it
+(narrower than one unit), or any interval whose upper end lies between 0 and the
+threshold (the reader can prove "fewer than 5"), is a finding; any finding blocks
+publication.
+
+What does not: choosing what to mask (`suppression`), which never shares code with
+this module, so a mistake in the solver's model cannot hide here. The audit never
+sees a masked value.
+
+Note on sums: counts are non-negative, so the largest value a sum of masked cells can
+take is at least the largest value of each of its cells; a sum that a reader can prove
+small therefore always comes with a cell that is itself found. The sums are checked
+anyway, as the policy states the criterion for them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+import pandas as pd
+
+from pipeline.disclosure.policy import Policy, linked_counts
+from pipeline.indicators import IndicatorSet
+
+EPS = 1e-6
+ALL_SUBSETS_UP_TO = 6  # relations with at most this many masked cells: every subset is checked
+PAIRS_UP_TO = 16  # beyond that, the whole masked set and single cells only
+
+CellKey = tuple[str, str, str]  # level, zone_code, indicator
+
+
+@dataclass(frozen=True)
+class Finding:
+    year: int
+    problem: str  # pinned | below_threshold | inconsistent
+    cells: tuple[CellKey, ...]
+    relation: str | None = None
+
+    def describe(self) -> str:
+        """Codes only: never the interval, which would say what the masked value is."""
+        cells = " + ".join(f"{ind} {level} {zone}" for level, zone, ind in self.cells)
+        what = {
+            "pinned": "can be recomputed exactly",
+            "below_threshold": f"can be proven below the threshold",
+            "inconsistent": "published figures contradict each other",
+        }[self.problem]
+        return f"{self.year}: {cells}: {what}" + (f" (relation {self.relation})" if self.relation else "")
+
+
+@dataclass
+class AuditResult:
+    findings: list[Finding] = field(default_factory=list)
+    intervals: pd.DataFrame = field(default_factory=pd.DataFrame)  # masked cells: keys, year, low, high
+    cells_checked: int = 0
+    groups_checked: int = 0
+    linear_programmes: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return not self.findings
+
+
+@dataclass
+class _Row:
+    coefs: dict[int, float]
+    low: float
+    high: float
+
+
+class _YearModel:
+    """The unknowns of one year and the linear constraints a reader knows about them."""
+
+    def __init__(self) -> None:
+        self.index: dict[CellKey, int] = {}
+        self.rows: list[_Row] = []
+
+    def var(self, key: CellKey) -> int:
+        if key not in self.index:
+            self.index[key] = len(self.index)
+        return self.index[key]
+
+    def add(self, terms: list[tuple[float, CellKey | float]], low: float, high: float, unknown: set[CellKey]) -> None:
+        """Add low <= sum(coef * term) <= high; published terms are moved to the bounds."""
+        coefs: dict[int, float] = defaultdict(float)
+        constant = 0.0
+        for coef, term in terms:
+            if isinstance(term, tuple) and term in unknown:
+                coefs[self.var(term)] += coef
+            else:
+                constant += coef * float(term)
+        if coefs:
+            self.rows.append(_Row(dict(coefs), low - constant, high - constant))
+
+
+def _components(n: int, rows: list[_Row]) -> list[tuple[list[int], list[_Row]]]:
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for row in rows:
+        cols = list(row.coefs)
+        for other in cols[1:]:
+            parent[find(other)] = find(cols[0])
+    members: dict[int, list[int]] = defaultdict(list)
+    for i in range(n):
+        members[find(i)].append(i)
+    by_root: dict[int, list[_Row]] = defaultdict(list)
+    for row in rows:
+        by_root[find(next(iter(row.coefs)))].append(row)
+    return [(cols, by_root.get(root, [])) for root, cols in members.items()]
+
+
+class _Solver:
+    """One HiGHS model per connected component; only the objective changes between solves."""
+
+    def __init__(self, cols: list[int], rows: list[_Row]) -> None:
+        self.position = {c: i for i, c in enumerate(cols)}
+        self.n = len(cols)
+        self.highs = highspy.Highs()
+        self.highs.setOptionValue("output_flag", False)
+        inf = highspy.kHighsInf
+        self.highs.addVars(self.n, np.zeros(self.n), np.full(self.n, inf))
+        for row in rows:
+            idx = np.array([self.position[c] for c in row.coefs], dtype=np.int32)
+            vals = np.array(list(row.coefs.values()), dtype=float)
+            self.highs.addRow(row.low, row.high, len(idx), idx, vals)
+        self.solves = 0
+
+    def bounds(self, cols: list[int]) -> tuple[float, float] | None:
+        """(min, max) of the sum of `cols`; None when the constraints are infeasible."""
+        cost = np.zeros(self.n)
+        for c in cols:
+            cost[self.position[c]] = 1.0
+        self.highs.changeColsCost(self.n, np.arange(self.n, dtype=np.int32), cost)
+        out = []
+        for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
+            self.highs.changeObjectiveSense(sense)
+            self.highs.run()
+            self.solves += 1
+            status = self.highs.getModelStatus()
+            if status == highspy.HighsModelStatus.kOptimal:
+                out.append(self.highs.getInfo().objective_function_value)
+            elif status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible) and \
+                    sense == highspy.ObjSense.kMaximize:
+                out.append(np.inf)
+            else:
+                return None
+        return out[0], out[1]
+
+
+def audit_published(
+    published: pd.DataFrame, zones: pd.DataFrame, indicators: IndicatorSet, policy: Policy, sums: bool = True
+) -> AuditResult:
+    """Audit `published` (level, zone_code, indicator, year, value, status).
+
+    `zones` gives the hierarchy (level, zone_code, parent_code): each zone equals the sum
+    of the zones whose parent_code is its code, for every count indicator. `sums=False`
+    checks single cells only (enough to steer the solver; see the module's note).
+    """
+    result = AuditResult()
+    kinds = {i.id: i.kind for i in indicators.indicators}
+    multipliers = {i.id: float(i.multiplier or 100) for i in indicators.indicators if i.kind == "ratio"}
+    links = linked_counts(indicators)
+    children_of: dict[str, list[str]] = defaultdict(list)
+    level_of = dict(zip(zones["zone_code"], zones["level"]))
+    for code, parent in zip(zones["zone_code"], zones["parent_code"]):
+        if isinstance(parent, str):
+            children_of[parent].append(code)
+    rate_slack = 0.5 * 10 ** (-policy.rate_decimals)
+    intervals = []
+
+    for year, table in published.groupby("year"):
+        year = int(year)
+        value = {(r.level, r.zone_code, r.indicator): r.value for r in table.itertuples() if r.status == "published"}
+        status = {(r.level, r.zone_code, r.indicator): r.status for r in table.itertuples()}
+        unknown = {k for k, s in status.items() if s != "published" and kinds.get(k[2]) == "count"}
+        masked = {k for k, s in status.items() if s == "masked"}
+        model = _YearModel()
+        for key in sorted(unknown):
+            model.var(key)
+
+        def term(key: CellKey) -> CellKey | float:
+            return key if key in unknown else value[key]
+
+        relations: list[tuple[str, CellKey, list[CellKey]]] = []
+        count_ids = sorted({k[2] for k in status if kinds.get(k[2]) == "count"})
+        for indicator in count_ids:
+            for parent, kids in children_of.items():
+                parent_key = (level_of[parent], parent, indicator)
+                kid_keys = [(level_of[k], k, indicator) for k in kids]
+                if parent_key not in status or not all(k in status for k in kid_keys):
+                    continue
+                relations.append((f"{indicator} {parent}", parent_key, kid_keys))
+                model.add([(1.0, term(k)) for k in kid_keys] + [(-1.0, term(parent_key))], 0.0, 0.0, unknown)
+
+        for key, rate in value.items():
+            level, zone, indicator = key
+            if kinds.get(indicator) != "ratio" or links.get(indicator, (None, None)) == (None, None):
+                continue
+            num_id, den_id = links[indicator]
+            num, den = (level, zone, num_id), (level, zone, den_id)
+            if num not in status or den not in status:
+                continue
+            m = multipliers[indicator]
+            # num / den * m lies within the rounding of the published rate
+            model.add([(1.0, term(num)), (-(rate + rate_slack) / m, term(den))], -np.inf, 0.0, unknown)
+            model.add([(1.0, term(num)), (-(rate - rate_slack) / m, term(den))], 0.0, np.inf, unknown)
+
+        for small, large in policy.inequalities:
+            for level, zone, indicator in list(status):
+                if indicator != small or (level, zone, large) not in status:
+                    continue
+                model.add([(1.0, term((level, zone, small))), (-1.0, term((level, zone, large)))], -np.inf, 0.0, unknown)
+
+        solvers: dict[int, _Solver] = {}
+        for cols, rows in _components(len(model.index), model.rows):
+            solver = _Solver(cols, rows) if rows else None
+            for c in cols:
+                if solver is not None:
+                    solvers[c] = solver
+
+        def bounds(keys: list[CellKey]) -> tuple[float, float] | None:
+            cols = [model.index[k] for k in keys]
+            solver = solvers.get(cols[0])
+            if solver is None or any(solvers.get(c) is not solver for c in cols):
+                return 0.0, np.inf  # unconstrained, or cells no constraint ties together
+            return solver.bounds(cols)
+
+        def judge(keys: list[CellKey], relation: str | None) -> tuple[float, float] | None:
+            found = bounds(keys)
+            if found is None:
+                result.findings.append(Finding(year, "inconsistent", tuple(keys), relation))
+                return None
+            low, high = found
+            if len(keys) == 1 and high - low < 1 - EPS:
+                result.findings.append(Finding(year, "pinned", tuple(keys), relation))
+            elif EPS < high < policy.threshold - EPS:
+                result.findings.append(Finding(year, "below_threshold", tuple(keys), relation))
+            return found
+
+        for key in sorted(masked & unknown):
+            result.cells_checked += 1
+            found = judge([key], None)
+            if found is not None:
+                intervals.append((*key, year, found[0], found[1]))
+
+        # A masked rate is recomputed when its numerator and denominator are both known.
+        for key in sorted(k for k in masked if kinds.get(k[2]) == "ratio"):
+            num_id, den_id = links.get(key[2], (None, None))
+            if num_id is None or den_id is None:
+                continue  # its terms are never published: nothing to recompute it from
+            terms = [(key[0], key[1], num_id), (key[0], key[1], den_id)]
+            if all(t in status for t in terms):
+                result.cells_checked += 1
+                known = [t not in unknown or (b := bounds([t])) is not None and b[1] - b[0] < EPS for t in terms]
+                if all(known):
+                    result.findings.append(Finding(year, "pinned", (key,), None))
+
+        for name, _parent, kids in relations if sums else []:
+            hidden = [k for k in kids if k in masked]
+            if len(hidden) < 2:
+                continue
+            groups: list[tuple[CellKey, ...]] = [tuple(hidden)]
+            if len(hidden) <= ALL_SUBSETS_UP_TO:
+                groups += [g for size in range(2, len(hidden)) for g in itertools.combinations(hidden, size)]
+            elif len(hidden) <= PAIRS_UP_TO:
+                groups += list(itertools.combinations(hidden, 2))
+            for group in groups:
+                result.groups_checked += 1
+                judge(list(group), name)
+
+        result.linear_programmes += sum(s.solves for s in {id(s): s for s in solvers.values()}.values())
+
+    result.intervals = pd.DataFrame(intervals, columns=["level", "zone_code", "indicator", "year", "low", "high"])
+    return result

@@ -1,0 +1,126 @@
+"""The disclosure policy of `config/disclosure.yaml`: loaded, checked, hashed.
+
+Only reading and checking the policy belongs here; applying it is `suppression`'s job
+and verifying the result is `audit`'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from pipeline.indicators import IndicatorSet
+from pipeline.settings import Paths, project_paths
+
+CONTRIBUTORS = {"value", "numerator", "denominator", "complement"}
+
+
+class PolicyError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class IndicatorPolicy:
+    sensitive: bool
+    contributors: tuple[str, ...] = ("value",)
+    subpopulation: bool = False
+
+
+@dataclass(frozen=True)
+class Policy:
+    version: str
+    sha256: str
+    threshold: int
+    zero_publishable: bool
+    minimum_allocataires: int
+    rate_decimals: int
+    inequalities: tuple[tuple[str, str], ...]
+    cost_by_level: dict[str, float]
+    max_rounds: int
+    indicators: dict[str, IndicatorPolicy]
+
+    def of(self, indicator: str) -> IndicatorPolicy:
+        try:
+            return self.indicators[indicator]
+        except KeyError:
+            raise PolicyError(f"config/disclosure.yaml says nothing about indicator {indicator!r}") from None
+
+    def level_cost(self, level: str) -> float:
+        return float(self.cost_by_level.get(level, 1.0))
+
+
+def parse_policy(text: str, where: str = "config/disclosure.yaml") -> Policy:
+    doc = yaml.safe_load(text)
+    try:
+        indicators = {
+            str(ind): IndicatorPolicy(
+                sensitive=bool(spec["sensitive"]),
+                contributors=tuple(spec.get("contributors", ["value"])),
+                subpopulation=bool(spec.get("subpopulation", False)),
+            )
+            for ind, spec in doc["indicators"].items()
+        }
+        for ind, spec in indicators.items():
+            unknown = set(spec.contributors) - CONTRIBUTORS
+            if unknown:
+                raise PolicyError(f"{where}: {ind}: unknown contributors {sorted(unknown)}")
+        protection = doc.get("protection") or {}
+        return Policy(
+            version=str(doc["version"]),
+            sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            threshold=int(doc["threshold"]),
+            zero_publishable=bool(doc.get("zero_publishable", True)),
+            minimum_allocataires=int(doc["minimum_allocataires"]),
+            rate_decimals=int(doc.get("rate_decimals", 1)),
+            inequalities=tuple((str(a), str(b)) for a, b in protection.get("inequalities", [])),
+            cost_by_level={str(k): float(v) for k, v in (protection.get("cost_by_level") or {}).items()},
+            max_rounds=int(protection.get("max_rounds", 60)),
+            indicators=indicators,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, PolicyError):
+            raise
+        raise PolicyError(f"{where}: missing or malformed entry ({exc})") from None
+
+
+def load_policy(paths: Paths | None = None, path: Path | None = None) -> Policy:
+    path = path or (paths or project_paths()).config / "disclosure.yaml"
+    try:
+        return parse_policy(path.read_text(encoding="utf-8"), str(path))
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: the disclosure policy is missing") from None
+
+
+def check_against_indicators(policy: Policy, indicators: IndicatorSet) -> list[str]:
+    """Problems between the policy and the indicator definitions (empty when coherent)."""
+    problems = []
+    ids = set(indicators.ids)
+    for missing in sorted(ids - set(policy.indicators)):
+        problems.append(f"indicator {missing} has no entry in config/disclosure.yaml")
+    for extra in sorted(set(policy.indicators) - ids):
+        problems.append(f"config/disclosure.yaml names {extra}, which config/indicators.yaml does not define")
+    for a, b in policy.inequalities:
+        for ind in (a, b):
+            if ind not in ids or indicators.get(ind).kind != "count":
+                problems.append(f"inequality {a} <= {b}: {ind} is not a count indicator")
+    for ind in sorted(ids & set(policy.indicators)):
+        kind = indicators.get(ind).kind
+        contributors = set(policy.indicators[ind].contributors)
+        if kind == "count" and contributors != {"value"}:
+            problems.append(f"{ind} is a count: its contributors are its value")
+        if kind == "ratio" and "value" in contributors:
+            problems.append(f"{ind} is a rate: its contributors are numerator, denominator or complement")
+    return problems
+
+
+def linked_counts(indicators: IndicatorSet) -> dict[str, tuple[str | None, str | None]]:
+    """For each rate, the count indicators that are its numerator and denominator, if published."""
+    counts = {(i.source, i.measure): i.id for i in indicators.indicators if i.kind == "count"}
+    return {
+        i.id: (counts.get((i.source, i.numerator)), counts.get((i.source, i.denominator)))
+        for i in indicators.indicators
+        if i.kind == "ratio"
+    }
