@@ -9,7 +9,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $@
 
 sample: $(BIN)/.installed
@@ -29,8 +29,10 @@ ui: $(BIN)/.installed
 validate: $(BIN)/.installed
 	$(BIN)/python -m pipeline validate $(FILES)
 
+# Benchmarks (bench/README.md): not tests, nothing is timed against a limit.
 bench: $(BIN)/.installed
-	$(BIN)/python -m bench
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	@if [ -f bench/__main__.py ]; then $(BIN)/python -m bench; else $(BIN)/python -m bench.tauargus_compare; fi
 
 clean-venv:
 	rm -rf $(VENV)
