@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipeline.defs import disclosure, ingest, warehouse
+from pipeline.defs import disclosure, ingest, reports, warehouse
 from pipeline.resources import WarehouseResource
 
 
@@ -17,5 +17,6 @@ defs = dg.Definitions.merge(
     _module_defs(ingest),
     _module_defs(warehouse),
     _module_defs(disclosure),
+    _module_defs(reports),
     dg.Definitions(resources={"warehouse": WarehouseResource()}),
 )

@@ -1,0 +1,369 @@
+"""What a report is built from: `published.indicators`, the definitions, the territory,
+the study and `config/report.yaml`, gathered in one `ReportContext`.
+
+`published.indicators` is the only table of the warehouse the reports read (written by
+the disclosure stage, asset `out_indicators`): figures that passed the statistical
+secret of the convention (article 4). Nothing here reads a confidential, staging or raw
+table. The frame is checked on the way in (columns, statuses, a value exactly when the
+status is `published`): the reports fail rather than show a value they should not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import yaml
+
+from pipeline.indicators import Indicator, IndicatorSet, load_indicators
+from pipeline.settings import Paths, project_paths
+from pipeline.territory import Territory, load_territory
+
+PUBLISHED_TABLE = "published.indicators"
+PUBLISHED_COLUMNS = (
+    "level", "zone_code", "zone_name", "parent_code", "indicator", "year", "value", "status", "study_id",
+)
+STATUSES = ("published", "masked", "not_available")
+LEVELS = ("epci", "rpe", "commune")
+EXCEL_NAME = "indicateurs_petite_enfance.xlsx"
+HTML_NAME = "rapport_petite_enfance.html"
+REPORT_CONFIG = "report.yaml"
+# Characters that make a spreadsheet read a text as a formula (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+class ReportError(RuntimeError):
+    pass
+
+
+# ---- config/report.yaml --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Symbols:
+    masked: str = "s"
+    not_available: str = "nd"
+    out_of_period: str = "///"
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    geometry_path: Path | None
+    code_property: str = "code"
+    name_property: str = "nom"
+    symbols: Symbols = field(default_factory=Symbols)
+    sheet_names: dict[str, str] = field(default_factory=dict)
+    measure_labels: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    producers: dict[str, str] = field(default_factory=dict)
+    colours: dict = field(default_factory=dict)
+
+    def producer_name(self, producer: str) -> str:
+        return self.producers.get(producer, producer)
+
+    def colour(self, key: str, default):
+        return self.colours.get(key, default)
+
+
+def _check_symbol(value: object, what: str, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ReportError(f"{where}: symbols.{what} must be a non-empty text")
+    if value.startswith(FORMULA_START):
+        raise ReportError(f"{where}: symbols.{what} must not start with = + - @ (a spreadsheet would run it)")
+    try:
+        float(value.replace(",", "."))
+    except ValueError:
+        return value
+    raise ReportError(f"{where}: symbols.{what} must not be a number")
+
+
+def load_report_config(paths: Paths | None = None, path: Path | None = None) -> ReportConfig:
+    """Read `config/report.yaml`; every key is optional."""
+    paths = paths or project_paths()
+    path = path or paths.config / REPORT_CONFIG
+    where = str(path)
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        doc = {}
+    except yaml.YAMLError as exc:
+        raise ReportError(f"{where}: not valid YAML ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ReportError(f"{where}: expected a mapping of settings")
+    geometry = doc.get("geometry") or {}
+    raw_path = geometry.get("path")
+    geometry_path = None
+    if raw_path:
+        geometry_path = Path(str(raw_path)).expanduser()
+        if not geometry_path.is_absolute():
+            geometry_path = (paths.root / geometry_path).resolve()
+    symbols_doc = doc.get("symbols") or {}
+    defaults = Symbols()
+    symbols = Symbols(
+        **{
+            name: _check_symbol(symbols_doc.get(name, getattr(defaults, name)), name, where)
+            for name in ("masked", "not_available", "out_of_period")
+        }
+    )
+    if len({symbols.masked, symbols.not_available, symbols.out_of_period}) != 3:
+        raise ReportError(f"{where}: the three symbols must differ")
+
+    def mapping(key: str) -> dict[str, str]:
+        value = doc.get(key) or {}
+        if not isinstance(value, dict):
+            raise ReportError(f"{where}: `{key}` must be a mapping")
+        return {str(k): " ".join(str(v).split()) for k, v in value.items()}
+
+    colours = doc.get("colours") or {}
+    if not isinstance(colours, dict):
+        raise ReportError(f"{where}: `colours` must be a mapping")
+    return ReportConfig(
+        geometry_path=geometry_path,
+        code_property=str(geometry.get("code_property", "code")),
+        name_property=str(geometry.get("name_property", "nom")),
+        symbols=symbols,
+        sheet_names=mapping("sheet_names"),
+        measure_labels=mapping("measure_labels"),
+        notes=mapping("notes"),
+        producers=mapping("producers"),
+        colours=colours,
+    )
+
+
+# ---- config/study.yaml ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    study_id: str
+    title: str
+    data_provider: str
+    partner: str
+    partner_short: str
+    signed_on: dt.date | None = None
+    responsible: str | None = None
+    status: str = "open"
+
+    @property
+    def double_sign_off(self) -> str:
+        """The double sign-off of article 3: the partner and the CAF."""
+        return f"{self.partner_short} – {self.data_provider}"
+
+
+def load_study(paths: Paths | None = None, territory: Territory | None = None) -> StudyInfo:
+    paths = paths or project_paths()
+    try:
+        doc = yaml.safe_load(paths.study.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ReportError(f"{paths.study}: the study description is missing") from None
+    parties = doc.get("parties") or {}
+    convention = doc.get("convention") or {}
+    territory = territory or load_territory(paths)
+    signed = convention.get("signed_on")
+    return StudyInfo(
+        study_id=str(doc.get("study_id", "")),
+        title=str(doc.get("title", "")),
+        data_provider=str(parties.get("data_provider", "CAF du Pas-de-Calais")),
+        partner=str(parties.get("partner", territory.epci_name)),
+        partner_short=territory.epci_short_name,
+        signed_on=signed if isinstance(signed, dt.date) else None,
+        responsible=doc.get("responsible"),
+        status=str(doc.get("status", "open")),
+    )
+
+
+# ---- published.indicators -------------------------------------------------------------
+
+
+def check_published(frame: pd.DataFrame, indicators: IndicatorSet | None = None) -> pd.DataFrame:
+    """The published frame with clean types, or ReportError (counts and codes only, never values)."""
+    missing = [c for c in PUBLISHED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ReportError(f"{PUBLISHED_TABLE} lacks column(s) {missing}")
+    out = frame[list(PUBLISHED_COLUMNS)].copy()
+    for column in ("level", "zone_code", "zone_name", "indicator", "status", "study_id"):
+        out[column] = out[column].astype("string")
+    out["parent_code"] = out["parent_code"].astype("string")
+    out["year"] = pd.to_numeric(out["year"], errors="raise").astype("int64")
+    out["value"] = pd.to_numeric(out["value"], errors="raise").astype("float64")
+    problems = []
+    bad_levels = sorted(set(out["level"].dropna()) - set(LEVELS)) + (["NULL"] if out["level"].isna().any() else [])
+    if bad_levels:
+        problems.append(f"unknown level(s) {bad_levels}")
+    bad_status = sorted(set(out["status"].dropna()) - set(STATUSES)) + (["NULL"] if out["status"].isna().any() else [])
+    if bad_status:
+        problems.append(f"unknown status(es) {bad_status}")
+    if out["zone_code"].isna().any():
+        problems.append(f"{int(out['zone_code'].isna().sum())} row(s) without zone_code")
+    hidden_with_value = int(((out["status"] != "published") & out["value"].notna()).sum())
+    if hidden_with_value:
+        problems.append(f"{hidden_with_value} masked or not_available row(s) carry a value")
+    published_without = int(((out["status"] == "published") & out["value"].isna()).sum())
+    if published_without:
+        problems.append(f"{published_without} published row(s) have no value")
+    dups = int(out.duplicated(["level", "zone_code", "indicator", "year"]).sum())
+    if dups:
+        problems.append(f"{dups} duplicated (level, zone, indicator, year) row(s)")
+    if indicators is not None:
+        unknown = sorted(set(out["indicator"].dropna()) - set(indicators.ids))
+        if unknown:
+            problems.append(f"indicator(s) not in config/indicators.yaml: {unknown}")
+        years = {i.id: set(i.years) for i in indicators.indicators}
+        off = out[[y not in years.get(ind, {y}) for ind, y in zip(out["indicator"], out["year"])]]
+        if len(off):
+            problems.append(
+                f"{len(off)} row(s) for years outside their indicator's years "
+                f"({sorted(set(off['indicator']))})"
+            )
+    if problems:
+        raise ReportError(f"{PUBLISHED_TABLE} cannot be reported: " + "; ".join(problems))
+    return out.reset_index(drop=True)
+
+
+def read_published(con: duckdb.DuckDBPyConnection, indicators: IndicatorSet | None = None) -> pd.DataFrame:
+    """`published.indicators`, checked. The one table of the warehouse the reports read."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'published' AND table_name = 'indicators'"
+    ).fetchone()[0]
+    if not exists:
+        raise ReportError(f"{PUBLISHED_TABLE} does not exist: materialize out_indicators first")
+    frame = con.execute(
+        f"SELECT {', '.join(PUBLISHED_COLUMNS)} FROM {PUBLISHED_TABLE} ORDER BY indicator, level, zone_code, year"
+    ).df()
+    return check_published(frame, indicators)
+
+
+def fingerprint(published: pd.DataFrame) -> str:
+    """sha256 of the published figures (order-independent): the version of the data."""
+    frame = published[list(PUBLISHED_COLUMNS)].sort_values(["indicator", "level", "zone_code", "year"])
+    text = frame.to_csv(index=False, float_format="%.17g", na_rep="NULL")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ---- the context ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Zone:
+    level: str
+    code: str
+    name: str
+    rpe_code: str | None  # the zone's RPE (itself for an RPE), None for the EPCI
+
+
+@dataclass
+class ReportContext:
+    published: pd.DataFrame
+    indicators: IndicatorSet
+    territory: Territory
+    study: StudyInfo
+    config: ReportConfig
+    data_date: dt.datetime | None = None
+    generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now().replace(microsecond=0))
+    _cells: dict = field(default_factory=dict, repr=False)
+    _zones: list | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.published = check_published(self.published, self.indicators)
+        self._cells = {
+            (ind, code, int(year)): (status, None if pd.isna(value) else float(value))
+            for ind, code, year, status, value in zip(
+                self.published["indicator"], self.published["zone_code"], self.published["year"],
+                self.published["status"], self.published["value"],
+            )
+        }
+
+    # -- the data
+    @property
+    def data_version(self) -> str:
+        return fingerprint(self.published)[:12]
+
+    @property
+    def study_ids(self) -> list[str]:
+        return sorted(set(self.published["study_id"].dropna()))
+
+    def cell(self, indicator: str, zone_code: str, year: int) -> tuple[str, float | None] | None:
+        """(status, value) of a figure, None when published.indicators has no such row."""
+        return self._cells.get((indicator, zone_code, int(year)))
+
+    @property
+    def reported_indicators(self) -> list[Indicator]:
+        present = set(self.published["indicator"])
+        return [i for i in self.indicators.indicators if i.id in present]
+
+    @property
+    def years(self) -> list[int]:
+        return sorted({y for i in self.reported_indicators for y in i.years})
+
+    def last_year(self, indicator: Indicator) -> int:
+        years = set(self.published.loc[self.published["indicator"] == indicator.id, "year"])
+        return max(years) if years else max(indicator.years)
+
+    # -- the zones, in the order of the reports: EPCI, then each RPE followed by its communes
+    def zones(self) -> list[Zone]:
+        if self._zones is None:
+            self._zones = self._ordered_zones()
+        return list(self._zones)
+
+    def _ordered_zones(self) -> list[Zone]:
+        names = {code: name for code, name in zip(self.published["zone_code"], self.published["zone_name"])}
+        t = self.territory
+        out = [Zone("epci", t.epci_code, names.get(t.epci_code, t.epci_name), None)]
+        for rpe_code, rpe_name in t.rpe_names.items():
+            out.append(Zone("rpe", rpe_code, names.get(rpe_code, rpe_name), rpe_code))
+            communes = t.communes[t.communes["code_rpe"] == rpe_code]
+            for code, name in zip(communes["code_commune"], communes["nom_commune"]):
+                out.append(Zone("commune", code, names.get(code, name), rpe_code))
+        # only the zones published.indicators has: a zone of the territory it lacks is not shown
+        out = [z for z in out if z.code in names]
+        known = {z.code for z in out}
+        extra = (
+            self.published.loc[~self.published["zone_code"].isin(known), ["level", "zone_code", "zone_name", "parent_code"]]
+            .drop_duplicates("zone_code")
+        )
+        order = {lvl: i for i, lvl in enumerate(LEVELS)}
+        for row in sorted(extra.itertuples(index=False), key=lambda r: (order.get(r.level, 9), r.zone_code)):
+            rpe = row.zone_code if row.level == "rpe" else (row.parent_code if row.level == "commune" else None)
+            out.append(Zone(str(row.level), str(row.zone_code), str(row.zone_name), None if pd.isna(rpe) else str(rpe)))
+        return out
+
+    def rpes(self) -> list[Zone]:
+        return [z for z in self.zones() if z.level == "rpe"]
+
+    def communes_of(self, rpe_code: str) -> list[Zone]:
+        return [z for z in self.zones() if z.level == "commune" and z.rpe_code == rpe_code]
+
+    def rpe_name(self, rpe_code: str | None) -> str:
+        if rpe_code is None:
+            return ""
+        for z in self.zones():
+            if z.level == "rpe" and z.code == rpe_code:
+                return z.name
+        return self.territory.rpe_names.get(rpe_code, rpe_code)
+
+
+def build_context(
+    published: pd.DataFrame,
+    paths: Paths | None = None,
+    data_date: dt.datetime | None = None,
+    generated_at: dt.datetime | None = None,
+) -> ReportContext:
+    """The context from a published frame and the project's configuration files."""
+    paths = paths or project_paths()
+    indicators = load_indicators(paths)
+    territory = load_territory(paths)
+    context = ReportContext(
+        published=published,
+        indicators=indicators,
+        territory=territory,
+        study=load_study(paths, territory),
+        config=load_report_config(paths),
+        data_date=data_date,
+    )
+    if generated_at is not None:
+        context.generated_at = generated_at
+    return context

@@ -1,0 +1,240 @@
+"""The French wording shared by the workbook and the HTML page, number formatting, the
+source lines (convention, article 3) and the guard against formula injection."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+
+from pipeline.indicators import Indicator
+from pipeline.reports.context import FORMULA_START, ReportContext
+
+NNBSP = "\u202f"  # narrow no-break space: the French thousands separator
+LEVEL_NAMES = {"epci": "Agglomération", "rpe": "RPE", "commune": "Commune"}
+KIND_NAMES = {"count": "Effectif", "ratio": "Taux"}
+MONTHS = (
+    "janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+    "novembre", "décembre",
+)
+
+
+def neutralise(text: object) -> str:
+    """A text a spreadsheet will never read as a formula: a leading = + - @ (or tab, line
+    break) gets an apostrophe in front, as OWASP recommends."""
+    s = "" if text is None else str(text)
+    return "'" + s if s.startswith(FORMULA_START) else s
+
+
+# ---- numbers and dates ------------------------------------------------------------------
+
+
+def decimals(context: ReportContext, indicator: Indicator) -> int:
+    """Decimals shown: 1 for a rate or a count with fractions (census estimates), else 0."""
+    if indicator.kind == "ratio":
+        return 1
+    values = context.published.loc[
+        (context.published["indicator"] == indicator.id) & context.published["value"].notna(), "value"
+    ]
+    return 0 if all(float(v).is_integer() for v in values) else 1
+
+
+def excel_number_format(digits: int) -> str:
+    return "#,##0" if digits == 0 else "#,##0." + "0" * digits
+
+
+def format_number(value: float, digits: int) -> str:
+    """1234.56 -> '1 234,6' (narrow no-break space, decimal comma)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    text = f"{value:,.{digits}f}"
+    return text.replace(",", NNBSP).replace(".", ",").replace("-", "−")
+
+
+def parse_number(text: str) -> float:
+    """The inverse of format_number (used by the guard)."""
+    cleaned = re.sub(r"[\s\u202f\u00a0]", "", text).replace("−", "-").replace(",", ".")
+    return float(cleaned)
+
+
+def format_date(value: dt.date | dt.datetime | None, with_time: bool = False) -> str:
+    if value is None:
+        return "non renseignée"
+    text = f"{value.day} {MONTHS[value.month - 1]} {value.year}"
+    if with_time and isinstance(value, dt.datetime):
+        text += f" à {value.hour:02d} h {value.minute:02d}"
+    return text
+
+
+def year_span(years) -> str:
+    years = sorted(years)
+    if not years:
+        return ""
+    if len(years) == 1:
+        return str(years[0])
+    return f"{years[0]} à {years[-1]}"
+
+
+# ---- sources (article 3) -----------------------------------------------------------------
+
+
+def provider(context: ReportContext) -> str:
+    return context.study.data_provider
+
+
+def source_line(context: ReportContext, indicator: Indicator) -> str:
+    """'Source : CAF du Pas-de-Calais (Cntpaje)' or 'Sources : CAF du Pas-de-Calais, Insee'."""
+    caf = provider(context)
+    if indicator.producer == "CAF":
+        note = (indicator.source_note or "").strip()
+        note = re.sub(r"^source\s+", "", note, flags=re.IGNORECASE)
+        return f"Source : {caf}" + (f" ({note})" if note else "")
+    return f"Sources : {caf}, {context.config.producer_name(indicator.producer)}"
+
+
+def all_sources_line(context: ReportContext, indicators: list[Indicator] | None = None) -> str:
+    """One line naming the CAF and every other producer of the indicators."""
+    indicators = indicators if indicators is not None else context.reported_indicators
+    others = []
+    for ind in indicators:
+        name = context.config.producer_name(ind.producer)
+        if ind.producer != "CAF" and name not in others:
+            others.append(name)
+    caf = provider(context)
+    return f"Sources : {caf}, " + ", ".join(others) if others else f"Source : {caf}"
+
+
+def producers_required(context: ReportContext, indicators: list[Indicator]) -> list[str]:
+    """The names a source line must contain: the CAF, and each non-CAF producer."""
+    names = [provider(context)]
+    for ind in indicators:
+        if ind.producer != "CAF":
+            name = context.config.producer_name(ind.producer)
+            if name not in names:
+                names.append(name)
+    return names
+
+
+# ---- symbols and sheet names -------------------------------------------------------------
+
+
+def symbol_legend(context: ReportContext) -> list[tuple[str, str]]:
+    s = context.config.symbols
+    return [
+        (s.masked, "valeur couverte par le secret statistique (article 4 de la convention) : "
+                   "elle existe mais n'est pas diffusée. Ce n'est pas un zéro."),
+        (s.not_available, "valeur non disponible : donnée absente ou non calculable "
+                          "(par exemple un taux dont le dénominateur est nul). Ce n'est pas un zéro."),
+        (s.out_of_period, "année non couverte par la convention pour cet indicateur."),
+    ]
+
+
+def short_legend(context: ReportContext) -> str:
+    s = context.config.symbols
+    return (
+        f"Lecture : « {s.masked} » = secret statistique (valeur non diffusée, ce n'est pas un zéro) ; "
+        f"« {s.not_available} » = non disponible ; « {s.out_of_period} » = année hors convention."
+    )
+
+
+_SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+
+
+def clean_sheet_name(name: str) -> str:
+    name = _SHEET_FORBIDDEN.sub(" ", name).strip().strip("'")
+    return name[:31].rstrip() or "Feuille"
+
+
+def indicator_short_name(context: ReportContext, indicator: Indicator) -> str:
+    return clean_sheet_name(context.config.sheet_names.get(indicator.id) or indicator.label)
+
+
+def sheet_names(context: ReportContext) -> dict[str, str]:
+    """key -> sheet name, unique: 'cover', 'method', each indicator id, 'rpe:<code>'."""
+    wanted = [("cover", "Présentation")]
+    wanted += [(ind.id, indicator_short_name(context, ind)) for ind in context.reported_indicators]
+    wanted += [(f"rpe:{z.code}", clean_sheet_name(z.name)) for z in context.rpes()]
+    wanted.append(("method", "Méthodologie"))
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for key, name in wanted:
+        candidate, n = name, 2
+        while candidate.lower() in used:
+            suffix = f" ({n})"
+            candidate = name[: 31 - len(suffix)] + suffix
+            n += 1
+        used.add(candidate.lower())
+        out[key] = candidate
+    return out
+
+
+# ---- methodology ---------------------------------------------------------------------------
+
+
+def measure_label(context: ReportContext, measure: str) -> str:
+    for ind in context.indicators.indicators:
+        if ind.kind == "count" and ind.measure == measure:
+            return ind.label
+    return context.config.measure_labels.get(measure, measure.replace("_", " ").capitalize())
+
+
+def formula_text(context: ReportContext, indicator: Indicator) -> str:
+    if indicator.kind == "count":
+        return (
+            "Effectif. Pour un RPE et pour l'agglomération : somme des communes (ou chiffre de la "
+            "CAF pour la zone quand une commune est sous secret)."
+        )
+    multiplier = indicator.multiplier or 1
+    mult = f" × {format_number(multiplier, 0)}" if multiplier != 1 else ""
+    return (
+        f"Taux = ({measure_label(context, indicator.numerator)}) / "
+        f"({measure_label(context, indicator.denominator)}){mult}. À chaque échelon, numérateur et "
+        "dénominateur sont d'abord additionnés sur les communes de la zone, puis divisés : le taux d'un "
+        "RPE n'est jamais une moyenne des taux de ses communes."
+    )
+
+
+def producer_text(context: ReportContext, indicator: Indicator) -> str:
+    name = context.config.producer_name(indicator.producer)
+    note = (indicator.source_note or "").strip()
+    return name + (f" ({note})" if note else "")
+
+
+def note_text(context: ReportContext, indicator: Indicator) -> str:
+    return context.config.notes.get(indicator.id, "")
+
+
+SECRECY_RULES = [
+    "Aucune donnée n'est diffusée si elle concerne moins de 5 allocataires : la valeur est "
+    "masquée (« mise à blanc ») et remplacée par le symbole du secret statistique.",
+    "Pour qu'une valeur masquée ne puisse pas être retrouvée par différence (à partir du total "
+    "d'un RPE ou de l'agglomération et des autres communes), d'autres valeurs peuvent être "
+    "masquées aussi (secret secondaire).",
+    "Aucune zone plus petite qu'une commune, ni aucune sous-population, n'est étudiée si elle "
+    "compte moins de 100 allocataires.",
+    "Aucune information diffusée ne doit permettre d'identifier, directement ou indirectement, "
+    "un allocataire.",
+    "Une valeur masquée n'est pas un zéro : ne pas la remplacer par 0, ne pas chercher à la "
+    "recalculer par différence.",
+]
+
+USAGE_RULES = [
+    "Les données sont mises à disposition par la CAF du Pas-de-Calais pour un usage interne à "
+    "l'étude ; elles ne peuvent être cédées, en tout ou partie, sans l'accord préalable de la CAF "
+    "(article 2). Elles sont détruites à l'issue de l'étude.",
+    "Tout document produit, et toute présentation orale, mentionne la CAF comme source. L'étude "
+    "est présentée sous le double sigle de l'agglomération et de la CAF ; la CAF est destinataire "
+    "des documents finaux (article 3).",
+]
+
+AGGREGATION_RULES = [
+    "Trois échelons : les communes, les relais petite enfance (RPE, qui regroupent des communes) "
+    "et l'agglomération (l'ensemble des RPE).",
+    "Les effectifs d'un RPE ou de l'agglomération sont la somme de leurs communes. Quand une "
+    "commune est sous secret, le total n'est pas recalculé : le chiffre transmis par la CAF pour "
+    "la zone est repris s'il existe, sinon la valeur n'est pas disponible.",
+    "Les taux sont recalculés à chaque échelon à partir des numérateurs et dénominateurs "
+    "additionnés, jamais en faisant la moyenne des taux des communes.",
+    "Les nombres sont arrondis à l'affichage ; la valeur exacte figure dans les cellules du "
+    "classeur.",
+]
