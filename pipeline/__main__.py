@@ -52,6 +52,20 @@ def validate_files(files: list[Path]) -> int:
     return bad
 
 
+def register_years(instance) -> dict[str, list[int]]:
+    """Add to each source's year partitions the years whose file is in raw/."""
+    from pipeline.defs.ingest import year_partitions
+    from pipeline.extract import present_years
+
+    found = present_years(project_paths().raw, load_catalog())
+    for source, years in found.items():
+        name = year_partitions(source).name
+        new = [str(y) for y in years if not instance.has_dynamic_partition(name, str(y))]
+        if new:
+            instance.add_dynamic_partitions(name, new)
+    return found
+
+
 def run_all() -> int:
     """Materialize every asset on the project's instance; return the number of failed runs."""
     import dagster as dg
@@ -61,18 +75,19 @@ def run_all() -> int:
     # Step-by-step events go to the instance (the UI shows them); the console gets a line per run.
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     instance = dg.DagsterInstance.get()
+    register_years(instance)
     graph = defs.resolve_asset_graph()
     assets = list(defs.assets) + list(defs.asset_checks or [])
     resources = defs.resources
     failed = 0
-    partitioned: dict[tuple[str, ...], list[dg.AssetKey]] = {}
+    partitioned: dict[dg.PartitionsDefinition, list[dg.AssetKey]] = {}
     unpartitioned: list[dg.AssetKey] = []
     for key in graph.get_all_asset_keys():
         pdef = graph.get(key).partitions_def
         if pdef is None:
             unpartitioned.append(key)
         else:
-            partitioned.setdefault(tuple(pdef.get_partition_keys()), []).append(key)
+            partitioned.setdefault(pdef, []).append(key)
 
     def launch(selection: list[dg.AssetKey], partition_key: str | None) -> None:
         nonlocal failed
@@ -89,10 +104,9 @@ def run_all() -> int:
                 if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
                     print("  " + event.step_failure_data.error.message.strip().replace("\n", "\n  "))
 
-    # One run per year, for the assets sharing that set of years (ingest of one source).
-    for keys_by_years in partitioned.items():
-        years, keys = keys_by_years
-        for year in years:
+    # One run per year, for the assets sharing those years (the ingest of one source).
+    for pdef, keys in partitioned.items():
+        for year in pdef.get_partition_keys(dynamic_partitions_store=instance):
             launch(keys, year)
     if unpartitioned and not failed:
         launch(unpartitioned, None)

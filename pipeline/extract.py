@@ -330,7 +330,7 @@ def cut_table(grid: list[list[str | None]], vintage: Vintage, file: str, sheet: 
 
 def locate(raw_dir: Path, vintage: Vintage, catalog: Catalog) -> tuple[Path, str | None]:
     """The file (and sheet) holding `vintage` in raw/: its own file, else a bundle workbook."""
-    files = sorted(p for p in Path(raw_dir).rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = raw_files(raw_dir)
     for path in files:
         if vintage.matches_file(path.name):
             return path, vintage.sheet
@@ -342,6 +342,27 @@ def locate(raw_dir: Path, vintage: Vintage, catalog: Catalog) -> tuple[Path, str
         f" or a workbook holding a sheet {vintage.bundle_sheet!r}" if vintage.bundle_sheet else ""
     )
     raise IngestError(raw_dir, f"no file for {vintage.source} {vintage.year}: expected {expected}")
+
+
+def raw_files(raw_dir: Path) -> list[Path]:
+    """The data files of raw/: every file but hidden ones and the folder's README."""
+    return sorted(
+        p for p in Path(raw_dir).rglob("*")
+        if p.is_file() and not p.name.startswith(".") and not p.name.lower().startswith("readme")
+    )
+
+
+def present_years(raw_dir: Path, catalog: Catalog) -> dict[str, list[int]]:
+    """For each source, the catalog years whose file (or bundle sheet) is in raw/."""
+    found: dict[str, list[int]] = {}
+    for source in catalog.sources.values():
+        for year, vintage in sorted(source.vintages.items()):
+            try:
+                locate(raw_dir, vintage, catalog)
+            except IngestError:
+                continue
+            found.setdefault(source.id, []).append(year)
+    return found
 
 
 def extract(path: Path, vintage: Vintage, sheet: str | None = None) -> RawTable:
@@ -387,6 +408,8 @@ __all__ = [
     "extract",
     "fingerprint",
     "locate",
+    "present_years",
+    "raw_files",
     "read_grid",
     "sheet_names",
     "vintages_in_file",

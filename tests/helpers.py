@@ -13,12 +13,21 @@ import openpyxl
 def materialize(selection: list[str], partition_key: str | None = None, instance=None) -> dg.ExecuteInJobResult:
     from pipeline.definitions import defs
 
+    instance = instance or dg.DagsterInstance.ephemeral()
+    if partition_key is not None:  # a year partition must exist before it runs
+        graph = defs.resolve_asset_graph()
+        for key in selection:
+            pdef = graph.get(dg.AssetKey.from_user_string(key)).partitions_def
+            if isinstance(pdef, dg.DynamicPartitionsDefinition) and not instance.has_dynamic_partition(
+                pdef.name, partition_key
+            ):
+                instance.add_dynamic_partitions(pdef.name, [partition_key])
     return dg.materialize(
         list(defs.assets) + list(defs.asset_checks or []),
         selection=selection,
         partition_key=partition_key,
         resources=defs.resources,
-        instance=instance or dg.DagsterInstance.ephemeral(),
+        instance=instance,
         raise_on_error=False,
     )
 
@@ -72,10 +81,13 @@ def materialize_all(instance=None, exclude_groups: tuple[str, ...] = ("lifecycle
     """Every asset, partition by partition, then the unpartitioned ones; the failed runs' labels."""
     from pipeline.definitions import defs
 
+    from pipeline.__main__ import register_years
+
     instance = instance or dg.DagsterInstance.ephemeral()
+    register_years(instance)
     graph = defs.resolve_asset_graph()
     failed = []
-    by_partitions: dict[tuple[str, ...], list[str]] = {}
+    by_partitions: dict[dg.PartitionsDefinition, list[str]] = {}
     unpartitioned = []
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
@@ -84,9 +96,9 @@ def materialize_all(instance=None, exclude_groups: tuple[str, ...] = ("lifecycle
         if node.partitions_def is None:
             unpartitioned.append(key.to_user_string())
         else:
-            by_partitions.setdefault(tuple(node.partitions_def.get_partition_keys()), []).append(key.to_user_string())
-    for years, keys in by_partitions.items():
-        for year in years:
+            by_partitions.setdefault(node.partitions_def, []).append(key.to_user_string())
+    for pdef, keys in by_partitions.items():
+        for year in pdef.get_partition_keys(dynamic_partitions_store=instance):
             if not materialize(keys, year, instance).success:
                 failed.append(f"{keys} {year}")
     if not failed and unpartitioned:

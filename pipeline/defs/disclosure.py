@@ -51,6 +51,7 @@ PUBLISHED_SCHEMA = _schema(
 
 
 @dg.asset(
+    automation_condition=dg.AutomationCondition.eager(),
     group_name="disclosure",
     deps=["core_indicators"],
     kinds={"duckdb", "pandas"},
@@ -134,6 +135,7 @@ def _audit_check(published, territory, indicators, policy) -> dg.AssetCheckResul
 
 
 @dg.asset(
+    automation_condition=dg.AutomationCondition.eager(),
     group_name="disclosure",
     deps=["core_masking"],
     kinds={"duckdb"},

@@ -55,8 +55,14 @@ STAGING_SCHEMA = _column_schema(
 )
 
 
+def year_partitions(source_id: str) -> dg.DynamicPartitionsDefinition:
+    """The years of one source: they grow with the files that arrive in raw/ (the file
+    sensor and `python -m pipeline run` add them), within the years the catalog knows."""
+    return dg.DynamicPartitionsDefinition(name=f"annees_{source_id}")
+
+
 def build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
-    partitions = dg.StaticPartitionsDefinition([str(y) for y in source.years])
+    partitions = year_partitions(source.id)
     tags = {"source": source.producer, "classification": CLASSIFICATION, "convention_articles": "art-2.art-4"}
     raw_key, stg_key = f"raw_{source.id}", f"stg_{source.id}"
 

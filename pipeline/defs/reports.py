@@ -113,6 +113,7 @@ def _guard_metadata(guard: GuardReport) -> dict:
 
 
 @dg.asset(
+    automation_condition=dg.AutomationCondition.eager(),
     group_name=GROUP,
     kinds={"excel"},
     owners=[OWNER],
@@ -134,6 +135,7 @@ def out_rapport_excel(context: dg.AssetExecutionContext, warehouse: WarehouseRes
 
 
 @dg.asset(
+    automation_condition=dg.AutomationCondition.eager(),
     group_name=GROUP,
     kinds={"html"},
     owners=[OWNER],
@@ -186,14 +188,18 @@ def _check_result(path: Path, run_guard: Callable[[Path], GuardReport]) -> dg.As
     )
 
 
-@dg.asset_check(asset=out_rapport_excel, name=EXCEL_CHECK, blocking=True)
+@dg.asset_check(
+    asset=out_rapport_excel, name=EXCEL_CHECK, blocking=True, automation_condition=dg.AutomationCondition.eager()
+)
 def rapport_excel_conforme(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Re-reads reports/indicateurs_petite_enfance.xlsx: every figure equals published.indicators, masked cells show their symbol (never a number or a blank), every sheet names the CAF (and Cnaf / Insee) as source, no formula."""
     report = load_report_context(warehouse, context.instance)
     return _check_result(report_path(EXCEL_NAME), lambda path: check_workbook(path, report))
 
 
-@dg.asset_check(asset=out_rapport_html, name=HTML_CHECK, blocking=True)
+@dg.asset_check(
+    asset=out_rapport_html, name=HTML_CHECK, blocking=True, automation_condition=dg.AutomationCondition.eager()
+)
 def rapport_html_conforme(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Re-reads reports/rapport_petite_enfance.html: every figure of the chart tables equals published.indicators, masked cells show their symbol, every chart and the page carry the source line, nothing is loaded from outside the file."""
     report = load_report_context(warehouse, context.instance)

@@ -326,6 +326,7 @@ def _current_indicators() -> IndicatorSet:
 
 
 @dg.asset(
+    automation_condition=dg.AutomationCondition.eager(),
     group_name=GROUP,
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
@@ -353,6 +354,7 @@ def core_indicator_inputs(context: dg.AssetExecutionContext, warehouse: Warehous
 
 
 @dg.asset(
+    automation_condition=dg.AutomationCondition.eager(),
     group_name=GROUP,
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
@@ -371,6 +373,7 @@ def core_indicators(warehouse: WarehouseResource) -> dg.MaterializeResult:
 
 
 @dg.asset(
+    automation_condition=dg.AutomationCondition.eager(),
     group_name=GROUP,
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
@@ -389,7 +392,13 @@ def core_indicators_evolution(warehouse: WarehouseResource) -> dg.MaterializeRes
 MAX_LISTED = 500
 
 
-@dg.asset_check(asset=core_indicator_inputs, blocking=False, name="caf_aggregates_match_communes", pool=WAREHOUSE_POOL)
+@dg.asset_check(
+    asset=core_indicator_inputs,
+    blocking=False,
+    name="caf_aggregates_match_communes",
+    pool=WAREHOUSE_POOL,
+    automation_condition=dg.AutomationCondition.eager(),
+)
 def caf_aggregates_match_communes(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Where the CAF (or Cnaf) gives its own RPE / EPCI figure and every commune under it is known, the sum of the communes equals it; lists the disagreeing zones, indicators and years (never values)."""
     indicators = _current_indicators()

@@ -1,0 +1,197 @@
+"""Automation: the file sensor on raw/, the refresh of what depends on new data, the
+weekly full check.
+
+- `raw_files_sensor` notices new and replaced files in raw/ by content hash, adds the
+  years they bring to the source's partitions, and asks for one run per (source, year)
+  with a run key made of the file's hash: the same file never runs twice, and a file
+  that fails validation fails once, with its message, without retries.
+- `automation_refresh` evaluates the automation conditions of the downstream assets
+  (warehouse, disclosure, reports): they update once their inputs have changed. It is
+  on by default. The destruction asset is never in its target.
+- `verification_hebdomadaire` re-validates every staged year from its raw copy, which
+  in turn refreshes indicators, masking, audit and reports. Off unless
+  `config/operations.yaml` says `weekly_check: enabled: true`.
+
+What the sensor reads from a file (its source and years) comes from the catalog through
+`pipeline.extract`; nothing here parses data.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from pipeline.catalog import load_catalog
+from pipeline.defs.ingest import year_partitions
+from pipeline.extract import IngestError, fingerprint, raw_files, vintages_in_file
+from pipeline.settings import project_paths
+
+SENSOR_NAME = "raw_files_sensor"
+REFRESH_SENSOR_NAME = "automation_refresh"
+WEEKLY_SCHEDULE_NAME = "verification_hebdomadaire"
+INGEST_GROUPS = ("raw", "staging")
+# The code location's implicit asset job: the one job that runs any selection of assets
+# whatever their partitions (each source has its own years), as the UI's "Materialize" does.
+ASSET_JOB = "__ASSET_JOB"
+
+
+@dataclass(frozen=True)
+class FileState:
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+def scan(raw_dir: Path, known: dict[str, FileState]) -> dict[str, FileState]:
+    """Current state of raw/; a file is hashed again only when its size or time changed."""
+    state = {}
+    for path in raw_files(raw_dir):
+        name = str(path.relative_to(raw_dir))
+        stat = path.stat()
+        previous = known.get(name)
+        if previous and previous.size == stat.st_size and previous.mtime_ns == stat.st_mtime_ns:
+            state[name] = previous
+        else:
+            state[name] = FileState(stat.st_size, stat.st_mtime_ns, fingerprint(path).sha256)
+    return state
+
+
+def _load_cursor(cursor: str | None) -> dict[str, FileState]:
+    if not cursor:
+        return {}
+    return {name: FileState(**fields) for name, fields in json.loads(cursor).items()}
+
+
+def _dump_cursor(state: dict[str, FileState]) -> str:
+    return json.dumps({name: vars(s) for name, s in sorted(state.items())})
+
+
+def _ingest_refusal() -> str | None:
+    """Why ingest may not run now (a closed or destroyed study), or None."""
+    try:
+        from pipeline.lifecycle import assert_ingest_allowed
+    except ImportError:  # lifecycle stage absent: nothing forbids ingest
+        return None
+    try:
+        assert_ingest_allowed()
+    except Exception as exc:  # its refusal carries the message for the data engineer
+        return str(exc)
+    return None
+
+
+@dg.sensor(
+    name=SENSOR_NAME,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    job_name=ASSET_JOB,
+    description="Watches raw/ and ingests new or replaced files (by content hash), one run per source and year.",
+)
+def raw_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    raw_dir = project_paths().raw
+    known = _load_cursor(context.cursor)
+    current = scan(raw_dir, known)
+    changed = {name: s for name, s in current.items() if name not in known or known[name].sha256 != s.sha256}
+    if not changed:
+        return dg.SensorResult(skip_reason=dg.SkipReason("no new or replaced file in raw/"), cursor=_dump_cursor(current))
+    refusal = _ingest_refusal()
+    if refusal:
+        # the files are remembered, so that a refused file is not proposed again at every tick
+        return dg.SensorResult(skip_reason=dg.SkipReason(f"ingest refused: {refusal}"), cursor=_dump_cursor(current))
+
+    catalog = load_catalog()
+    run_requests, new_years, notes = [], {}, []
+    for name, state in sorted(changed.items()):
+        why = "new file" if name not in known else "replaced file"
+        try:
+            found = vintages_in_file(raw_dir / name, catalog)
+        except IngestError as exc:
+            notes.append(f"{why} {name} ignored: {exc}")
+            context.log.warning(f"{why} {name} not ingested: {exc}")
+            continue
+        for vintage, _sheet in found:
+            year = str(vintage.year)
+            partitions = year_partitions(vintage.source)
+            if not context.instance.has_dynamic_partition(partitions.name, year):
+                new_years.setdefault(partitions.name, set()).add(year)
+            reason = f"{why} {name} (sha256 {state.sha256[:12]}): {vintage.source} {year}"
+            context.log.info(reason)
+            notes.append(reason)
+            run_requests.append(
+                dg.RunRequest(
+                    run_key=f"{vintage.source}:{year}:{state.sha256}",
+                    asset_selection=[dg.AssetKey(f"raw_{vintage.source}"), dg.AssetKey(f"stg_{vintage.source}")],
+                    partition_key=year,
+                    tags={"caf/raison": why, "caf/fichier": name[:60], "caf/sha256": state.sha256[:16]},
+                )
+            )
+    partition_requests = [
+        dg.DynamicPartitionsDefinition(name=name).build_add_request(sorted(years)) for name, years in new_years.items()
+    ]
+    return dg.SensorResult(
+        run_requests=run_requests,
+        dynamic_partitions_requests=partition_requests,
+        skip_reason=None if run_requests else dg.SkipReason("; ".join(notes)),
+        cursor=_dump_cursor(current),
+    )
+
+
+def _operations() -> dict:
+    path = project_paths().config / "operations.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _weekly_schedule() -> dg.ScheduleDefinition:
+    settings = _operations().get("weekly_check") or {}
+    enabled = bool(settings.get("enabled", False))
+
+    @dg.schedule(
+        name=WEEKLY_SCHEDULE_NAME,
+        cron_schedule=str(settings.get("cron", "0 6 * * 1")),
+        execution_timezone="Europe/Paris",
+        job_name=ASSET_JOB,
+        default_status=dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED,
+        description="Weekly full check: re-validate every staged year from its raw copy; the automation "
+        "then rebuilds indicators, masking, audit and reports.",
+    )
+    def weekly(context: dg.ScheduleEvaluationContext):
+        refusal = _ingest_refusal()
+        if refusal:
+            return dg.SkipReason(f"no check on a closed study: {refusal}")
+        catalog = load_catalog()
+        stamp = context.scheduled_execution_time.strftime("%Y-%m-%d")
+        requests = []
+        for source in catalog.sources.values():
+            partitions = year_partitions(source.id)
+            for year in context.instance.get_dynamic_partitions(partitions.name):
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"weekly:{stamp}:{source.id}:{year}",
+                        asset_selection=[dg.AssetKey(f"stg_{source.id}")],
+                        partition_key=year,
+                        tags={"caf/raison": "vérification hebdomadaire"},
+                    )
+                )
+        return requests or dg.SkipReason("no year ingested yet")
+
+    return weekly
+
+
+def refresh_sensor(downstream: dg.AssetSelection) -> dg.AutomationConditionSensorDefinition:
+    return dg.AutomationConditionSensorDefinition(
+        REFRESH_SENSOR_NAME,
+        target=downstream,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description="Refreshes indicators, masking, audit and reports once their inputs change.",
+    )
+
+
+# Everything downstream of ingest, but never the destruction (group lifecycle).
+DOWNSTREAM = dg.AssetSelection.all() - dg.AssetSelection.groups(*INGEST_GROUPS, "lifecycle")
+
+defs = dg.Definitions(
+    sensors=[raw_files_sensor, refresh_sensor(DOWNSTREAM)],
+    schedules=[_weekly_schedule()],
+)
