@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run test ui sample validate bench clean-venv
+.PHONY: run test ui sample validate bench destroy clean-venv
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ ui: $(BIN)/.installed
 
 validate: $(BIN)/.installed
 	$(BIN)/python -m pipeline validate $(FILES)
+
+# End of the study (convention art. 2 and 7): destroy the CAF data, then the residue scan and the
+# certificate in reports/. Needs status: closed and published_on in config/study.yaml. Never part of `run`.
+destroy: $(BIN)/.installed
+	@test -n "$(STUDY_ID)" || { echo "usage: make destroy STUDY_ID=<study_id of config/study.yaml> [OPERATOR='Name, role']" >&2; exit 2; }
+	$(BIN)/python -m pipeline destroy --study-id "$(STUDY_ID)" --operator "$(OPERATOR)"
 
 # Benchmarks (bench/README.md): not tests, nothing is timed against a limit.
 bench: $(BIN)/.installed

@@ -1,10 +1,13 @@
-"""Command line: `python -m pipeline {sample,validate,run}`.
+"""Command line: `python -m pipeline {sample,validate,run,destroy}`.
 
 - `sample --out raw/ [--seed N] [--bundle]`: write the generated sample files.
 - `validate FILE...`: parse and validate files with the catalog and schemas the
   pipeline uses, before dropping them in `raw/`; exit 0 when all are valid.
 - `run`: materialize every asset, partition by partition, on the project's Dagster
   instance (`DAGSTER_HOME`), so the runs show in the UI; then say where outputs are.
+  The `lifecycle` group (the destruction) is never part of it.
+- `destroy --study-id ID [--operator NAME] [--sentinel TEXT]...`: destroy the closed
+  study's data (convention art. 2) and issue the certificate (`make destroy STUDY_ID=ID`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from pipeline.catalog import CatalogError, load_catalog
 from pipeline.extract import IngestError, extract, vintages_in_file
+from pipeline.lifecycle import LIFECYCLE_GROUP
 from pipeline.settings import project_paths
 from pipeline.staging import stage
 from pipeline.territory import TerritoryError, load_territory
@@ -83,6 +87,8 @@ def run_all() -> int:
     partitioned: dict[dg.PartitionsDefinition, list[dg.AssetKey]] = {}
     unpartitioned: list[dg.AssetKey] = []
     for key in graph.get_all_asset_keys():
+        if graph.get(key).group_name == LIFECYCLE_GROUP:  # the destruction runs only on explicit request
+            continue
         pdef = graph.get(key).partitions_def
         if pdef is None:
             unpartitioned.append(key)
@@ -124,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("validate", help="validate files before dropping them in raw/")
     check.add_argument("files", nargs="+", type=Path)
     commands.add_parser("run", help="materialize every asset on the project's Dagster instance")
+    destroy = commands.add_parser("destroy", help="destroy the closed study's data and issue the certificate")
+    destroy.add_argument("--study-id", required=True, help="the study_id of config/study.yaml, repeated")
+    destroy.add_argument("--operator", default="", help="who asks for the destruction (for the certificate)")
+    destroy.add_argument("--sentinel", action="append", default=[],
+                         help="a known value to search for after destruction (repeatable)")
     args = parser.parse_args(argv)
 
     try:
@@ -142,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             paths = project_paths()
             print(f"warehouse: {paths.warehouse}\nreports:   {paths.reports}")
             return 1 if failed else 0
+        if args.command == "destroy":
+            from pipeline.defs.lifecycle import launch_destruction
+
+            return launch_destruction(args.study_id, operator=args.operator, sentinels=args.sentinel)
     except (CatalogError, TerritoryError, IngestError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipeline.defs import automation, disclosure, ingest, reports, warehouse
+from pipeline.defs import automation, disclosure, ingest, lifecycle, reports, warehouse
 from pipeline.resources import WarehouseResource
 
 
@@ -17,6 +17,7 @@ defs = dg.Definitions.merge(
     _module_defs(ingest),
     _module_defs(warehouse),
     _module_defs(disclosure),
+    _module_defs(lifecycle),
     _module_defs(reports),
     automation.defs,
     dg.Definitions(resources={"warehouse": WarehouseResource()}),

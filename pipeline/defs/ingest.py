@@ -21,6 +21,7 @@ import pandas as pd
 
 from pipeline.catalog import CatalogError, Source, load_catalog
 from pipeline.extract import IngestError, extract, fingerprint, locate
+from pipeline.lifecycle import assert_ingest_allowed
 from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction, write_rows, write_table
 from pipeline.settings import project_paths
 from pipeline.staging import stage
@@ -79,6 +80,7 @@ def build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
         metadata={"catalog": "config/catalog.yaml", "source_id": source.id},
     )
     def raw_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        assert_ingest_allowed()  # a closed or destroyed study refuses any new CAF data (convention art. 2, 7)
         year = int(context.partition_key)
         try:
             catalog = load_catalog()

@@ -1,0 +1,171 @@
+"""The destruction of the study's data (convention art. 2), once the study is published (art. 7).
+
+One asset, group `lifecycle`, that nothing starts on its own: no schedule, sensor or
+automation condition, a required run config that repeats the study id, and `python -m
+pipeline run` leaves the group out. It runs with `make destroy STUDY_ID=<id>` (or from the
+UI's launchpad with the same config). The logic lives in `pipeline.lifecycle`.
+"""
+
+
+import sys
+
+import dagster as dg
+from pydantic import Field
+
+from pipeline.lifecycle import (
+    LIFECYCLE_GROUP,
+    DestructionError,
+    StudyError,
+    decode_sentinels,
+    destruction_problems,
+    encode_sentinel,
+    load_study,
+)
+from pipeline.resources import WarehouseResource, _file_lock
+
+ASSET_NAME = "study_data_destruction"
+OWNER = "team:donnees-cabbalr"
+
+
+class DestructionConfig(dg.Config):
+    study_id: str = Field(description="The study id of config/study.yaml, repeated to confirm the destruction.")
+    operator: str = Field(default="", description="Who asks for the destruction (name, role), for the certificate.")
+    sentinels: list[str] = Field(
+        default=[],
+        description="Known values to search for after destruction, as b64:<base64 of UTF-8> "
+        "(never in clear: Dagster keeps the run config).",
+    )
+
+
+@dg.asset(
+    name=ASSET_NAME,
+    group_name=LIFECYCLE_GROUP,
+    # no pool: a destruction killed half-way would keep the pool's slot and block its own
+    # re-run; the warehouse file lock serialises its DuckDB work with the other writers
+    kinds={"duckdb", "sqlite", "html"},
+    owners=[OWNER],
+    tags={"convention_articles": "art-2.art-7", "lifecycle": "destruction"},
+    metadata={"certificate_folder": "reports/", "command": "make destroy STUDY_ID=<study_id>"},
+)
+def study_data_destruction(
+    context: dg.AssetExecutionContext, config: DestructionConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Destroys every CAF data of the closed study (raw files, raw/staging/confidential tables, Dagster history), proves it by a residue scan and issues the procès-verbal de destruction in reports/."""
+    from pipeline.definitions import defs
+    from pipeline.lifecycle import Destruction
+
+    try:
+        study = load_study()
+        problems = destruction_problems(study, config.study_id, dict(context.run.tags))
+        sentinels = decode_sentinels(config.sentinels)
+    except (StudyError, DestructionError) as exc:
+        raise dg.Failure(description=f"destruction refused: {exc}", allow_retries=False) from None
+    if problems:
+        raise dg.Failure(
+            description="destruction refused:\n" + "\n".join(f"- {p}" for p in problems), allow_retries=False
+        )
+    db = warehouse.database
+    try:
+        destruction = Destruction(
+            study=study,
+            instance=context.instance,
+            graph=defs.resolve_asset_graph(),
+            warehouse_db=db,
+            lock=lambda: _file_lock(db.with_name(db.name + ".lock"), warehouse.lock_timeout_s),
+            log=context.log,
+            run_id=context.run_id,
+            operator=config.operator,
+            sentinels=sentinels,
+        )
+        outcome = destruction.run()
+    except DestructionError as exc:
+        raise dg.Failure(description=f"destruction stopped: {exc} (re-run to resume)", allow_retries=False) from None
+
+    scan = outcome.scan
+    show = destruction.show
+    metadata = {
+        "study_id": study.study_id,
+        "certificate_html": dg.MetadataValue.path(show(outcome.certificate_html)),
+        "certificate_json": dg.MetadataValue.path(show(outcome.certificate_json)),
+        "residue_scan_clean": scan.clean,
+        "residue_scan_files": scan.files_scanned,
+        "residue_scan_bytes": scan.bytes_scanned,
+        "residue_scan_tables": scan.tables_scanned,
+        "residue_scan_sentinels_given": scan.sentinels_given,
+        "residue_scan_sentinels_derived": scan.sentinels_derived,
+        "residue_hits": dg.MetadataValue.json(scan.hits),
+    }
+    if outcome.already_done:
+        metadata["already_destroyed_on"] = str(outcome.journal.data.get("completed_at", ""))
+    cert = outcome.certificate
+    if cert:
+        destroyed = cert["detruit"]
+        metadata.update({
+            "status": cert["status"],
+            "executed_by": cert["operation"]["executee_par"],
+            "operator": cert["operation"]["operateur_declare"],
+            "raw_files_destroyed": dg.MetadataValue.json(
+                [{k: f[k] for k in ("path", "size_bytes", "sha256")} for f in destroyed["fichiers_bruts"]]
+            ),
+            "tables_destroyed": dg.MetadataValue.json(
+                [{k: t[k] for k in ("table", "rows", "columns", "sha256")} for t in destroyed["tables"]]
+            ),
+            "warehouse_file": dg.MetadataValue.json(destroyed["fichier_duckdb"]),
+            "dagster_assets_purged": dg.MetadataValue.json([a["asset_key"] for a in destroyed["dagster"]["actifs_purges"]]),
+            "dagster_runs_deleted": len(destroyed["dagster"]["runs_supprimes"]),
+            "dagster_files_destroyed": sum(len(r.get("files", [])) for r in destroyed["dagster"]["runs_supprimes"]),
+            "kept": dg.MetadataValue.json(
+                [{"table": t["table"], "sha256": t["sha256"], "reason": t["reason"]} for t in cert["conserve"]["tables"]]
+                + [{"table": t["table"], "columns": t["columns_kept"], "reason": t["reason"]}
+                   for t in cert["conserve"]["tables_reduites"]]
+                + [{"path": r["path"], "sha256": r["sha256"], "reason": r["reason"]} for r in cert["conserve"]["rapports"]]
+            ),
+        })
+    if not scan.clean:
+        where = "\n".join(f"- {h['path']} ({h['form']}, {h['origin']}): {h['count']}" for h in scan.hits[:50])
+        raise dg.Failure(
+            description=(
+                f"RESIDUE FOUND after destruction: {sum(h['count'] for h in scan.hits)} occurrence(s) of "
+                f"sentinel values in:\n{where}\nThe certificate {show(outcome.certificate_html)} says ÉCHEC; "
+                "remove these traces (or find what wrote them) and re-run `make destroy`."
+            ),
+            metadata=metadata,
+            allow_retries=False,
+        )
+    context.log.info(f"destruction complete; certificate: {show(outcome.certificate_html)}")
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def launch_destruction(study_id: str, operator: str = "", sentinels: list[str] | None = None) -> int:
+    """`python -m pipeline destroy`: run the destruction asset alone on the project's instance."""
+    from pipeline.definitions import defs
+
+    run_config = {
+        "ops": {
+            ASSET_NAME: {
+                "config": {
+                    "study_id": study_id,
+                    "operator": operator,
+                    "sentinels": [encode_sentinel(s) for s in (sentinels or [])],
+                }
+            }
+        },
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    }
+    result = dg.materialize(
+        [study_data_destruction],
+        instance=dg.DagsterInstance.get(),
+        resources={"warehouse": defs.resources["warehouse"]},
+        run_config=run_config,
+        raise_on_error=False,
+    )
+    if result.success:
+        meta = result.asset_materializations_for_node(ASSET_NAME)[0].metadata
+        print(f"ok: destruction of study {study_id} complete (run {result.run_id[:8]})")
+        print(f"certificate: {meta['certificate_html'].value}\n             {meta['certificate_json'].value}")
+        return 0
+    print(f"FAILED: destruction of study {study_id} (run {result.run_id[:8]})", file=sys.stderr)
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            print("  " + event.step_failure_data.error.message.strip().replace("\n", "\n  "), file=sys.stderr)
+    return 1

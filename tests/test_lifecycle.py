@@ -1,0 +1,390 @@
+"""The end of the study: refusals, destruction of every CAF data, residue scan, certificate.
+
+The end-to-end test puts a unique sentinel string in every sample file (an extra column and a
+commune's label), runs the whole pipeline, leaks the sentinel into Dagster's storage the way
+a careless debug session would (stdout, run logs, materialization metadata, a runless event),
+checks it is there, closes the study, kills a destruction half-way, resumes it, and then
+searches every byte under the project folder and DAGSTER_HOME: zero hits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipeline import lifecycle
+from pipeline.lifecycle import Sentinel, encode_sentinel, load_study, residue_scan, set_study_status
+from pipeline.sample import generate
+from pipeline.settings import PACKAGE_ROOT
+from tests.conftest import SEED
+from tests.helpers import failure_message, materialize, query, tree_digest
+
+DESTROY = "study_data_destruction"
+
+
+def persistent_instance() -> dg.DagsterInstance:
+    """The test's DAGSTER_HOME (set by the `project` fixture), configured like the project's."""
+    home = Path(os.environ["DAGSTER_HOME"])
+    shutil.copy(PACKAGE_ROOT / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    return dg.DagsterInstance.get()
+
+
+def destroy(instance, study_id: str, sentinels=(), operator: str = "Service Petite Enfance (test)"):
+    from pipeline.definitions import defs
+    from pipeline.defs.lifecycle import study_data_destruction
+
+    config = {"study_id": study_id, "operator": operator, "sentinels": [encode_sentinel(s) for s in sentinels]}
+    return dg.materialize(
+        [study_data_destruction],
+        instance=instance,
+        resources={"warehouse": defs.resources["warehouse"]},
+        run_config={"ops": {DESTROY: {"config": config}}},
+        raise_on_error=False,
+    )
+
+
+def close_study(days_ago: int = 30) -> None:
+    set_study_status("closed", dt.date.today() - dt.timedelta(days=days_ago))
+
+
+def files_holding(root: Path, text: str) -> list[str]:
+    """Every file under `root` whose bytes (or zip members) hold `text` in UTF-8 or UTF-16."""
+    forms = [text.encode("utf-8"), text.encode("utf-16-le"), text.encode("utf-16-be")]
+    found = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        data = path.read_bytes()
+        blobs = [data]
+        if data[:4] == b"PK\x03\x04":
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                blobs += [archive.read(name) for name in archive.namelist()]
+        if any(form in blob for form in forms for blob in blobs):
+            found.append(str(path.relative_to(root)))
+    return found
+
+
+def kill_destruction_at(checkpoint: str, study_id: str, sentinel: str) -> None:
+    """Run `python -m pipeline destroy` in a subprocess and SIGKILL it at `checkpoint`."""
+    env = dict(os.environ, **{lifecycle.PAUSE_ENV: checkpoint})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "destroy", "--study-id", study_id, "--sentinel", sentinel],
+        cwd=PACKAGE_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    journal = lifecycle.journal_path(study_id)
+    deadline = time.monotonic() + 120
+    try:
+        while not (journal.exists() and json.loads(journal.read_text()).get("paused_at") == checkpoint):
+            assert proc.poll() is None, proc.stderr.read().decode(errors="replace")
+            assert time.monotonic() < deadline, f"the destruction never reached {checkpoint}"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def published_snapshot(project: Path) -> dict[str, list]:
+    """Every table of schema `published` (none yet while that stage is being built)."""
+    db = project / "warehouse" / "warehouse.duckdb"
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'published'").fetchall()
+        return {t: con.execute(f"SELECT * FROM published.{t} ORDER BY ALL").fetchall() for (t,) in tables}
+    finally:
+        con.close()
+
+
+def schemas(project: Path) -> set[str]:
+    return {s for (s,) in query(project, "SELECT DISTINCT schema_name FROM duckdb_tables()")}
+
+
+# ---- refusals (no data needed) ----------------------------------------------------------------
+
+
+def test_destruction_refused_unless_closed_published_and_named(project):
+    instance = persistent_instance()
+    study = load_study()
+
+    result = destroy(instance, study.study_id)  # the study is open
+    message = failure_message(result)
+    assert not result.success
+    assert "destruction refused" in message and "status is 'open'" in message and "published_on is empty" in message
+
+    set_study_status("closed", None)
+    message = failure_message(destroy(instance, study.study_id))
+    assert "published_on is empty" in message and "status is" not in message
+
+    set_study_status("closed", dt.date.today() + dt.timedelta(days=10))
+    assert "in the future" in failure_message(destroy(instance, study.study_id))
+
+    close_study()
+    message = failure_message(destroy(instance, "another-study"))
+    assert "'another-study'" in message and study.study_id in message
+    message = failure_message(destroy(instance, ""))
+    assert "must repeat the study id" in message
+
+    # sentinels are never accepted in clear: Dagster keeps the run config on disk
+    from pipeline.definitions import defs
+    from pipeline.defs.lifecycle import study_data_destruction
+
+    result = dg.materialize(
+        [study_data_destruction], instance=instance, resources={"warehouse": defs.resources["warehouse"]},
+        run_config={"ops": {DESTROY: {"config": {"study_id": study.study_id, "sentinels": ["plain-text"]}}}},
+        raise_on_error=False,
+    )
+    assert "not encoded" in failure_message(result)
+    assert not lifecycle.journal_path(study.study_id).exists()  # nothing was started
+
+
+def test_ingest_refused_for_a_closed_study(project):
+    assert lifecycle.ingest_refusal() is None
+    close_study()
+    why = lifecycle.ingest_refusal()
+    assert why and "is closed" in why and "make destroy STUDY_ID=" in why
+    result = materialize(["raw_bca"], "2017")
+    assert not result.success and "is closed" in failure_message(result)
+    with pytest.raises(dg.Failure, match="is closed"):
+        lifecycle.assert_ingest_allowed()
+
+
+def test_destruction_is_never_automated_nor_part_of_run(project, monkeypatch):
+    from pipeline.__main__ import run_all
+    from pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    node = graph.get(dg.AssetKey(DESTROY))
+    assert node.group_name == "lifecycle" and node.automation_condition is None
+    assert not defs.schedules and not defs.sensors or all(
+        DESTROY not in str(getattr(s, "asset_selection", "")) for s in list(defs.schedules or []) + list(defs.sensors or [])
+    )
+    selections = []
+
+    class Done:
+        success, run_id, all_events = True, "0" * 36, []
+
+    def fake_materialize(assets, selection=None, **kwargs):
+        selections.append(set(selection))
+        return Done()
+
+    monkeypatch.setattr(dg, "materialize", fake_materialize)
+    run_all()
+    assert selections and all(dg.AssetKey(DESTROY) not in s for s in selections)
+
+    refused = lifecycle.destruction_problems(load_study(), "x", {"dagster/sensor_name": "raw_files"})
+    assert any("schedule, sensor or automation" in p for p in refused)
+
+
+# ---- the residue scan ----------------------------------------------------------------------
+
+
+def test_residue_scan_finds_every_form_and_reports_no_value(tmp_path):
+    secret = "Écluse-" + uuid.uuid4().hex[:8]
+    (tmp_path / "a.txt").write_bytes(b"xx" + secret.encode("utf-16-le") + b"yy")
+    (tmp_path / "b.csv").write_bytes(secret.encode("cp1252"))
+    (tmp_path / "c.json").write_text(json.dumps({"k": secret}))  # \u00c9 escaped, as Dagster's serdes writes it
+    with zipfile.ZipFile(tmp_path / "d.xlsx", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/sharedStrings.xml", f"<t>{secret}</t>")
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "skipped.txt").write_text(secret)
+    (tmp_path / "clean.txt").write_text("nothing here")
+    report = residue_scan([tmp_path], [Sentinel(secret, "fourni")])
+    assert {h["path"].split("!")[0].rsplit("/", 1)[-1] for h in report.hits} == {"a.txt", "b.csv", "c.json", "d.xlsx"}
+    assert not report.clean and secret not in json.dumps(report.to_dict(), ensure_ascii=False)
+    assert residue_scan([tmp_path], [Sentinel("absent-" + secret, "fourni")]).clean
+
+
+def test_a_residue_fails_the_destruction_loudly(project):
+    instance = persistent_instance()
+    study = load_study()
+    close_study()
+    sentinel = "LEAK" + uuid.uuid4().hex[:12].upper()
+    leak = project / "exports" / "copie.txt"
+    leak.parent.mkdir()
+    leak.write_bytes(("commune: " + sentinel).encode("utf-16"))
+
+    result = destroy(instance, study.study_id, [sentinel])
+    message = failure_message(result)
+    assert not result.success and "RESIDUE FOUND" in message and "exports/copie.txt" in message
+    assert sentinel not in message
+    html_path, json_path = lifecycle.certificate_paths(study.study_id)
+    cert = json.loads(json_path.read_text(encoding="utf-8"))
+    assert cert["status"] == "ÉCHEC" and "NE PAS TRANSMETTRE" in html_path.read_text(encoding="utf-8")
+    assert lifecycle.destruction_record(study.study_id) is None  # not destroyed until the scan is clean
+
+    leak.unlink()
+    assert destroy(instance, study.study_id, [sentinel]).success
+    assert json.loads(json_path.read_text(encoding="utf-8"))["status"] == "TERMINÉE"
+    assert lifecycle.destruction_record(study.study_id)
+
+
+def test_killed_after_overwriting_the_old_warehouse_resumes(project):
+    """The most delicate moment: the old DuckDB file overwritten, its rewritten copy not yet in place."""
+    instance = persistent_instance()
+    study = load_study()
+    sentinel = "KILL" + uuid.uuid4().hex[:12].upper()
+    (project / "raw" / "sous-dossier").mkdir()
+    (project / "raw" / "sous-dossier" / "envoi.csv").write_text(f"code;nom\n62119;{sentinel}\n", encoding="cp1252")
+    con = duckdb.connect(str(project / "warehouse" / "warehouse.duckdb"))
+    con.execute("CREATE SCHEMA raw; CREATE SCHEMA published; CREATE SCHEMA confidential")
+    con.execute(f"CREATE TABLE raw.envoi AS SELECT '62119' AS code, '{sentinel}' AS nom")
+    con.execute(f"CREATE TABLE confidential.masking_log AS SELECT 'x' AS rule, '{sentinel}' AS note")
+    con.execute("CREATE TABLE published.indicators(zone VARCHAR PRIMARY KEY, value DOUBLE)")
+    con.execute("INSERT INTO published.indicators VALUES ('62119', 12.5), ('62160', NULL)")
+    con.close()
+    close_study()
+
+    kill_destruction_at("warehouse_old_overwritten", study.study_id, sentinel)
+    with pytest.raises(duckdb.Error):
+        duckdb.connect(str(project / "warehouse" / "warehouse.duckdb"), read_only=True).close()
+    result = destroy(instance, study.study_id, [sentinel])
+    assert result.success, failure_message(result)
+    assert query(project, "SELECT * FROM published.indicators ORDER BY zone") == [("62119", 12.5), ("62160", None)]
+    assert schemas(project) == {"published"}
+    assert not (project / "raw" / "sous-dossier").exists()
+    assert files_holding(project, sentinel) == [] and files_holding(Path(os.environ["DAGSTER_HOME"]), sentinel) == []
+    cert = json.loads(lifecycle.certificate_paths(study.study_id)[1].read_text(encoding="utf-8"))
+    assert [a.get("outcome") for a in cert["operation"]["tentatives"]] == ["interrompue", None]
+    assert {t["table"] for t in cert["detruit"]["tables"]} == {"raw.envoi", "confidential.masking_log"}
+    # the killed run no longer shows as running
+    assert not instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+
+
+# ---- end to end ------------------------------------------------------------------------------
+
+
+def test_destruction_end_to_end(project, monkeypatch):
+    from pipeline.__main__ import run_all
+    from pipeline.definitions import defs
+    from pipeline.defs import ingest as ingest_module
+
+    sentinel = "SENTINELLE" + uuid.uuid4().hex[:12].upper()
+    generate(project / "raw", seed=SEED, sentinel=sentinel)
+    raw_digest = tree_digest(project / "raw")
+    instance = persistent_instance()
+    home = Path(os.environ["DAGSTER_HOME"])
+
+    assert run_all() == 0  # everything `make run` materializes
+
+    # A careless debug session: the sentinel printed (captured stdout/stderr), logged as a warning
+    # (run log) and kept in the materialization metadata of a confidential asset; and a note
+    # reported from outside any run.
+    real_extract = ingest_module.extract
+
+    def leaky_extract(*args, **kwargs):
+        table = real_extract(*args, **kwargs)
+        print(f"debug: {sentinel}")
+        print(f"debug: {sentinel}", file=sys.stderr)
+        table.warnings.append(f"debug: {sentinel}")
+        return table
+
+    monkeypatch.setattr(ingest_module, "extract", leaky_extract)
+    assert materialize(["raw_bca", "stg_bca"], "2017", instance).success
+    monkeypatch.setattr(ingest_module, "extract", real_extract)
+    instance.report_runless_asset_event(dg.AssetObservation("raw_bcecpaj", metadata={"note": f"vu {sentinel}"}))
+
+    # The sentinel is where the test says it is (else a zero below would prove nothing).
+    assert query(project, f"SELECT count(*) FROM raw.bca_2017 WHERE COMMENTAIRE = '{sentinel}'")[0][0] == 1
+    in_home = files_holding(home, sentinel)
+    assert any("compute_logs" in p for p in in_home), in_home
+    assert any(p.endswith("index.db") for p in in_home) and any(p.endswith(".db") and "runs/" in p for p in in_home)
+    assert any(p.startswith("raw/") for p in files_holding(project, sentinel))
+
+    published = published_snapshot(project)
+    reports = tree_digest(project / "reports")
+    graph = defs.resolve_asset_graph()
+    purged = set(lifecycle.purged_asset_keys(graph))
+    assert dg.AssetKey("raw_bca") in purged and dg.AssetKey("stg_bca") in purged
+    assert dg.AssetKey("core_indicators") in purged  # writes confidential.indicators
+    kept_keys = {
+        k for k in graph.get_all_asset_keys()
+        if k not in purged and graph.get(k).group_name != "lifecycle"
+        and instance.fetch_materializations(k, limit=1).records
+    }
+
+    study = load_study()
+    refused = destroy(instance, study.study_id, [sentinel])
+    assert not refused.success and "status is 'open'" in failure_message(refused)
+    close_study()
+    refused = destroy(instance, "autre-etude", [sentinel])
+    assert not refused.success and "'autre-etude'" in failure_message(refused)
+    assert tree_digest(project / "raw") == raw_digest  # nothing touched by the refusals
+
+    # A destruction killed half-way: raw files gone, the kept tables copied into a fresh file,
+    # the old file not yet replaced.
+    kill_destruction_at("warehouse_copied", study.study_id, sentinel)
+    assert not [p for p in (project / "raw").rglob("*") if p.is_file()]
+    assert (project / "warehouse" / "warehouse.duckdb.rewrite").exists()
+    assert "raw" in schemas(project)
+    assert lifecycle.ingest_refusal() and "not complete" in lifecycle.ingest_refusal()
+
+    # The re-run completes.
+    result = destroy(instance, study.study_id, [sentinel])
+    assert result.success, failure_message(result)
+
+    # Not one byte of the sentinel left, anywhere.
+    assert files_holding(project, sentinel) == []
+    assert files_holding(home, sentinel) == []
+
+    # What is kept is unchanged; what is not kept is gone.
+    assert schemas(project) <= {"published", "lineage"}
+    ledger_columns = [c for (c,) in query(project, "SELECT column_name FROM duckdb_columns() WHERE table_name = 'ingest_ledger'")]
+    assert ledger_columns == ["source", "year", "file_name", "size_bytes", "sha256"]
+    assert {f for (f,) in query(project, "SELECT DISTINCT file_name FROM lineage.ingest_ledger")} == set(raw_digest)
+    assert published_snapshot(project) == published
+    after = tree_digest(project / "reports")
+    assert {k: after[k] for k in reports} == reports
+
+    # The certificate: a document for the CAF, with its JSON twin.
+    html_path, json_path = lifecycle.certificate_paths(study.study_id)
+    cert = json.loads(json_path.read_text(encoding="utf-8"))
+    page = html_path.read_text(encoding="utf-8")
+    assert cert["status"] == "TERMINÉE" and cert["etude"]["identifiant"] == study.study_id
+    assert "Procès-verbal de destruction des données" in page and "Aucune occurrence trouvée" in page
+    assert "Service Petite Enfance (test)" in page and study.study_id in page
+    destroyed_files = {Path(f["path"]).name: f["sha256"] for f in cert["detruit"]["fichiers_bruts"]}
+    assert destroyed_files == raw_digest
+    tables = {t["table"] for t in cert["detruit"]["tables"]}
+    assert "raw.bca_2017" in tables and "staging.bca" in tables and "confidential.indicators" in tables
+    scan = cert["controle_de_non_persistance"]
+    assert scan["clean"] and scan["sentinels_given"] == 1
+    assert scan["sentinels_derived"] >= 2  # at least the extra column's value and the commune's label
+    assert len(cert["operation"]["tentatives"]) == 2  # the killed attempt and the one that completed
+    assert cert["detruit"]["dagster"]["runs_supprimes"]
+    materialization = result.asset_materializations_for_node(DESTROY)[0]
+    assert materialization.metadata["residue_scan_clean"].value is True
+
+    # Dagster: the confidential assets' history is gone, a "destroyed" observation says when;
+    # the runs left are the destruction's own; the kept assets keep a materialization.
+    assert instance.fetch_materializations(dg.AssetKey("raw_bca"), limit=5).records == []
+    observation = instance.fetch_observations(dg.AssetKey("raw_bca"), limit=5).records[0]
+    meta = observation.asset_observation.metadata
+    assert "destroyed_at" in meta and meta["destruction_certificate"].value.endswith(html_path.name)
+    assert "2017" in meta["partitions_destroyed"].value
+    for record in instance.get_run_records():
+        planned = {e.dagster_event.asset_key for e in instance.all_logs(
+            record.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)}
+        assert planned <= {dg.AssetKey(DESTROY)}, planned
+    for key in kept_keys:
+        assert instance.fetch_materializations(key, limit=1).records, key
+
+    # Afterwards: ingest refused with a clear message; a second destruction only re-verifies.
+    refused = materialize(["raw_bca"], "2017", instance)
+    assert not refused.success and "were destroyed" in failure_message(refused)
+    again = destroy(instance, study.study_id, [sentinel])
+    assert again.success
+    assert "already_destroyed_on" in again.asset_materializations_for_node(DESTROY)[0].metadata
+    assert json.loads(json_path.read_text(encoding="utf-8")) == cert
