@@ -53,6 +53,7 @@ import duckdb
 import yaml
 
 from pipeline.settings import PACKAGE_ROOT, Paths, project_paths
+from pipeline.study import Study, StudyError, _date, load_study, set_study_status  # noqa: F401 (re-exported)
 
 LIFECYCLE_GROUP = "lifecycle"
 CLASSIFICATION_TAG = "classification"
@@ -82,15 +83,10 @@ SCAN_SKIP_DIRS = {".venv", ".git"}
 _NUMBERISH = re.compile(r"^[\d\s\u00a0\u202f.,;:%/+\-()*'\"]*$")
 _IDENTIFIER = re.compile(r"^(?:[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
 DERIVE_FROM_SCHEMAS = ("raw",)  # the faithful copies of the files the CAF sent
-_STATUS_VALUES = ("open", "closed")
 FR_MONTHS = (
     "janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre",
     "décembre",
 )
-
-
-class StudyError(ValueError):
-    """config/study.yaml is missing or says something the pipeline cannot use."""
 
 
 class DestructionError(RuntimeError):
@@ -104,78 +100,9 @@ class IngestRefused(dg.Failure):
 # ---- the study ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Study:
-    study_id: str
-    title: str
-    parties: dict
-    convention: dict
-    status: str
-    published_on: dt.date | None
-    responsible: str
-
-    @property
-    def closed(self) -> bool:
-        return self.status == "closed"
-
-
-def _date(value: Any, key: str) -> dt.date | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise StudyError(f"config/study.yaml: {key} is {value!r}, not a date YYYY-MM-DD") from None
-
-
-def load_study(path: Path | None = None) -> Study:
-    path = path or project_paths().study
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise StudyError(f"{path} does not exist: the study must be declared in config/study.yaml") from None
-    except yaml.YAMLError as exc:
-        raise StudyError(f"{path} is not valid YAML: {exc}") from None
-    study_id = str(doc.get("study_id") or "").strip()
-    if not study_id:
-        raise StudyError(f"{path}: study_id is missing")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", study_id):
-        raise StudyError(f"{path}: study_id {study_id!r} may hold letters, digits, '.', '_' and '-' only")
-    status = str(doc.get("status") or "").strip()
-    if status not in _STATUS_VALUES:
-        raise StudyError(f"{path}: status is {status!r}; it must be one of {', '.join(_STATUS_VALUES)}")
-    return Study(
-        study_id=study_id,
-        title=str(doc.get("title") or ""),
-        parties=dict(doc.get("parties") or {}),
-        convention=dict(doc.get("convention") or {}),
-        status=status,
-        published_on=_date(doc.get("published_on"), "published_on"),
-        responsible=str(doc.get("responsible") or ""),
-    )
-
-
 def current_study_id() -> str:
     """The study id every published output records."""
     return load_study().study_id
-
-
-def set_study_status(status: str, published_on: dt.date | None, path: Path | None = None) -> None:
-    """Set `status` and `published_on` in config/study.yaml, keeping its comments and layout."""
-    if status not in _STATUS_VALUES:
-        raise StudyError(f"status must be one of {', '.join(_STATUS_VALUES)}")
-    path = path or project_paths().study
-    text = path.read_text(encoding="utf-8")
-    for key, value in (("status", status), ("published_on", published_on.isoformat() if published_on else "null")):
-        text, n = re.subn(rf"(?m)^{key}:.*$", f"{key}: {value}", text)
-        if n != 1:
-            text = text.rstrip("\n") + f"\n{key}: {value}\n"
-    path.write_text(text, encoding="utf-8")
-    load_study(path)
 
 
 # ---- the study's state: journal and destruction marker ------------------------------------

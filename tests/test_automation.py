@@ -121,3 +121,15 @@ def test_new_year_end_to_end(sample_project):
               if evaluation.get_num_requested(key)}
     assert {"core_indicator_inputs"} <= wanted
     assert not any(defs.resolve_asset_graph().get(dg.AssetKey(k)).group_name == "lifecycle" for k in wanted)
+
+
+def test_sensor_refuses_new_files_once_the_study_is_closed(sample_project):
+    import datetime as dt
+
+    from pipeline.study import set_study_status
+
+    set_study_status("closed", dt.date(2026, 6, 30))
+    result = tick(dg.DagsterInstance.ephemeral())
+    assert not result.run_requests
+    assert result.skip_reason.skip_message.startswith("ingest refused:")
+    assert "closed" in result.skip_reason.skip_message

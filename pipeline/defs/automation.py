@@ -26,6 +26,7 @@ import yaml
 from pipeline.catalog import load_catalog
 from pipeline.defs.ingest import year_partitions
 from pipeline.extract import IngestError, fingerprint, raw_files, vintages_in_file
+from pipeline.lifecycle import ingest_refusal
 from pipeline.settings import project_paths
 
 SENSOR_NAME = "raw_files_sensor"
@@ -68,19 +69,6 @@ def _dump_cursor(state: dict[str, FileState]) -> str:
     return json.dumps({name: vars(s) for name, s in sorted(state.items())})
 
 
-def _ingest_refusal() -> str | None:
-    """Why ingest may not run now (a closed or destroyed study), or None."""
-    try:
-        from pipeline.lifecycle import assert_ingest_allowed
-    except ImportError:  # lifecycle stage absent: nothing forbids ingest
-        return None
-    try:
-        assert_ingest_allowed()
-    except Exception as exc:  # its refusal carries the message for the data engineer
-        return str(exc)
-    return None
-
-
 @dg.sensor(
     name=SENSOR_NAME,
     minimum_interval_seconds=30,
@@ -95,7 +83,7 @@ def raw_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
     changed = {name: s for name, s in current.items() if name not in known or known[name].sha256 != s.sha256}
     if not changed:
         return dg.SensorResult(skip_reason=dg.SkipReason("no new or replaced file in raw/"), cursor=_dump_cursor(current))
-    refusal = _ingest_refusal()
+    refusal = ingest_refusal()
     if refusal:
         # the files are remembered, so that a refused file is not proposed again at every tick
         return dg.SensorResult(skip_reason=dg.SkipReason(f"ingest refused: {refusal}"), cursor=_dump_cursor(current))
@@ -156,7 +144,7 @@ def _weekly_schedule() -> dg.ScheduleDefinition:
         "then rebuilds indicators, masking, audit and reports.",
     )
     def weekly(context: dg.ScheduleEvaluationContext):
-        refusal = _ingest_refusal()
+        refusal = ingest_refusal()
         if refusal:
             return dg.SkipReason(f"no check on a closed study: {refusal}")
         catalog = load_catalog()

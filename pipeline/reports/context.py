@@ -21,6 +21,8 @@ import yaml
 
 from pipeline.indicators import Indicator, IndicatorSet, load_indicators
 from pipeline.settings import Paths, project_paths
+from pipeline.study import StudyError
+from pipeline.study import load_study as read_study
 from pipeline.territory import Territory, load_territory
 
 PUBLISHED_TABLE = "published.indicators"
@@ -155,24 +157,22 @@ class StudyInfo:
 
 
 def load_study(paths: Paths | None = None, territory: Territory | None = None) -> StudyInfo:
-    paths = paths or project_paths()
+    """The study as the documents present it (parties, double sign-off of article 3)."""
     try:
-        doc = yaml.safe_load(paths.study.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ReportError(f"{paths.study}: the study description is missing") from None
-    parties = doc.get("parties") or {}
-    convention = doc.get("convention") or {}
+        study = read_study(paths)
+    except StudyError as exc:
+        raise ReportError(str(exc)) from None
     territory = territory or load_territory(paths)
-    signed = convention.get("signed_on")
+    signed = study.convention.get("signed_on")
     return StudyInfo(
-        study_id=str(doc.get("study_id", "")),
-        title=str(doc.get("title", "")),
-        data_provider=str(parties.get("data_provider", "CAF du Pas-de-Calais")),
-        partner=str(parties.get("partner", territory.epci_name)),
+        study_id=study.study_id,
+        title=study.title,
+        data_provider=str(study.parties.get("data_provider", "CAF du Pas-de-Calais")),
+        partner=str(study.parties.get("partner", territory.epci_name)),
         partner_short=territory.epci_short_name,
         signed_on=signed if isinstance(signed, dt.date) else None,
-        responsible=doc.get("responsible"),
-        status=str(doc.get("status", "open")),
+        responsible=study.responsible or None,
+        status=study.status,
     )
 
 
