@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from pipeline.defs import automation, disclosure, ingest, lifecycle, reports, warehouse
+from pipeline.defs import automation, compliance, disclosure, ingest, lifecycle, reports, warehouse
+from pipeline.lineage import apply_governance
 from pipeline.resources import WarehouseResource
 
 
@@ -13,12 +14,17 @@ def _module_defs(module) -> dg.Definitions:
     )
 
 
-defs = dg.Definitions.merge(
-    _module_defs(ingest),
-    _module_defs(warehouse),
-    _module_defs(disclosure),
-    _module_defs(lifecycle),
-    _module_defs(reports),
-    automation.defs,
-    dg.Definitions(resources={"warehouse": WarehouseResource()}),
+# Owners, classification, convention articles, sources, code versions and column lineage
+# (config/governance.yaml, pipeline/lineage.py) on every asset.
+defs = apply_governance(
+    dg.Definitions.merge(
+        _module_defs(ingest),
+        _module_defs(warehouse),
+        _module_defs(disclosure),
+        _module_defs(lifecycle),
+        _module_defs(reports),
+        _module_defs(compliance),
+        automation.defs,
+        dg.Definitions(resources={"warehouse": WarehouseResource()}),
+    )
 )

@@ -26,8 +26,6 @@ from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction, w
 from pipeline.study import load_study
 from pipeline.territory import load_territory
 
-CONFIDENTIAL = "confidentiel-convention-caf"
-OWNER = "team:donnees-cabbalr"
 CANDIDATE_TABLE = "confidential.published_candidate"
 MASKING_LOG_TABLE = "confidential.masking_log"
 PUBLISHED_TABLE = "published.indicators"
@@ -55,8 +53,6 @@ PUBLISHED_SCHEMA = _schema(
     group_name="disclosure",
     deps=["core_indicators"],
     kinds={"duckdb", "pandas"},
-    owners=[OWNER],
-    tags={"classification": CONFIDENTIAL, "convention_articles": "art-4"},
     pool=WAREHOUSE_POOL,
     check_specs=[
         dg.AssetCheckSpec(
@@ -139,8 +135,6 @@ def _audit_check(published, territory, indicators, policy) -> dg.AssetCheckResul
     group_name="disclosure",
     deps=["core_masking"],
     kinds={"duckdb"},
-    owners=[OWNER],
-    tags={"classification": "publiable", "convention_articles": "art-3.art-4"},
     pool=WAREHOUSE_POOL,
     metadata={"dagster/table_name": PUBLISHED_TABLE, "dagster/column_schema": PUBLISHED_SCHEMA},
 )

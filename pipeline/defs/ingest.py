@@ -29,8 +29,6 @@ from pipeline.territory import TerritoryError, load_territory
 from pipeline.validation import validate
 
 LEDGER_TABLE = "lineage.ingest_ledger"
-CLASSIFICATION = "confidentiel-convention-caf"
-OWNER = "team:donnees-cabbalr"
 SCHEMA_CHECK = "schema_valide"
 
 
@@ -64,7 +62,8 @@ def year_partitions(source_id: str) -> dg.DynamicPartitionsDefinition:
 
 def build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
     partitions = year_partitions(source.id)
-    tags = {"source": source.producer, "classification": CLASSIFICATION, "convention_articles": "art-2.art-4"}
+    # the producer; owners, classification and articles come from config/governance.yaml
+    tags = {"source": source.producer}
     raw_key, stg_key = f"raw_{source.id}", f"stg_{source.id}"
 
     @dg.asset(
@@ -72,8 +71,7 @@ def build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
         group_name="raw",
         partitions_def=partitions,
         pool=WAREHOUSE_POOL,
-        kinds={"excel", "duckdb"},
-        owners=[OWNER],
+        kinds={"csv" if all(v.file.lower().endswith(".csv") for v in source.vintages.values()) else "excel", "duckdb"},
         tags=tags,
         description=f"{source.title}: faithful text copy of the file the {source.producer} sent, "
         f"one table per year (raw.{source.id}_<year>), fingerprinted in the ingest ledger.",
@@ -138,7 +136,6 @@ def build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
         pool=WAREHOUSE_POOL,
         deps=[raw_key],
         kinds={"pandas", "duckdb"},
-        owners=[OWNER],
         tags=tags,
         description=f"{source.title}: canonical measures per zone and year (staging.{source.id}), "
         "secret-at-source blanks flagged, validated with the pandera schema of schemas/.",

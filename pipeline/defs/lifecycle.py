@@ -24,7 +24,6 @@ from pipeline.lifecycle import (
 from pipeline.resources import WarehouseResource, _file_lock
 
 ASSET_NAME = "study_data_destruction"
-OWNER = "team:donnees-cabbalr"
 
 
 class DestructionConfig(dg.Config):
@@ -43,8 +42,7 @@ class DestructionConfig(dg.Config):
     # no pool: a destruction killed half-way would keep the pool's slot and block its own
     # re-run; the warehouse file lock serialises its DuckDB work with the other writers
     kinds={"duckdb", "sqlite", "html"},
-    owners=[OWNER],
-    tags={"convention_articles": "art-2.art-7", "lifecycle": "destruction"},
+    tags={"lifecycle": "destruction"},
     metadata={"certificate_folder": "reports/", "command": "make destroy STUDY_ID=<study_id>"},
 )
 def study_data_destruction(

@@ -32,8 +32,6 @@ from pipeline.resources import WarehouseResource
 from pipeline.settings import project_paths
 
 GROUP = "reports"
-OWNER = "team:donnees-cabbalr"
-TAGS = {"classification": "publiable", "convention_articles": "art-3.art-4"}
 PUBLISHED_ASSET = dg.AssetKey("out_indicators")
 EXCEL_CHECK = "rapport_excel_conforme"
 HTML_CHECK = "rapport_html_conforme"
@@ -116,8 +114,6 @@ def _guard_metadata(guard: GuardReport) -> dict:
     automation_condition=dg.AutomationCondition.eager(),
     group_name=GROUP,
     kinds={"excel"},
-    owners=[OWNER],
-    tags=TAGS,
     deps=[PUBLISHED_ASSET],
     metadata={"file": f"reports/{EXCEL_NAME}", "reads": "published.indicators"},
 )
@@ -138,8 +134,6 @@ def out_rapport_excel(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     automation_condition=dg.AutomationCondition.eager(),
     group_name=GROUP,
     kinds={"html"},
-    owners=[OWNER],
-    tags=TAGS,
     deps=[PUBLISHED_ASSET],
     metadata={"file": f"reports/{HTML_NAME}", "reads": "published.indicators"},
 )
