@@ -141,12 +141,12 @@ def test_weekly_check_revalidates_every_ingested_year_and_is_off_by_default(samp
 
     schedule = defs.get_schedule_def("verification_hebdomadaire")
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED  # config/operations.yaml: enabled: false
-    instance = dg.DagsterInstance.ephemeral()
+    instance = dg.DagsterInstance.get()  # a schedule's context needs a persistent instance (the test's DAGSTER_HOME)
     register_years(instance)
     import datetime as dt
 
     context = dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 30, 6, 0))
-    requests = list(schedule.evaluate_tick(context).run_requests)
+    requests = list(schedule(context))
     pairs = sorted((str(r.asset_selection[0].to_user_string()), r.partition_key) for r in requests)
     assert ("stg_bca", "2017") in pairs and ("stg_places_a_creer", "2020") in pairs
     assert len(pairs) == 5 + 5 + 4 + 4 + 3 + 1
