@@ -151,3 +151,12 @@ def test_weekly_check_revalidates_every_ingested_year_and_is_off_by_default(samp
     assert ("stg_bca", "2017") in pairs and ("stg_places_a_creer", "2020") in pairs
     assert len(pairs) == 5 + 5 + 4 + 4 + 3 + 1
     assert all(r.asset_selection[0].to_user_string().startswith("stg_") for r in requests)
+
+
+def test_files_already_in_the_ledger_are_not_ingested_again(sample_project):
+    """`make run` ingested everything; the UI's sensor, looking at raw/ for the first time,
+    asks for nothing but what the ledger does not hold."""
+    assert materialize(["raw_bca", "stg_bca"], "2017").success
+    result = tick(dg.DagsterInstance.ephemeral())
+    runs = requested(result)
+    assert ("bca", "2017") not in runs and ("bca", "2018") in runs

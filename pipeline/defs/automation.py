@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import yaml
 
 from pipeline.catalog import load_catalog
 from pipeline.defs.ingest import year_partitions
 from pipeline.extract import IngestError, fingerprint, raw_files, vintages_in_file
 from pipeline.lifecycle import ingest_refusal
+from pipeline.resources import WarehouseLockTimeout, WarehouseResource
 from pipeline.settings import project_paths
 
 SENSOR_NAME = "raw_files_sensor"
@@ -69,6 +71,20 @@ def _dump_cursor(state: dict[str, FileState]) -> str:
     return json.dumps({name: vars(s) for name, s in sorted(state.items())})
 
 
+def ingested_files() -> set[tuple[str, int, str]]:
+    """(source, year, sha256) of every file already in the ingest ledger, so that a file
+    ingested by `make run` is not ingested again when the UI's sensor first looks at raw/."""
+    warehouse = WarehouseResource(lock_timeout_s=10)
+    if not warehouse.database.exists():
+        return set()
+    try:
+        with warehouse.connect(read_only=True) as con:
+            return {(s, int(y), h) for s, y, h in con.execute(
+                "SELECT source, year, sha256 FROM lineage.ingest_ledger").fetchall()}
+    except (WarehouseLockTimeout, duckdb.Error):
+        return set()  # busy or no ledger yet: the run keys still prevent a second run
+
+
 @dg.sensor(
     name=SENSOR_NAME,
     minimum_interval_seconds=30,
@@ -89,6 +105,7 @@ def raw_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
         return dg.SensorResult(skip_reason=dg.SkipReason(f"ingest refused: {refusal}"), cursor=_dump_cursor(current))
 
     catalog = load_catalog()
+    done = ingested_files()
     run_requests, new_years, notes = [], {}, []
     for name, state in sorted(changed.items()):
         why = "new file" if name not in known else "replaced file"
@@ -100,6 +117,9 @@ def raw_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
             continue
         for vintage, _sheet in found:
             year = str(vintage.year)
+            if (vintage.source, vintage.year, state.sha256) in done:
+                notes.append(f"{name}: {vintage.source} {year} already ingested from this very file")
+                continue
             partitions = year_partitions(vintage.source)
             if not context.instance.has_dynamic_partition(partitions.name, year):
                 new_years.setdefault(partitions.name, set()).add(year)
