@@ -6,9 +6,13 @@ import sys
 from pathlib import Path
 
 
+# The fast CABBALR benchmarks first, the national scale (10 to 20 minutes) last.
+ORDER = ("suite", "excel_reading", "tauargus_compare", "national")
+
+
 def main(argv: list[str]) -> int:
-    names = argv or sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)])
-                           if not m.name.startswith("_"))
+    found = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if not m.name.startswith("_"))
+    names = argv or sorted(found, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER) - 0.5, n))
     status = 0
     for name in names:
         module = importlib.import_module(f"bench.{name}")

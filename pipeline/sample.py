@@ -20,11 +20,19 @@ What does not belong here:
 
 `generate()` writes the files, `sample_truth()` returns the values behind them. The
 values are random draws of plausible magnitude: no real personal data.
+
+Two scales. `scale="cabbalr"` (default): the project's referential (`config/`), 100
+communes. `scale="national"`: a synthetic France (`national_referential()`: about 34,900
+communes, most under 500 inhabitants, in 101 departments, about 1,250 EPCIs and RPE-like
+groups inside each EPCI), written as a referential folder (`territory.csv` with a
+`code_epci` column, `zones.yaml` listing the EPCIs, the other config files copied) that
+`CAF_CONFIG_DIR` can point to, then files of the same shapes from the same catalog.
 """
 
 from __future__ import annotations
 
 import io
+import shutil
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,11 +41,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.writer.excel import ExcelWriter
 
 from pipeline.catalog import Catalog, Source, Vintage, load_catalog
-from pipeline.settings import Paths
+from pipeline.settings import Paths, project_paths
 from pipeline.territory import Territory, load_territory
 
 # Name of the single workbook written in bundle mode; must match the catalog's bundle regex.
@@ -243,11 +253,15 @@ def secret_mask(values: pd.Series, group: pd.Series) -> pd.Series:
     """
     primary = values.between(1, 4)
     mask = primary.copy()
-    for _, index in values.groupby(group.to_numpy(), sort=False).groups.items():
-        if int(primary[index].sum()) == 1:
-            others = values[index][~primary[index]].dropna()
-            if len(others):
-                mask[others.index[int(np.argmin(others.to_numpy()))]] = True
+    keys = pd.Series(group.to_numpy(), index=values.index)
+    lone = primary.groupby(keys.to_numpy(), sort=False).transform("sum").to_numpy() == 1
+    candidates = pd.DataFrame({
+        "group": keys.to_numpy(), "value": values.to_numpy(), "order": np.arange(len(values)),
+    })[lone & ~primary.to_numpy() & values.notna().to_numpy()]
+    if len(candidates):
+        # smallest value of each group, the first in file order on ties (as np.argmin)
+        first = candidates.sort_values(["group", "value", "order"], kind="stable").drop_duplicates("group")
+        mask.iloc[first["order"].to_numpy()] = True
     return mask
 
 
@@ -330,15 +344,16 @@ def _zone_frame(s: _Sample, source: Source, year: int, measures: Sequence[str]) 
         parts.append(pd.concat([tech, values.loc[[c for c, _ in technical], list(measures)]
                                 .reset_index(drop=True)], axis=1))
     for level in AGGREGATE_LEVELS.get(source.producer, ()):
-        group = communes["code_rpe"].to_numpy() if level == "rpe" else np.full(len(communes), s.territory.epci_code)
+        group = communes["code_rpe"].to_numpy() if level == "rpe" else s.territory.commune_epci.to_numpy()
         needed = sorted(set(measures) | {x for m in measures if m in RATIOS for x in RATIOS[m]})
         sums = commune_values[needed].groupby(group, sort=False).sum()
         for ratio, (num, den) in RATIOS.items():
             if ratio in measures:
                 sums[ratio] = np.round(sums[num] / sums[den].where(sums[den] > 0) * 100, 1)
-        order = list(s.territory.rpe_names) if level == "rpe" else [s.territory.epci_code]
+        zone_names = s.territory.rpe_names if level == "rpe" else s.territory.epcis
+        order = list(zone_names)
         sums = sums.reindex(order)
-        names = [s.territory.rpe_names[c] for c in order] if level == "rpe" else [s.territory.epci_name]
+        names = [zone_names[c] for c in order]
         head = pd.DataFrame({"level": level, "code": order, "name": names, "rpe": None})
         parts.append(pd.concat([head, sums[list(measures)].reset_index(drop=True)], axis=1))
     return pd.concat(parts, ignore_index=True)
@@ -421,12 +436,17 @@ def _years_text(years: Sequence[int]) -> str:
     return str(years[0]) if len(years) == 1 else f"{min(years)}-{max(years)}"
 
 
+def _scope(territory: Territory) -> str:
+    if len(territory.epcis) == 1:
+        return f"{territory.epci_name} ({territory.epci_short_name})"
+    return f"{len(territory.epcis)} EPCI, {len(territory.communes)} communes"
+
+
 def _title_block(source: Source, territory: Territory, years: Sequence[int], header_row: int) -> list[str | None]:
     notes = NOTES.get(source.id, {})
     lines: list[str | None] = [
         f"{source.title} - {_years_text(years)}",
-        f"Champ : {territory.epci_name} ({territory.epci_short_name})"
-        + (f", {notes['champ']}" if "champ" in notes else ""),
+        f"Champ : {_scope(territory)}" + (f", {notes['champ']}" if "champ" in notes else ""),
         f"Date d'extraction : 15/06/{max(years) + 1}",
     ]
     room = header_row - 1
@@ -481,14 +501,17 @@ def _build_table(s: _Sample, vintages: Sequence[Vintage], kind: str, sentinel: s
         frame = _zone_frame(s, source, year, measures)
         secret, missing = _blank_masks(s, source, year, frame, measures)
         blank_text = SECRET_CELL.get(source.id)
-        for i, zone in frame.iterrows():
-            code = zone["code"]
+        # frame.values is what iterrows() reads, row by row: the same Python values
+        column = {c: j for j, c in enumerate(frame.columns)}
+        cells = [(lbl, column[m], secret[m].to_numpy(), missing[m].to_numpy()) for lbl, m in zip(cell_labels, measures)]
+        for pos, zone in enumerate(frame.values):
+            code = zone[column["code"]]
             row = rows.setdefault((year, code) if long_by_year else code, {})
             if source.id in NUMERIC_CODES and code.isdigit():
                 code_cell: object = int(code)
             else:
                 code_cell = code
-            name = zone["name"]
+            name = zone[column["name"]]
             if sentinel is not None and code == sentinel_commune:
                 name = f"{name} {sentinel}"
                 row[SENTINEL_LABEL] = sentinel
@@ -498,13 +521,13 @@ def _build_table(s: _Sample, vintages: Sequence[Vintage], kind: str, sentinel: s
                     row[lbl] = datetime(year, 12, 31) if source.id in YEAR_AS_DATE else year
                 else:
                     row[lbl] = code_cell if canonical == "code_zone" else name
-            for lbl, m in zip(cell_labels, measures):
-                if secret.at[i, m]:
+            for lbl, j, is_secret, is_missing in cells:
+                if is_secret[pos]:
                     row[lbl] = blank_text
-                elif missing.at[i, m]:
+                elif is_missing[pos]:
                     row[lbl] = None
                 else:
-                    row[lbl] = _python(zone[m])
+                    row[lbl] = _python(zone[j])
     if sentinel is not None:
         labels.append(SENTINEL_LABEL)
     years = sorted(v.year for v in vintages)
@@ -523,7 +546,15 @@ def _build_table(s: _Sample, vintages: Sequence[Vintage], kind: str, sentinel: s
 # ---------------------------------------------------------------------------------------
 
 
+# Sheets with more rows than this are streamed (openpyxl write-only mode): the national
+# sample's workbooks. Smaller ones, the CABBALR files among them, are written cell by cell
+# as before (their bytes are pinned by the tests).
+STREAM_ROWS = 5_000
+
+
 def _write_workbook(path: Path, sheets: Sequence[tuple[str, _Table]]) -> None:
+    if any(len(table.rows) > STREAM_ROWS for _, table in sheets):
+        return _write_workbook_streamed(path, sheets)
     wb = Workbook()
     wb.remove(wb.active)
     for sheet_name, table in sheets:
@@ -550,6 +581,35 @@ def _write_workbook(path: Path, sheets: Sequence[tuple[str, _Table]]) -> None:
     wb.properties.modified = FIXED_TIME
     # openpyxl's save_workbook stamps the current time on the properties and zipfile on
     # every member: write through ExcelWriter, then re-zip with fixed member dates.
+    buffer = io.BytesIO()
+    ExcelWriter(wb, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED)).save()
+    path.write_bytes(_fixed_zip(buffer.getvalue()))
+
+
+def _write_workbook_streamed(path: Path, sheets: Sequence[tuple[str, _Table]]) -> None:
+    """Same cells as `_write_workbook`, streamed row by row (constant memory, faster)."""
+    wb = Workbook(write_only=True)
+    for sheet_name, table in sheets:
+        ws = wb.create_sheet(title=sheet_name)
+        for line in table.title:
+            ws.append([line])
+        ws.append(table.labels)
+        for row in table.rows:
+            out: list[object] = []
+            for value in row:
+                if isinstance(value, datetime):
+                    cell = WriteOnlyCell(ws, value)
+                    cell.number_format = "dd/mm/yyyy"
+                    value = cell
+                out.append(value)
+            ws.append(out)
+        ws.append([])
+        for line in table.notes:
+            ws.append([line])
+    wb.properties.creator = "Caf du Pas-de-Calais"
+    wb.properties.lastModifiedBy = "Caf du Pas-de-Calais"
+    wb.properties.created = FIXED_TIME
+    wb.properties.modified = FIXED_TIME
     buffer = io.BytesIO()
     ExcelWriter(wb, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED)).save()
     path.write_bytes(_fixed_zip(buffer.getvalue()))
@@ -617,7 +677,8 @@ def _check_name(name: str) -> None:
 
 
 def generate(out_dir: Path, seed: int = 2022, *, bundle: bool = False, sentinel: str | None = None,
-             paths: Paths | None = None) -> list[Path]:
+             paths: Paths | None = None, scale: str = "cabbalr", config_dir: Path | None = None,
+             n_communes: int | None = None) -> list[Path]:
     """Write every file of every vintage of the catalog into `out_dir`; return the
     paths written, sorted.
 
@@ -626,7 +687,23 @@ def generate(out_dir: Path, seed: int = 2022, *, bundle: bool = False, sentinel:
     written as their own files). `sentinel`: written in an extra column `COMMENTAIRE`
     of every file/sheet and appended to one commune's name, to prove later that data
     were destroyed.
+
+    `scale="national"`: first write a synthetic France's referential into `config_dir`
+    (default: `config/` beside `out_dir`; the other config files are copied from
+    `paths.config`), `n_communes` communes (default `NATIONAL_COMMUNES`), then the files
+    for it. Point `CAF_CONFIG_DIR` (or `CAF_PROJECT_DIR`) at it to run the pipeline.
     """
+    if scale == "national":
+        out_dir = Path(out_dir)
+        config_dir = Path(config_dir) if config_dir is not None else out_dir.parent / "config"
+        write_national_referential(config_dir, seed, n_communes or NATIONAL_COMMUNES, paths=paths)
+        paths = Paths(root=config_dir.parent, config=config_dir, raw=out_dir,
+                      warehouse=config_dir.parent / "warehouse" / "warehouse.duckdb",
+                      reports=config_dir.parent / "reports")
+    elif scale != "cabbalr":
+        raise ValueError(f"scale must be one of {SCALES}, not {scale!r}")
+    elif n_communes is not None or config_dir is not None:
+        raise ValueError("n_communes and config_dir apply to scale='national' only")
     s = _build(seed, paths)
     if sentinel is not None and any(SENTINEL_LABEL in v.columns for v in s.catalog.all_vintages):
         raise ValueError(f"the catalog maps {SENTINEL_LABEL}: the sentinel column must stay unmapped")
@@ -661,3 +738,115 @@ def generate(out_dir: Path, seed: int = 2022, *, bundle: bool = False, sentinel:
         _write_csv(out_dir / name, _build_table(s, vs, "csv", sentinel), _csv_encoding(vs))
         written.append(out_dir / name)
     return sorted(written)
+
+
+# ---------------------------------------------------------------------------------------
+# National scale: a synthetic France and its referential.
+# ---------------------------------------------------------------------------------------
+
+SCALES = ("cabbalr", "national")
+NATIONAL_COMMUNES = 34_900
+# Metropolitan departments (Corsica as 2A and 2B) and the five overseas ones: 101.
+METRO_DEPARTMENTS = tuple(f"{d:02d}" for d in range(1, 96) if d != 20) + ("2A", "2B")
+OVERSEAS_DEPARTMENTS = ("971", "972", "973", "974", "976")
+# Sizes: median commune about 450 inhabitants (more than half under 500, as in France),
+# a long tail up to the big cities; overseas communes are few and large.
+COMMUNE_MEDIAN, COMMUNE_SIGMA, COMMUNE_MAX = 450.0, 1.7, 2_200_000
+OVERSEAS_MEDIAN, OVERSEAS_SIGMA = 15_000.0, 0.8
+COMMUNES_PER_EPCI = 28  # 34,900 communes / about 1,250 EPCIs
+INHABITANTS_PER_RPE = 12_000  # one RPE-like group per ~12,000 inhabitants of an EPCI
+# Files the national referential replaces; every other file of config/ is copied.
+REFERENTIAL_FILES = ("territory.csv", "zones.yaml", "commune_changes.csv")
+# Name parts of the synthetic communes (Windows-1252 encodable: the CSV of 2018).
+_NAME_START = ("Saint-", "Sainte-", "Le ", "La ", "Les ", "", "", "", "")
+_NAME_ROOT = ("Val", "Mont", "Bois", "Champ", "Fontaine", "Ville", "Roche", "Pré", "Étang", "Château",
+              "Mesnil", "Clair", "Beau", "Haute", "Neuve", "Lande", "Grand", "Marais", "Côte", "Bourg")
+_NAME_END = ("", "", "ville", "court", "court", "y", "ac", "ières", "-sur-Rivière", "-en-Forêt", "-lès-Bains")
+
+
+def _split(n: int, parts: int, rng: np.random.Generator) -> np.ndarray:
+    """Sizes of `parts` contiguous chunks (each at least 1) of `n` items."""
+    parts = max(1, min(parts, n))
+    cuts = np.sort(rng.choice(np.arange(1, n), size=parts - 1, replace=False)) if parts > 1 else np.array([], int)
+    return np.diff(np.concatenate([[0], cuts, [n]]))
+
+
+def national_referential(seed: int = 2022, n_communes: int = NATIONAL_COMMUNES) -> tuple[pd.DataFrame, dict]:
+    """A synthetic France: (territory frame, zones document).
+
+    The frame has the columns of `config/territory.csv` plus `code_epci`; the zones
+    document is what `zones.yaml` holds (`epcis`: code -> name, `rpe`: code -> name).
+    Communes are numbered within their department (INSEE-like codes `62001`, `2A001`,
+    `97101`); each department is cut into EPCIs of about `COMMUNES_PER_EPCI` contiguous
+    communes, each EPCI into RPE-like groups of about `INHABITANTS_PER_RPE`.
+    """
+    if n_communes < 1:
+        raise ValueError("n_communes must be at least 1")
+    rng = np.random.default_rng([seed, 101])
+    departments = list(METRO_DEPARTMENTS + OVERSEAS_DEPARTMENTS)[: max(1, min(101, n_communes // 10))]
+    overseas = np.array([d.startswith("97") for d in departments])
+    weights = rng.lognormal(0.0, 0.45, len(departments)) * np.where(overseas, 0.08, 1.0)
+    capacity = np.where(overseas, 99, 999)  # INSEE-like codes: 3 digits, 2 overseas
+    if n_communes > capacity.sum():
+        raise ValueError(f"at most {int(capacity.sum())} communes")
+    counts = np.minimum(capacity, np.maximum(1, np.floor(weights / weights.sum() * n_communes))).astype(int)
+    while counts.sum() != n_communes:  # adjust one commune at a time, largest departments first
+        step = 1 if counts.sum() < n_communes else -1
+        room = (counts < capacity) if step > 0 else (counts > 1)
+        counts[int(np.argmax(np.where(room, weights, -np.inf)))] += step
+    rows = []
+    epcis: dict[str, str] = {}
+    rpes: dict[str, str] = {}
+    for d_index, (dep, n, is_overseas) in enumerate(zip(departments, counts, overseas)):
+        if is_overseas:
+            pop = rng.lognormal(np.log(OVERSEAS_MEDIAN), OVERSEAS_SIGMA, n)
+        else:
+            pop = rng.lognormal(np.log(COMMUNE_MEDIAN), COMMUNE_SIGMA, n)
+        pop = np.clip(np.rint(pop), 1, COMMUNE_MAX).astype(int)
+        codes = [f"{dep}{i + 1:02d}" if is_overseas else f"{dep}{i + 1:03d}" for i in range(n)]
+        names = [
+            f"{_NAME_START[a]}{_NAME_ROOT[b]}{_NAME_END[c]}".strip()
+            for a, b, c in zip(rng.integers(0, len(_NAME_START), n), rng.integers(0, len(_NAME_ROOT), n),
+                               rng.integers(0, len(_NAME_END), n))
+        ]
+        start = 0
+        for e_index, size in enumerate(_split(n, round(n / COMMUNES_PER_EPCI), rng)):
+            members = slice(start, start + size)
+            epci = f"2{d_index + 1:03d}{e_index + 1:05d}"
+            epci_pop = int(pop[members].sum())
+            kind = "Métropole" if epci_pop >= 400_000 else "CU" if epci_pop >= 250_000 else \
+                "CA" if epci_pop >= 50_000 else "CC"
+            epcis[epci] = f"{kind} {names[start]} ({dep}-{e_index + 1})"
+            r_start = start
+            for r_index, r_size in enumerate(_split(size, round(epci_pop / INHABITANTS_PER_RPE), rng)):
+                rpe = f"RPE-{epci}-{r_index + 1:02d}"
+                rpes[rpe] = f"RPE {names[r_start]} ({dep}-{e_index + 1}.{r_index + 1})"
+                for i in range(r_start, r_start + r_size):
+                    rows.append((codes[i], names[i], int(pop[i]), rpe, epci))
+                r_start += r_size
+            start += size
+    territory = pd.DataFrame(rows, columns=["code_commune", "nom_commune", "population_2021", "code_rpe", "code_epci"])
+    zones = {"epcis": epcis, "rpe": rpes, "infra_communal_levels": []}
+    return territory, zones
+
+
+def write_national_referential(config_dir: Path, seed: int = 2022, n_communes: int = NATIONAL_COMMUNES,
+                               paths: Paths | None = None) -> Path:
+    """Write the synthetic France's referential into `config_dir`: territory.csv,
+    zones.yaml and an empty commune_changes.csv, beside a copy of every other file of
+    the project's config (catalog, indicators, disclosure policy, study...)."""
+    config_dir = Path(config_dir)
+    source = (paths or project_paths()).config
+    config_dir.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.iterdir()):
+        if path.is_file() and path.name not in REFERENTIAL_FILES and path.resolve() != (config_dir / path.name).resolve():
+            shutil.copy2(path, config_dir / path.name)
+    territory, zones = national_referential(seed, n_communes)
+    territory.to_csv(config_dir / "territory.csv", sep=";", index=False, encoding="utf-8", lineterminator="\n")
+    header = (f"# Synthetic France written by pipeline.sample (scale national, seed {seed}, "
+              f"{len(territory)} communes): no real zone.\n"
+              "# EPCIs (code -> name) and RPE-like groups; each commune names its RPE and EPCI in territory.csv.\n")
+    (config_dir / "zones.yaml").write_text(
+        header + yaml.safe_dump(zones, allow_unicode=True, sort_keys=False, width=200), encoding="utf-8")
+    (config_dir / "commune_changes.csv").write_text("ancien_code;nouveau_code;date_effet;motif\n", encoding="utf-8")
+    return config_dir

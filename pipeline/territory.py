@@ -1,8 +1,15 @@
-"""The territory referential: communes, their RPE, and the EPCI.
+"""The territory referential: communes, their RPE, and the EPCI(s).
 
-Read from `config/territory.csv` (`code_commune;nom_commune;population_2021;code_rpe`),
-`config/zones.yaml` (RPE names, EPCI code and name) and `config/commune_changes.csv`
-(old commune code -> referential code). No commune code is written in the code.
+Read from `config/territory.csv` (`code_commune;nom_commune;population_2021;code_rpe`,
+plus an optional last column `code_epci`), `config/zones.yaml` (RPE names, EPCI code and
+name, and optionally a list of EPCIs) and `config/commune_changes.csv` (old commune
+code -> referential code). No commune code is written in the code.
+
+One EPCI (the CABBALR): `zones.yaml` names it under `epci` and `territory.csv` has no
+`code_epci` column. Several EPCIs (another department, France): `zones.yaml` lists them
+under `epcis` (code -> name) and each commune names its EPCI in `code_epci`; every RPE
+lies inside one EPCI. The hierarchy stays commune -> RPE -> EPCI; departments (derived
+from the commune code) are a unit of partitioning only, never a published level.
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ class TerritoryError(ValueError):
 
 @dataclass(frozen=True)
 class Territory:
-    communes: pd.DataFrame  # code_commune, nom_commune, population_2021, code_rpe
+    communes: pd.DataFrame  # code_commune, nom_commune, population_2021, code_rpe[, code_epci]
     rpe_names: dict[str, str]
+    # The EPCI of a one-EPCI referential; with several, the first one listed.
     epci_code: str
     epci_name: str
     epci_short_name: str
@@ -31,6 +39,26 @@ class Territory:
     # Zone levels below the commune (IRIS, quartiers...): convention art. 4 sets a
     # minimum of 100 allocataires for them. None in the CABBALR referential.
     infra_communal_levels: frozenset[str] = frozenset()
+    # Every EPCI (code -> name) and the EPCI of each RPE; empty: the one EPCI above.
+    epci_names: dict[str, str] = field(default_factory=dict)
+    rpe_epci: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def epcis(self) -> dict[str, str]:
+        """Every EPCI of the referential, code -> name (one for the CABBALR)."""
+        return dict(self.epci_names) or {self.epci_code: self.epci_name}
+
+    @cached_property
+    def epci_codes(self) -> frozenset[str]:
+        return frozenset(self.epcis)
+
+    def epci_of_rpe(self, rpe_code: str) -> str:
+        return self.rpe_epci.get(rpe_code, self.epci_code)
+
+    @cached_property
+    def commune_epci(self) -> pd.Series:
+        """The EPCI of each commune, aligned with `communes`."""
+        return self.communes["code_rpe"].map(self.epci_of_rpe)
 
     @cached_property
     def commune_codes(self) -> frozenset[str]:
@@ -46,9 +74,12 @@ class Territory:
             return "commune"
         if code in self.rpe_codes:
             return "rpe"
-        if code == self.epci_code:
+        if code in self.epci_codes:
             return "epci"
         return None
+
+    def departement_of(self, commune_code: str) -> str:
+        return departement_of(commune_code)
 
     def zones(self) -> pd.DataFrame:
         """Every zone of the territory: level, zone_code, zone_name, parent_code."""
@@ -65,26 +96,32 @@ class Territory:
                 "level": "rpe",
                 "zone_code": list(self.rpe_names),
                 "zone_name": list(self.rpe_names.values()),
-                "parent_code": self.epci_code,
+                "parent_code": [self.epci_of_rpe(code) for code in self.rpe_names],
             }
         )
         epci = pd.DataFrame(
-            {"level": ["epci"], "zone_code": [self.epci_code], "zone_name": [self.epci_name], "parent_code": [None]}
+            {"level": "epci", "zone_code": list(self.epcis), "zone_name": list(self.epcis.values()),
+             "parent_code": [None] * len(self.epcis)}
         )
         return pd.concat([epci, rpe, communes], ignore_index=True)
+
+
+def departement_of(commune_code: str) -> str:
+    """The department of an INSEE commune code: 3 characters overseas (97x), else 2 (2A, 62...)."""
+    return commune_code[:3] if commune_code.startswith("97") else commune_code[:2]
 
 
 def load_territory(paths: Paths | None = None) -> Territory:
     paths = paths or project_paths()
     try:
         communes = pd.read_csv(
-            paths.territory, sep=";", dtype={"code_commune": str, "code_rpe": str}, encoding="utf-8"
+            paths.territory, sep=";", dtype={"code_commune": str, "code_rpe": str, "code_epci": str}, encoding="utf-8"
         )
     except FileNotFoundError:
         raise TerritoryError(f"{paths.territory}: the territory referential is missing") from None
     expected = ["code_commune", "nom_commune", "population_2021", "code_rpe"]
-    if list(communes.columns) != expected:
-        raise TerritoryError(f"{paths.territory}: columns must be {';'.join(expected)}")
+    if list(communes.columns) not in (expected, expected + ["code_epci"]):
+        raise TerritoryError(f"{paths.territory}: columns must be {';'.join(expected)}[;code_epci]")
     communes["code_commune"] = communes["code_commune"].str.strip().str.zfill(5)
     if communes["code_commune"].duplicated().any():
         raise TerritoryError(f"{paths.territory}: a commune code appears twice")
@@ -97,13 +134,44 @@ def load_territory(paths: Paths | None = None) -> Territory:
     if paths.commune_changes.exists():
         table = pd.read_csv(paths.commune_changes, sep=";", dtype=str, comment="#")
         changes = dict(zip(table["ancien_code"].str.zfill(5), table["nouveau_code"].str.zfill(5)))
-    epci = zones["epci"]
+    epci_names, rpe_epci = _epcis(paths, communes, zones)
+    epci = zones.get("epci") or {}
+    if not epci and not epci_names:
+        raise TerritoryError(f"{paths.zones}: names no EPCI (`epci`, or a list under `epcis`)")
+    first = next(iter(epci_names), None)
+    epci_code = str(epci.get("code", first))
+    epci_name = str(epci.get("name", epci_names.get(epci_code, epci_code)))
+    if epci_names and epci_code not in epci_names:
+        raise TerritoryError(f"{paths.zones}: the EPCI {epci_code} is not listed under `epcis`")
     return Territory(
         communes=communes,
         rpe_names=rpe_names,
-        epci_code=str(epci["code"]),
-        epci_name=str(epci["name"]),
-        epci_short_name=str(epci.get("short_name", epci["name"])),
+        epci_code=epci_code,
+        epci_name=epci_name,
+        epci_short_name=str(epci.get("short_name", epci_name)),
         code_changes=changes,
         infra_communal_levels=frozenset(map(str, zones.get("infra_communal_levels") or [])),
+        epci_names=epci_names,
+        rpe_epci=rpe_epci,
     )
+
+
+def _epcis(paths: Paths, communes: pd.DataFrame, zones: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """({EPCI code: name}, {RPE code: EPCI code}) of a several-EPCI referential; ({}, {}) for one EPCI."""
+    listed = zones.get("epcis") or {}
+    if "code_epci" not in communes.columns:
+        if listed:
+            raise TerritoryError(f"{paths.zones} lists `epcis`: {paths.territory.name} needs a column code_epci")
+        return {}, {}
+    if not listed:
+        raise TerritoryError(f"{paths.territory.name} has a column code_epci: {paths.zones.name} must list `epcis`")
+    epci_names = {str(k): str(v["name"] if isinstance(v, dict) else v) for k, v in listed.items()}
+    communes["code_epci"] = communes["code_epci"].str.strip()
+    unknown = sorted(set(communes["code_epci"]) - set(epci_names))
+    if unknown:
+        raise TerritoryError(f"{paths.territory}: EPCI codes not listed in {paths.zones.name}: {unknown[:10]}")
+    pairs = communes[["code_rpe", "code_epci"]].drop_duplicates()
+    split = sorted(pairs.loc[pairs["code_rpe"].duplicated(), "code_rpe"])
+    if split:
+        raise TerritoryError(f"{paths.territory}: RPE spanning several EPCIs: {split[:10]}")
+    return epci_names, dict(zip(pairs["code_rpe"], pairs["code_epci"]))

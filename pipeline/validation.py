@@ -98,7 +98,7 @@ def validate(staged: StagedTable, territory: Territory) -> ValidationReport:
     for problem in staged.problems:
         by_rule[(f"must be {problem.rule}", problem.column)].append(problem.row)
 
-    known = territory.commune_codes | territory.rpe_codes | {territory.epci_code}
+    known = territory.commune_codes | territory.rpe_codes | territory.epci_codes
     spec = SPECS[staged.source]
     rules = {rule.name: rule for rule in spec.rules}
     schema = spec.schema(known)

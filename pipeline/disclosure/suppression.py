@@ -18,13 +18,26 @@ What belongs here:
   the published cells around it", and the programme is solved again, until the audit
   finds nothing. The result is optimal for the constraints it ends with.
 
+Decomposition: the relations (commune -> RPE -> EPCI additivity), the rate links and
+the inequalities never leave one zone tree of one year, so the programme splits into
+independent sub-problems, one per (year, top-level zone: the EPCI, or whatever has no
+parent in the referential). Each is solved and audited on its own, with its own rounds
+(only the sub-problems with findings are solved again); a sub-problem with nothing
+masked at source, no primary cell and nothing unavailable is trivially safe (publish
+everything) and skipped. Sub-problems are independent, so they may be solved in
+parallel worker processes, grouped by department (`workers`); the result is the same.
+On a one-EPCI referential (the CABBALR) each year is one sub-problem, as before.
+
 What does not: reading or writing the warehouse (`pipeline.defs.disclosure`), deciding
 whether the published table is safe (the audit).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,11 +48,14 @@ from scipy.sparse import coo_matrix
 from pipeline.disclosure.audit import AuditResult, audit_published
 from pipeline.disclosure.policy import Policy, linked_counts
 from pipeline.indicators import IndicatorSet
+from pipeline.territory import departement_of
 
 FREE, PRIMARY, SECRET, UNAVAILABLE = "free", "primary", "secret_at_source", "not_available"
 PROTECTED = (FREE, PRIMARY, SECRET)  # cells whose masking must hold (not those merely missing)
 KEYS = ["level", "zone_code", "indicator", "year"]
 PUBLISHED_COLUMNS = ["level", "zone_code", "zone_name", "parent_code", "indicator", "year", "value", "status"]
+# Below this many cells to solve, sub-problems are solved in this process (no pool).
+PARALLEL_MIN_CELLS = 50_000
 
 
 class MaskingError(RuntimeError):
@@ -51,8 +67,9 @@ class MaskingResult:
     published: pd.DataFrame  # PUBLISHED_COLUMNS
     log: pd.DataFrame  # one row per masked cell: keys, reason, rule, protects, low, high
     audit: AuditResult
-    rounds: int
+    rounds: int  # the most rounds any sub-problem needed
     counts: dict[str, int] = field(default_factory=dict)
+    subproblems: dict[str, int] = field(default_factory=dict)  # total, solved, trivially_safe, workers
 
 
 def primary_rules(
@@ -95,15 +112,50 @@ def _states(frame: pd.DataFrame, rules: pd.Series) -> pd.Series:
     return state
 
 
+class _Hierarchy:
+    """The zone tree of the referential: level, children and top-level zone of each zone."""
+
+    def __init__(self, zones: pd.DataFrame) -> None:
+        self.level_of = dict(zip(zones["zone_code"], zones["level"]))
+        self.parent_of: dict[str, str] = {}
+        self.children: dict[str, list[str]] = defaultdict(list)  # parents in the referential's order
+        for code, parent in zip(zones["zone_code"], zones["parent_code"]):
+            if isinstance(parent, str):
+                self.parent_of[code] = parent
+                self.children[parent].append(code)
+        self._root: dict[str, str] = {}
+        self.parents_by_root: dict[str, list[str]] = defaultdict(list)
+        for parent in self.children:
+            self.parents_by_root[self.root_of(parent)].append(parent)
+
+    def root_of(self, code: str) -> str:
+        """The top-level zone above `code` (itself at the top, or outside the referential)."""
+        if code in self._root:
+            return self._root[code]
+        chain, seen = [code], {code}
+        while chain[-1] in self.parent_of and self.parent_of[chain[-1]] not in seen:
+            chain.append(self.parent_of[chain[-1]])
+            seen.add(chain[-1])
+        for c in chain:
+            self._root[c] = chain[-1]
+        return chain[-1]
+
+
 @dataclass
 class _YearProblem:
-    """Cells of one year, the relations among them, and the cuts added by the audit."""
+    """Cells of one sub-problem (one year, one top-level zone tree), the relations among
+    them, and the cuts added by the audit."""
 
-    cells: pd.DataFrame  # rows of the year, positional index 0..n-1, with `state`
+    cells: pd.DataFrame  # rows of the sub-problem, positional index 0..n-1, with `state`
     relations: list[tuple[int, list[int]]]  # (parent position, children positions), count indicators
     ratio_links: list[tuple[int, int, int]]  # (rate, numerator, denominator) positions
     position: dict[tuple[str, str, str], int]
     cuts: list[list[int]] = field(default_factory=list)
+    floor: np.ndarray | None = None  # _floor_of, computed once
+
+    def __post_init__(self) -> None:
+        zone_ids = pd.factorize(pd.MultiIndex.from_arrays([self.cells["level"], self.cells["zone_code"]]))[0]
+        self._zone_ids = np.asarray(zone_ids)
 
     def neighbours(self, pos: int, same_zone: bool = True) -> set[int]:
         """Cells sharing a relation or a link with `pos` (and its zone, for the inequalities)."""
@@ -116,26 +168,20 @@ class _YearProblem:
             if pos in (rate, num, den):
                 out.update((rate, num, den))
         if same_zone:
-            level, zone = self.cells.at[pos, "level"], self.cells.at[pos, "zone_code"]
-            in_zone = (self.cells["level"] == level) & (self.cells["zone_code"] == zone)
-            out.update(np.flatnonzero(in_zone.to_numpy()))
+            out.update(np.flatnonzero(self._zone_ids == self._zone_ids[pos]).tolist())
         out.discard(pos)
         return out
 
 
-def _year_problem(cells: pd.DataFrame, zones: pd.DataFrame, indicators: IndicatorSet) -> _YearProblem:
+def _year_problem(cells: pd.DataFrame, tree: _Hierarchy, root: str, indicators: IndicatorSet) -> _YearProblem:
     cells = cells.reset_index(drop=True)
-    position = {(r.level, r.zone_code, r.indicator): i for i, r in enumerate(cells.itertuples())}
-    level_of = dict(zip(zones["zone_code"], zones["level"]))
-    children: dict[str, list[str]] = defaultdict(list)
-    for code, parent in zip(zones["zone_code"], zones["parent_code"]):
-        if isinstance(parent, str):
-            children[parent].append(code)
+    position = {key: i for i, key in enumerate(zip(cells["level"], cells["zone_code"], cells["indicator"]))}
     relations = []
     for indicator in (i.id for i in indicators.indicators if i.kind == "count"):
-        for parent, kids in children.items():
-            p = position.get((level_of[parent], parent, indicator))
-            k = [position.get((level_of[kid], kid, indicator)) for kid in kids]
+        for parent in tree.parents_by_root.get(root, ()):
+            kids = tree.children[parent]
+            p = position.get((tree.level_of.get(parent), parent, indicator))
+            k = [position.get((tree.level_of.get(kid), kid, indicator)) for kid in kids]
             if p is not None and k and all(x is not None for x in k):
                 relations.append((p, k))
     links = []
@@ -154,15 +200,33 @@ def _floor_of(problem: _YearProblem, policy: Policy) -> np.ndarray:
     """Per cell, the largest known value of a cell that the policy's inequalities put
     below it in the same zone: a reader knows a masked cell is at least that much, so
     masking it hides only the value above that floor."""
+    if problem.floor is not None:
+        return problem.floor
     cells = problem.cells
     floor = np.zeros(len(cells))
+    state = cells["state"].to_numpy()
+    value = cells["value"].to_numpy()
+    levels, zones, indicators = cells["level"].to_numpy(), cells["zone_code"].to_numpy(), cells["indicator"].to_numpy()
     for small, large in policy.inequalities:
-        for pos, (level, zone, indicator) in enumerate(zip(cells["level"], cells["zone_code"], cells["indicator"])):
-            if indicator == large:
-                other = problem.position.get((level, zone, small))
-                if other is not None and cells.at[other, "state"] in (FREE, PRIMARY):
-                    floor[pos] = max(floor[pos], float(cells.at[other, "value"]))
+        for pos in np.flatnonzero(indicators == large):
+            other = problem.position.get((levels[pos], zones[pos], small))
+            if other is not None and state[other] in (FREE, PRIMARY):
+                floor[pos] = max(floor[pos], float(value[other]))
+    problem.floor = floor
     return floor
+
+
+def _inequality_pairs(problem: _YearProblem, policy: Policy) -> list[tuple[int, int]]:
+    """(smaller, larger) positions of the cells the policy's inequalities relate in one zone."""
+    cells = problem.cells
+    levels, zones, indicators = cells["level"].to_numpy(), cells["zone_code"].to_numpy(), cells["indicator"].to_numpy()
+    pairs = []
+    for small, large in policy.inequalities:
+        for pos in np.flatnonzero(indicators == small):
+            other = problem.position.get((levels[pos], zones[pos], large))
+            if other is not None:
+                pairs.append((int(pos), other))
+    return pairs
 
 
 def _solve(problem: _YearProblem, policy: Policy) -> np.ndarray:
@@ -231,67 +295,263 @@ def _published_frame(frame: pd.DataFrame, masked: pd.Series, kinds: dict[str, st
     return out[PUBLISHED_COLUMNS].reset_index(drop=True)
 
 
+@dataclass
+class _Outcome:
+    """What solving one sub-problem gives back (positions are within the sub-problem)."""
+
+    key: tuple[int, str]
+    masked: np.ndarray  # positions masked (x = 1)
+    rounds: int
+    audit: AuditResult  # the last (clean) single-cell audit of the sub-problem
+    protects: dict[int, str]  # secondary positions -> the masked cells they shield
+
+
+def sharp_cuts_from(policy: Policy) -> int:
+    """The round from which a sub-problem whose plain cuts have not converged gets sharp
+    cuts: a quarter of the policy's rounds (15 of 60)."""
+    return max(1, policy.max_rounds // 4)
+
+
+def _cut(problem: _YearProblem, finding, x: np.ndarray, state: np.ndarray, usable: np.ndarray,
+         facts: dict, sharp: bool) -> list[int]:
+    """The cells of which at least one more must be masked to answer `finding`.
+
+    Plain cut: every publishable cell around the finding (its relations, its rate
+    links, its zone). Sharp cut, once the plain ones stall: only those that can help
+    (`usable` then leaves out the public indicators' cells),
+    - a cell bounded by a published cell under the threshold that an inequality puts
+      above it (children under 3 = 0 over their CMG figure) is pinned by it whatever
+      else is masked: the cut is that cell itself;
+    - a cell proven small needs more hidden mass: a cell of the same figure with
+      nothing above its floor (a 0) adds none, masking its total does.
+    Plain cuts can cycle through many useless cells of a large zone, each solve
+    swapping one for another; sharp cuts cannot.
+    """
+    around: set[int] = set()
+    for level, zone, indicator in finding.cells:
+        around |= problem.neighbours(problem.position[(level, zone, indicator)])
+    candidates = sorted(p for p in around if usable[p])
+    if sharp:
+        own = sorted({indicator for _level, _zone, indicator in finding.cells})
+        found = {problem.position[c] for c in finding.cells}
+        bounding = sorted(large for small, large in facts["pairs"]
+                          if small in found and usable[large] and facts["value"][large] < facts["threshold"])
+        if bounding:
+            return bounding
+        if finding.problem == "below_threshold":
+            massless = (facts["capacity"] <= 0) & np.isin(facts["indicator"], own)
+            parents = {p for p, kids in problem.relations if found & set(kids)}
+            candidates = [c for c in candidates if c in parents or not massless[c]] or candidates
+    return candidates
+
+
+def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataFrame,
+                      indicators: IndicatorSet, policy: Policy, sharp_from: int | None = None) -> _Outcome:
+    """Solve, audit, cut, solve again... until the audit of this sub-problem is clean.
+
+    `cells` are the rows of one year and one zone tree (with `state`), `zones` the zones
+    of that tree: the audit sees them alone, which is exact since nothing relates them
+    to any other cell. From round `sharp_from` (default `sharp_cuts_from(policy)`) the
+    cuts are sharp (`_cut`).
+    """
+    kinds = {i.id: i.kind for i in indicators.indicators}
+    problem = _year_problem(cells, _Hierarchy(zones), key[1], indicators)
+    state = problem.cells["state"].to_numpy()
+    sharp_from = sharp_cuts_from(policy) if sharp_from is None else sharp_from
+    indicator_of = problem.cells["indicator"].to_numpy()
+    value = problem.cells["value"].to_numpy()
+    facts = {"pairs": _inequality_pairs(problem, policy), "value": value, "indicator": indicator_of,
+             "capacity": np.nan_to_num(value.astype(float)) - _floor_of(problem, policy),
+             "threshold": policy.threshold}
+    public = np.array([not policy.of(str(i)).sensitive for i in indicator_of], dtype=bool)
+    groups = _indicator_groups(indicators, policy)
+    group_of = np.array([groups.get(str(i), str(i)) for i in indicator_of], dtype=object)
+    group_rows = {g: np.flatnonzero(group_of == g) for g in dict.fromkeys(group_of)}
+    audits: dict[str, tuple[bytes, AuditResult]] = {}  # group -> (its masked cells, its audit)
+    x = _solve(problem, policy)
+    for round_ in range(1, policy.max_rounds + 1):
+        masked = pd.Series(x.astype(bool) | np.isin(state, (PRIMARY, SECRET)))
+        published = _published_frame(problem.cells, masked, kinds, policy)
+        # Steer with the single-cell audit; the asset check confirms with sums as well.
+        audit = _audit_by_group(published, masked.to_numpy(), group_rows, audits, zones, indicators, policy, kinds)
+        if not audit.findings:
+            break
+        for finding in audit.findings:
+            if finding.problem == "inconsistent":
+                raise MaskingError(f"the published figures contradict each other: {finding.describe()}")
+            sharp = round_ >= sharp_from
+            usable = (x == 0) & (state == FREE)
+            if sharp:
+                # a public (non-sensitive) indicator is tied to no other by any relation,
+                # rate or inequality: its cells never shield another indicator's (and a
+                # masked small public figure would itself be a finding)
+                own = sorted({indicator for _level, _zone, indicator in finding.cells})
+                usable &= ~public | np.isin(indicator_of, own)
+            candidates = _cut(problem, finding, x, state, usable, facts, sharp)
+            if not candidates:  # nothing left around it: widen to the whole sub-problem
+                candidates = np.flatnonzero(usable).tolist()
+            if not candidates:
+                raise MaskingError(f"no publishable cell left to protect {finding.describe()}")
+            problem.cuts.append(candidates)
+        x = _solve(problem, policy)
+    else:
+        raise MaskingError(
+            f"the audit still finds {len(audit.findings)} problem(s) after {policy.max_rounds} rounds: "
+            + "; ".join(f.describe() for f in audit.findings[:5])
+        )
+    masked_positions = np.flatnonzero(masked.to_numpy())
+    protects = {}
+    for pos in masked_positions:
+        if state[pos] == FREE and problem.cells.at[pos, "status"] != "not_available":
+            shielded = [
+                problem.cells.loc[p, ["indicator", "level", "zone_code"]].tolist()
+                for p in sorted(problem.neighbours(pos, same_zone=False))
+                if state[p] in (PRIMARY, SECRET)
+            ]
+            protects[int(pos)] = "; ".join(" ".join(map(str, s)) for s in shielded)
+    return _Outcome(key, masked_positions, round_, audit, protects)
+
+
+def _indicator_groups(indicators: IndicatorSet, policy: Policy) -> dict[str, str]:
+    """Indicators that a constraint of the audit can tie together (a rate and its terms,
+    the policy's inequalities), as groups: indicator -> its group's first indicator.
+    Nothing a reader knows relates two groups, so each is audited on its own."""
+    parent = {i.id: i.id for i in indicators.indicators}
+
+    def find(a: str) -> str:
+        while parent.setdefault(a, a) != a:
+            a = parent[a]
+        return a
+
+    pairs = list(policy.inequalities)
+    pairs += [(rate, t) for rate, terms in linked_counts(indicators).items() for t in terms if t is not None]
+    for a, b in pairs:
+        parent[find(a)] = find(b)
+    order = [i.id for i in indicators.indicators]
+    first: dict[str, str] = {}
+    for ind in order:
+        first.setdefault(find(ind), ind)
+    return {ind: first[find(ind)] for ind in parent}
+
+
+def _audit_by_group(published: pd.DataFrame, masked: np.ndarray, group_rows: dict[str, np.ndarray],
+                    audits: dict[str, tuple[bytes, AuditResult]], zones: pd.DataFrame,
+                    indicators: IndicatorSet, policy: Policy, kinds: dict[str, str]) -> AuditResult:
+    """The single-cell audit of a sub-problem, group by group (`_indicator_groups`),
+    auditing again only the groups whose masked cells changed since their last audit:
+    the findings and intervals are those of one audit of the whole, in its order."""
+    for group, rows in group_rows.items():
+        pattern = masked[rows].tobytes()
+        if group not in audits or audits[group][0] != pattern:
+            audits[group] = (pattern, audit_published(published.iloc[rows], zones, indicators, policy, sums=False))
+    merged = _merged_audit([a for _p, a in audits.values()])
+    # audit_published lists the masked counts first, then the masked rates, each by cell
+    merged.findings.sort(key=lambda f: (kinds.get(f.cells[0][2]) == "ratio", f.cells[0]))
+    return merged
+
+
+def _solve_batch(batch: list[tuple[tuple[int, str], pd.DataFrame, pd.DataFrame]],
+                 indicators: IndicatorSet, policy: Policy, sharp_from: int | None = None) -> list[_Outcome]:
+    """Solve several independent sub-problems (one task of a worker process)."""
+    return [_solve_subproblem(key, cells, zones, indicators, policy, sharp_from) for key, cells, zones in batch]
+
+
+@dataclass(frozen=True)
+class Subproblem:
+    """One independent piece of the masking problem: a year and a top-level zone tree."""
+
+    year: int
+    root: str  # the top-level zone (the EPCI)
+    partition: str  # the department of its first commune: how work is grouped
+    rows: np.ndarray  # positions in the confidential frame
+    trivially_safe: bool  # nothing masked at source, no primary cell, nothing unavailable
+
+
+def decompose(frame: pd.DataFrame, zones: pd.DataFrame, state: pd.Series | None = None) -> list[Subproblem]:
+    """The independent sub-problems of `frame` (confidential.indicators, positional
+    index): one per year and top-level zone of `zones`, sorted by (year, root).
+
+    Every relation the masking and the audit know (a zone and its children, a rate and
+    its terms, the inequalities between indicators of one zone) stays inside one of
+    them. `state` (the cells' masking states) tells the trivially safe ones; without it
+    none is.
+    """
+    tree = _Hierarchy(zones)
+    roots = frame["zone_code"].map({c: tree.root_of(c) for c in frame["zone_code"].unique()}).to_numpy()
+    first_commune: dict[str, str] = {}
+    for code, level in zip(zones["zone_code"], zones["level"]):
+        if level == "commune":
+            first_commune.setdefault(tree.root_of(code), code)
+    free = None if state is None else (state.to_numpy() == FREE)
+    groups = pd.DataFrame({"year": frame["year"].to_numpy(), "root": roots}).groupby(["year", "root"], sort=True).indices
+    out = []
+    for (year, root), rows in sorted(groups.items()):
+        rows = np.sort(rows)
+        out.append(Subproblem(
+            year=int(year), root=str(root), partition=departement_of(first_commune.get(root, root)),
+            rows=rows, trivially_safe=bool(free is not None and free[rows].all()),
+        ))
+    return out
+
+
 def mask(
     confidential: pd.DataFrame,
     zones: pd.DataFrame,
     indicators: IndicatorSet,
     policy: Policy,
     infra_communal_levels: frozenset[str] = frozenset(),
+    *,
+    workers: int | None = None,
+    sharp_cuts_from_round: int | None = None,
 ) -> MaskingResult:
-    """Decide what `confidential` (confidential.indicators) may publish; audit it."""
+    """Decide what `confidential` (confidential.indicators) may publish; audit it.
+
+    The work is split into independent sub-problems (`decompose`); `workers` > 1 solves
+    them in that many processes, grouped by department; None: one per core when there
+    are at least `PARALLEL_MIN_CELLS` cells to solve, else none. The result does not
+    depend on it. `sharp_cuts_from_round`: from which audit round a sub-problem gets
+    sharp cuts (default `sharp_cuts_from(policy)`; 1: always).
+    """
     frame = confidential.reset_index(drop=True).copy()
     rules = primary_rules(frame, policy, indicators, infra_communal_levels)
     frame["state"] = _states(frame, rules)
     kinds = {i.id: i.kind for i in indicators.indicators}
-    problems = {int(y): _year_problem(g, zones, indicators) for y, g in frame.groupby("year")}
-    row_of = {}  # (year, position) -> row of frame
-    for year, problem in problems.items():
-        rows = frame.index[frame["year"] == year]
-        row_of.update({(year, pos): row for pos, row in enumerate(rows)})
+    subproblems = decompose(frame, zones, frame["state"])
+    to_solve = [sp for sp in subproblems if not sp.trivially_safe]
 
-    solutions = {year: _solve(problem, policy) for year, problem in problems.items()}
-    stale = set(problems)
-    findings_by_year: dict[int, list] = {}
-    for round_ in range(1, policy.max_rounds + 1):
-        masked = pd.Series(False, index=frame.index)
-        for year, x in solutions.items():
-            masked.loc[[row_of[(year, p)] for p in np.flatnonzero(x)]] = True
-        masked |= frame["state"].isin([PRIMARY, SECRET])
-        published = _published_frame(frame, masked, kinds, policy)
-        # Steer with the single-cell audit of the years that changed; confirm with the full one.
-        quick = audit_published(published[published["year"].isin(stale)], zones, indicators, policy, sums=False)
-        for year in stale:
-            findings_by_year[year] = [f for f in quick.findings if f.year == year]
-        findings = [f for year_findings in findings_by_year.values() for f in year_findings]
-        if not findings:
-            break
-        stale = set()
-        for finding in findings:
-            if finding.problem == "inconsistent":
-                raise MaskingError(f"the published figures contradict each other: {finding.describe()}")
-            problem = problems[finding.year]
-            x = solutions[finding.year]
-            around: set[int] = set()
-            for level, zone, indicator in finding.cells:
-                around |= problem.neighbours(problem.position[(level, zone, indicator)])
-            candidates = sorted(p for p in around if x[p] == 0 and problem.cells.at[p, "state"] == FREE)
-            if not candidates:  # nothing left around it: widen to the whole year
-                candidates = [p for p in range(len(x)) if x[p] == 0 and problem.cells.at[p, "state"] == FREE]
-            if not candidates:
-                raise MaskingError(f"no publishable cell left to protect {finding.describe()}")
-            problem.cuts.append(candidates)
-            stale.add(finding.year)
-        for year in stale:
-            solutions[year] = _solve(problems[year], policy)
+    tree = _Hierarchy(zones)
+    zone_roots = np.array([tree.root_of(c) for c in zones["zone_code"]], dtype=object)
+    zones_of = {root: zones.iloc[rows] for root, rows in pd.Series(zone_roots).groupby(zone_roots, sort=False).indices.items()}
+    empty_zones = zones.iloc[0:0]
+    columns = [c for c in frame.columns]
+    batches: dict[str, list] = defaultdict(list)
+    for sp in to_solve:
+        batches[sp.partition].append(((sp.year, sp.root), frame.iloc[sp.rows][columns], zones_of.get(sp.root, empty_zones)))
+    n_cells = sum(len(sp.rows) for sp in to_solve)
+    if workers is None:
+        workers = min(os.cpu_count() or 1, len(batches)) if n_cells >= PARALLEL_MIN_CELLS else 1
+    workers = max(1, min(workers, len(batches) or 1))
+    if workers == 1:
+        outcomes = [o for batch in batches.values()
+                    for o in _solve_batch(batch, indicators, policy, sharp_cuts_from_round)]
     else:
-        raise MaskingError(
-            f"the audit still finds {len(findings)} problem(s) after {policy.max_rounds} rounds: "
-            + "; ".join(f.describe() for f in findings[:5])
-        )
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [pool.submit(_solve_batch, batch, indicators, policy, sharp_cuts_from_round)
+                       for batch in batches.values()]
+            outcomes = [o for future in futures for o in future.result()]
 
-    # Intervals of every masked cell for the log; the asset check audits sums as well.
-    audit = audit_published(published, zones, indicators, policy, sums=False)
-    log = _masking_log(frame, rules, masked, problems, audit)
+    rows_of = {(sp.year, sp.root): sp.rows for sp in subproblems}
+    masked_array = frame["state"].isin([PRIMARY, SECRET]).to_numpy().copy()
+    protects: dict[int, str] = {}
+    for outcome in outcomes:
+        rows = rows_of[outcome.key]
+        masked_array[rows[outcome.masked]] = True
+        protects.update({int(rows[pos]): text for pos, text in outcome.protects.items()})
+    masked = pd.Series(masked_array, index=frame.index)
+    published = _published_frame(frame, masked, kinds, policy)
+    audit = _merged_audit([o.audit for o in outcomes])
+    log = _masking_log(frame, rules, masked, protects, audit)
     counts = {
         "cells": len(frame),
         "published": int((published["status"] == "published").sum()),
@@ -301,35 +561,45 @@ def mask(
         "secret_at_source": int((frame["state"] == SECRET).sum()),
         "secondary": int((masked & (frame["state"] == FREE)).sum()),
     }
-    return MaskingResult(published, log, audit, round_, counts)
+    rounds = max((o.rounds for o in outcomes), default=1)
+    info = {"total": len(subproblems), "solved": len(to_solve), "trivially_safe": len(subproblems) - len(to_solve),
+            "workers": workers}
+    return MaskingResult(published, log, audit, rounds, counts, info)
+
+
+def _merged_audit(audits: list[AuditResult]) -> AuditResult:
+    columns = ["level", "zone_code", "indicator", "year", "low", "high"]
+    parts = [a.intervals for a in audits if len(a.intervals)]
+    return AuditResult(
+        findings=[f for a in audits for f in a.findings],
+        intervals=pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns),
+        cells_checked=sum(a.cells_checked for a in audits),
+        groups_checked=sum(a.groups_checked for a in audits),
+        linear_programmes=sum(a.linear_programmes for a in audits),
+    )
 
 
 def _masking_log(
     frame: pd.DataFrame,
     rules: pd.Series,
     masked: pd.Series,
-    problems: dict[int, _YearProblem],
+    protects: dict[int, str],
     audit: AuditResult,
 ) -> pd.DataFrame:
     """Why each masked cell is masked, and what the audit says a reader can derive."""
-    records = []
-    for row in frame.index[masked & (frame["status"] != "not_available")]:
-        cell = frame.loc[row]
-        year = int(cell["year"])
-        if cell["state"] == SECRET:
-            reason, rule, protects = "secret_at_source", "blanked by the producer", ""
-        elif cell["state"] == PRIMARY:
-            reason, rule, protects = "primary", str(rules.loc[row]), ""
-        else:
-            problem = problems[year]
-            pos = problem.position[(cell["level"], cell["zone_code"], cell["indicator"])]
-            shielded = [
-                problem.cells.loc[p, ["indicator", "level", "zone_code"]].tolist()
-                for p in sorted(problem.neighbours(pos, same_zone=False))
-                if problem.cells.at[p, "state"] in (PRIMARY, SECRET)
-            ]
-            reason, rule = "secondary", "protects a masked cell of the same relation or zone"
-            protects = "; ".join(" ".join(map(str, s)) for s in shielded)
-        records.append((cell["level"], cell["zone_code"], cell["indicator"], year, reason, rule, protects))
-    log = pd.DataFrame(records, columns=["level", "zone_code", "indicator", "year", "reason", "rule", "protects"])
+    rows = frame.index[masked & (frame["status"] != "not_available")]
+    cells = frame.loc[rows]
+    state = cells["state"].to_numpy()
+    reason = np.where(state == SECRET, "secret_at_source", np.where(state == PRIMARY, "primary", "secondary"))
+    rule = np.where(state == SECRET, "blanked by the producer",
+                    np.where(state == PRIMARY, rules.loc[rows].astype(str).to_numpy(),
+                             "protects a masked cell of the same relation or zone"))
+    shields = [protects.get(int(r), "") if s == FREE else "" for r, s in zip(rows, state)]
+    log = pd.DataFrame({
+        "level": cells["level"].to_numpy(), "zone_code": cells["zone_code"].to_numpy(),
+        "indicator": cells["indicator"].to_numpy(), "year": [int(y) for y in cells["year"]],
+        "reason": reason, "rule": rule, "protects": shields,
+    }, columns=["level", "zone_code", "indicator", "year", "reason", "rule", "protects"])
+    if len(audit.intervals) == 0:
+        return log.assign(low=np.nan, high=np.nan)
     return log.merge(audit.intervals, on=KEYS, how="left")
