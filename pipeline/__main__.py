@@ -1,6 +1,7 @@
 """Command line: `python -m pipeline {sample,validate,run,destroy}`.
 
-- `sample --out raw/ [--seed N] [--bundle]`: write the generated sample files.
+- `sample --out raw/ [--seed N] [--bundle] [--scale national [--communes N]]`: write the
+  generated sample files (national: a synthetic France and its referential).
 - `validate FILE...`: parse and validate files with the catalog and schemas the
   pipeline uses, before dropping them in `raw/`; exit 0 when all are valid.
 - `run`: materialize every asset, partition by partition, on the project's Dagster
@@ -127,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--seed", type=int, default=2022)
     sample.add_argument("--bundle", action="store_true", help="one workbook with a sheet per table")
     sample.add_argument("--sentinel", help="a marker string written into every file (destruction tests)")
+    sample.add_argument("--scale", choices=["cabbalr", "national"], default="cabbalr",
+                        help="national: a synthetic France, its referential written to ../config beside --out")
+    sample.add_argument("--communes", type=int, help="with --scale national: how many communes")
     check = commands.add_parser("validate", help="validate files before dropping them in raw/")
     check.add_argument("files", nargs="+", type=Path)
     commands.add_parser("run", help="materialize every asset on the project's Dagster instance")
@@ -141,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sample":
             from pipeline.sample import generate
 
-            written = generate(args.out, seed=args.seed, bundle=args.bundle, sentinel=args.sentinel)
+            written = generate(args.out, seed=args.seed, bundle=args.bundle, sentinel=args.sentinel,
+                               scale=args.scale, n_communes=args.communes)
             print(f"{len(written)} sample files written to {args.out}")
             return 0
         if args.command == "validate":

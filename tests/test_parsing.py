@@ -154,3 +154,13 @@ def test_stage_maps_former_commune_codes_and_merges_them(tmp_path, monkeypatch):
     staged = stage(raw, catalog.vintage("bca", 2017), catalog.source("bca"), catalog, territory)
     assert staged.wide["code_zone"].tolist() == ["62023"]
     assert staged.wide["allocataires"].tolist() == [120]
+
+
+def test_sample_command_writes_a_national_territory(tmp_path):
+    from pipeline.__main__ import main
+
+    assert main(["sample", "--scale", "national", "--communes", "120", "--out", str(tmp_path / "raw")]) == 0
+    assert (tmp_path / "config" / "territory.csv").exists()
+    lines = (tmp_path / "config" / "territory.csv").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 121
+    assert any(p.name == "BCA2017.xlsx" for p in (tmp_path / "raw").iterdir())
