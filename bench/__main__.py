@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 
-# The fast CABBALR benchmarks first, the national scale (10 to 20 minutes) last.
+# The fast CABBALR benchmarks first, the national scale (the longest) last.
 ORDER = ("suite", "excel_reading", "tauargus_compare", "national")
 
 

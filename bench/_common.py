@@ -93,8 +93,8 @@ def new_project(root: Path, config: Path | None = None) -> Project:
 class Measure:
     label: str
     wall_s: float
-    peak_rss_mb: float  # largest single process (getrusage of the waited child, exact)
-    tree_rss_mb: float  # the whole process tree at its peak (sampled every 50 ms)
+    peak_rss_mb: float  # largest single process (getrusage of the waited children, in bench._wrap)
+    tree_rss_mb: float  # the whole process tree at its peak (sampled every 50 ms), less the wrapper
     returncode: int
     output: str = ""
 
@@ -129,8 +129,15 @@ def measure(label: str, cmd: list[str], env: dict[str, str] | None = None, cwd: 
             echo: bool = True) -> Measure:
     """Run `cmd`; its wall time, the peak RSS of its largest process (exact, from the
     kernel's accounting of the waited child) and of its whole process tree (sampled)."""
+    import tempfile
+
+    handle, rss_file = tempfile.mkstemp(prefix="bench_rss_")
+    os.close(handle)
+    wrapped = [PYTHON, "-m", "bench._wrap", rss_file, "--", *cmd]
+    run_env = dict(env if env is not None else os.environ)
+    run_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), run_env.get("PYTHONPATH", "")) if p)
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd or PACKAGE_ROOT, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(wrapped, env=run_env, cwd=cwd or PACKAGE_ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     peak_tree = 0
     done = threading.Event()
@@ -144,13 +151,20 @@ def measure(label: str, cmd: list[str], env: dict[str, str] | None = None, cwd: 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     output = proc.stdout.read() if proc.stdout else ""
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc.wait()
     wall = time.perf_counter() - started
     done.set()
     sampler.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    # ru_maxrss is in kB on Linux
-    result = Measure(label, wall, usage.ru_maxrss / 1024, peak_tree / 1024, proc.returncode, output)
+    try:  # kB, from bench._wrap: the command's largest process
+        with open(rss_file) as handle:
+            peak_process = int(handle.read().strip() or 0)
+    except (OSError, ValueError):
+        peak_process = 0
+    finally:
+        os.unlink(rss_file)
+    # the tree holds the small wrapper too: take it out of the sampled figure
+    wrapper_kb = 12_000
+    result = Measure(label, wall, peak_process / 1024, max(peak_tree - wrapper_kb, 0) / 1024, proc.returncode, output)
     if echo:
         state = "" if result.returncode == 0 else f"  FAILED (exit {result.returncode})"
         print(f"  {label}: {result.wall_s:.1f} s, peak {result.peak_mb:.0f} MB{state}", file=sys.stderr, flush=True)

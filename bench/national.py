@@ -12,14 +12,15 @@ each in its own process:
   are not run: they are one agglomeration's documents (one workbook, one page with a
   chart per RPE); at national scale they would be one per EPCI, which they do not
   do yet (docs/scale.md);
-- masking + audit alone: `python -m bench._runner mask`, `mask()` on every cell
-  (sub-problems per year and EPCI, solved in one process per core) then the blocking
-  audit with sums, on the warehouse the end-to-end run built;
+- masking + audit: the `core_masking` step of that run, `mask()` on every cell
+  (sub-problems per year and EPCI, solved in one process per core) then its blocking
+  audit check with sums (`--separate-masking` measures it again alone, without
+  Dagster, in its own process: `python -m bench._runner mask`);
 - Excel reading of the national workbooks, calamine against openpyxl (read-only).
 
 Wall time around each process; peak memory of its largest process or of its process
 tree (worker processes included), whichever is larger. Figures and targets go to
-bench/results.md. Takes 10 to 20 minutes on 2 cores.
+bench/results.md. Long: about 40 minutes on 2 cores (the masking, see results.md).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ TARGETS = {"end to end": (300.0, 4096.0), "masking + audit": (120.0, None)}
 SEED = 2022
 
 
-def run(workdir: Path, communes: int | None, excel: bool) -> tuple[list[tuple[Measure, str, tuple]], dict, list]:
+def run(workdir: Path, communes: int | None, excel: bool,
+        separate_masking: bool = False) -> tuple[list[tuple[Measure, str, tuple]], dict, list]:
     project = new_project(workdir / "france")
     env = project.env()
     n = f", n_communes={communes}" if communes else ""
@@ -57,10 +59,17 @@ def run(workdir: Path, communes: int | None, excel: bool) -> tuple[list[tuple[Me
                  TARGETS["end to end"]))
     step_rows = stage_breakdown(m.output)
 
-    print("national: masking + audit", file=sys.stderr, flush=True)
-    m = measure("masking + audit", python_step(["-m", "bench._runner", "mask"]), env)
-    rows.append((m, "`mask()` (sub-problems per year and EPCI, one worker process per core) then the blocking "
-                    "audit with sums, without Dagster", TARGETS["masking + audit"]))
+    masking = dict(step_rows).get("core_masking")
+    if masking is not None:  # the step of the run above: mask() then its blocking audit check
+        rows.append((Measure("masking + audit", masking, m.peak_rss_mb, m.tree_rss_mb, m.returncode),
+                     "the `core_masking` step of the run above: `mask()` (sub-problems per year and EPCI, one worker "
+                     "process per core, audit rounds) then the blocking audit check with sums; peak memory: the "
+                     "whole run's", TARGETS["masking + audit"]))
+    if separate_masking:
+        print("national: masking + audit", file=sys.stderr, flush=True)
+        m = measure("masking + audit (no Dagster)", python_step(["-m", "bench._runner", "mask"]), env)
+        rows.append((m, "`mask()` then the blocking audit with sums, without Dagster, in its own process",
+                     TARGETS["masking + audit"]))
     excel_rows = []
     if excel:
         files = sorted(project.raw.glob("*.xlsx"))
@@ -148,23 +157,67 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--communes", type=int, help="a smaller France (default: 34,900 communes)")
     parser.add_argument("--workdir", type=Path, help="keep the project folder here (default: a temporary folder)")
     parser.add_argument("--no-excel", action="store_true", help="skip the Excel reading comparison")
+    parser.add_argument("--separate-masking", action="store_true",
+                        help="also measure masking + audit alone, without Dagster, in its own process")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results.md alone")
     args = parser.parse_args(argv)
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        rows, facts, excel_rows = run(args.workdir, args.communes, not args.no_excel)
+        rows, facts, excel_rows = run(args.workdir, args.communes, not args.no_excel, args.separate_masking)
     else:
         with tempfile.TemporaryDirectory(prefix="bench_national_") as tmp:
-            rows, facts, excel_rows = run(Path(tmp), args.communes, not args.no_excel)
+            rows, facts, excel_rows = run(Path(tmp), args.communes, not args.no_excel, args.separate_masking)
     body = render(rows, facts, excel_rows)
     print("\n".join(body))
     if not args.no_write:
         title = "National scale: a synthetic France" + (f" ({args.communes} communes)" if args.communes else "")
-        write_section("national", title, body + ANALYSIS)
+        write_section("national", title, body + analysis(rows, facts))
     return 1 if any(m.returncode for m, _w, _t in rows) else 0
 
 
-ANALYSIS: list[str] = []
+def analysis(rows, facts: dict) -> list[str]:
+    """Where the time goes and what would meet the targets: the figures of this run, and
+    what profiling (cProfile, 2026-11-29) showed."""
+    steps = dict(facts.get("steps") or [])
+    by_label = {m.label: m for m, _w, _t in rows}
+    e2e = by_label.get("end to end")
+    ingest = steps.get("raw_*", 0.0) + steps.get("stg_*", 0.0)
+    warehouse = sum(v for k, v in steps.items() if k.startswith("core_indicator"))
+    masking = steps.get("core_masking")
+    lines = ["### Where the time goes, and what would meet the targets", ""]
+    if e2e is not None:
+        lines.append(
+            f"- **End to end** ({fmt_s(e2e.wall_s)}, {fmt_mb(e2e.peak_mb)} at the peak): ingest {fmt_s(ingest)} of "
+            f"step time over the 22 runs, warehouse {fmt_s(warehouse)}, masking + audit "
+            f"{fmt_s(masking) if masking is not None else '?'}; the rest is Dagster's bookkeeping and process start. "
+            "Ingest, validation and aggregation scale well (files of 42,000 rows, DuckDB): the masking does not.")
+    lines += [
+        "- **Masking + audit** is the cost: the secondary suppression is exact (a mixed-integer programme per "
+        "sub-problem) and proven by an exact LP audit after every round; at national scale that is about 6,250 "
+        "sub-problems (1,249 EPCIs x 5 years), nearly none trivially safe (almost every EPCI has a commune of a "
+        "few hundred inhabitants with counts of 1 to 4), 8 audit rounds on average and up to 60: 1 to 3 ms of "
+        "CPU per cell in all. Profile of one department (633 communes): 45 % in the LP solves of the "
+        "audit rounds (HiGHS), 20 % in the MILP solves, the rest in building the models in Python. The blocking "
+        "audit check then audits the whole table again in one process.",
+        "- What would meet the 2-minute target on this 2-core machine: not parallelism alone (the sub-problems "
+        "already run on both cores; the work is 20 to 30 times the target). In order of effect: (1) sharp cuts "
+        "from the first round (`mask(..., sharp_cuts_from_round=1)`: about half the time and 6 % fewer secondary "
+        "cells on a 400-commune France, but a different CABBALR pattern, so a decision for the owner of the "
+        "published table); (2) an audit that keeps its LP models between rounds and re-solves only the cells "
+        "whose neighbourhood changed (now it rebuilds every model of a changed indicator group; `audit.py`, "
+        "kept independent of the solver on purpose); (3) the blocking check audited per department in worker "
+        "processes (its components never cross an EPCI tree); (4) beyond one machine, the department partitions "
+        "on Dagster's Kubernetes or Celery executor (docs/scale.md): the sub-problems are independent, so the "
+        "time divides by the number of workers.",
+        "- **Peak memory**: the confidential table of 2.2 million cells held by pandas (about 2 GB with its "
+        "strings) in the masking step, and, in the warehouse steps, the content hash written to the Dagster "
+        "metadata (`_content_hash` in `pipeline/defs/warehouse.py`: `string_agg` of every row cast to text, then "
+        "md5): measured alone on the national `indicator_inputs`, 40 s and 5.7 GB; an md5 of the sorted md5s of "
+        "the rows gives the same guarantee in 13.7 s and 0.7 GB.",
+        "- **Reports** are not run at national scale: they are one agglomeration's documents (docs/scale.md).",
+        "",
+    ]
+    return lines
 
 
 if __name__ == "__main__":
