@@ -12,7 +12,6 @@ import pytest
 
 from pipeline.catalog import load_catalog
 from pipeline.disclosure.audit import audit_published
-from pipeline.disclosure.policy import parse_policy
 from pipeline.disclosure.suppression import decompose, mask
 from pipeline.extract import extract, locate
 from pipeline.indicators import parse_indicators
@@ -21,6 +20,7 @@ from pipeline.settings import Paths
 from pipeline.staging import stage
 from pipeline.territory import TerritoryError, departement_of, load_territory
 from pipeline.validation import validate
+from tests.test_disclosure import POLICY
 
 SMALL_FRANCE = 420
 
@@ -131,22 +131,7 @@ INDICATORS = parse_indicators(
         },
     }
 )
-POLICY = parse_policy("""
-version: test
-threshold: 5
-zero_publishable: true
-minimum_allocataires: 100
-rate_decimals: 1
-protection:
-  inequalities: [[decembre, actifs]]
-  cost_by_level: {commune: 1, rpe: 50, epci: 100000}
-  max_rounds: 60
-indicators:
-  actifs: {sensitive: true, contributors: [value]}
-  decembre: {sensitive: true, contributors: [value]}
-  taux: {sensitive: true, contributors: [numerator, denominator, complement]}
-  naissances: {sensitive: false}
-""")
+# the hand-made policy of the disclosure tests (same rules; the cost of the made-up level is unused here)
 YEARS = (2019, 2020)
 
 
