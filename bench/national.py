@@ -225,13 +225,16 @@ def analysis(rows, facts: dict) -> list[str]:
         lines += [
             f"**This run is a reduced France ({facts['communes']} communes), not the full size.** The full size "
             "(34,900 communes, `python -m bench.national` without `--communes`) was run on this machine on "
-            "2026-11-29: generation 42 s (283 MB); the 22 ingest runs and the warehouse about 1 min on the quiet "
-            "machine (4 min 40 s and a 5.9 GB peak, the warehouse's content hash, when the machine was loaded "
-            "4 to 5 times over); the masking step was still solving after 40 minutes on both cores (2.4 GB in the "
-            "main process, about 200 MB per worker) when the run was stopped from outside the benchmark, so no "
-            "end-to-end figure could be written for it. With the per-cell cost measured here and on one "
-            "department alone (633 communes: `mask()` 130 s and the audit check 20 s under cProfile), the full "
-            "size takes about an hour end to end on 2 cores: every national target is missed, by the masking.",
+            "2026-11-29 (19:00 to 19:37 UTC): generation 42 s (283 MB); the 22 ingest runs about 55 s and the "
+            "aggregation about 29 s (4 min 40 s together, with a 5.9 GB peak from the warehouse's content hash, "
+            "in an earlier run while the machine was loaded 4 to 5 times over); the masking step was still "
+            "solving after 34 minutes on both cores (2.4 GB in the main process, about 200 MB per worker) when it "
+            "was stopped by hand, so no end-to-end figure exists for it. Sampled then, the HiGHS MIP solver spent "
+            "long stretches in `transformNewIntegerFeasibleSolution` on the largest trees. The masking time grows "
+            "with the cells (400 communes: 40 s; 5,000: 405 s, above): the full size needs about 50 minutes of "
+            "masking and audit, an hour end to end on 2 cores. Every national target is missed, by the masking; "
+            "next steps besides those above: a time limit per sub-problem keeping a feasible incumbent (the audit "
+            "still proves it), and the trivially safe trees skipped before any solve (done; few at this scale).",
             "",
         ]
     return lines
