@@ -4,7 +4,8 @@
   definitions, the territory, the study and `config/report.yaml` into a `ReportContext`;
 - `texts`: French wording, number formatting, source lines, formula-injection guard;
 - `excel`: the workbook `reports/indicateurs_petite_enfance.xlsx` (openpyxl);
-- `geo`, `charts`: commune outlines (GeoJSON) and matplotlib charts as inline SVG;
+- `geo`, `charts`, `svg`: commune outlines (GeoJSON), what each chart draws, and the small
+  SVG writer the charts are written with (inline SVG, no plotting library);
 - `html`: the self-contained page `reports/rapport_petite_enfance.html`;
 - `guard`: re-reads both files and compares every figure with `published.indicators`.
 

@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 
 from pipeline.indicators import Indicator
-from pipeline.reports.charts import Chart, commune_rows, communes_chart, map_chart, trend_chart
+from pipeline.reports.charts import Chart, MapBase, commune_rows, communes_chart, map_base, map_chart, trend_chart
 from pipeline.reports.context import ReportContext, Zone
 from pipeline.reports.geo import Geometry
 from pipeline.reports.texts import (
@@ -130,7 +130,8 @@ def _chart_body(chart: Chart) -> str:
     return f'<div role="group" aria-label="{_e(chart.description)}">{chart.svg}</div>'
 
 
-def _indicator_section(context: ReportContext, indicator: Indicator, geometry: Geometry, number: int) -> str:
+def _indicator_section(context: ReportContext, indicator: Indicator, geometry: Geometry, base: MapBase | None,
+                       number: int) -> str:
     source = source_line(context, indicator)
     year = context.last_year(indicator)
     prefix = f"g{number:02d}"
@@ -144,11 +145,10 @@ def _indicator_section(context: ReportContext, indicator: Indicator, geometry: G
         _figure(indicator, "communes", bars.title, _chart_body(bars), source,
                 _data_table(context, indicator, communes, [year], f"communes, {year}")),
     ]
-    if geometry.available:
-        chart = map_chart(context, indicator, year, geometry, f"{prefix}m")
-        missing = [z.code for z in context.zones() if z.level == "commune" and z.code not in geometry.shapes]
-        note = (f'<p class="fiche">Communes sans contour dans le fichier de géométrie : {_e(", ".join(missing))}</p>'
-                if missing else "")
+    if base is not None:
+        chart = map_chart(context, indicator, year, base, f"{prefix}m")
+        note = (f'<p class="fiche">Communes sans contour dans le fichier de géométrie : {_e(", ".join(base.missing))}</p>'
+                if base.missing else "")
         parts.append(_figure(indicator, "carte", chart.title, _chart_body(chart) + note, source))
     else:
         body = (f'<div class="carte-absente"><p class="note-carte">Carte non disponible : '
@@ -206,7 +206,8 @@ def render_html(context: ReportContext, geometry: Geometry) -> str:
     ]
     facts_html = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
     toc = "".join(f'<li><a href="#{_e(i.id)}">{_e(i.label)}</a></li>' for i in indicators)
-    sections = "".join(_indicator_section(context, ind, geometry, n) for n, ind in enumerate(indicators, start=1))
+    base = map_base(context, geometry) if geometry.available else None  # shared by every map of the page
+    sections = "".join(_indicator_section(context, ind, geometry, base, n) for n, ind in enumerate(indicators, start=1))
     method_rows = "".join(
         f"<tr><td>{_e(i.label)}</td><td>{_e(i.unit)}</td><td>{_e(formula_text(context, i))}</td>"
         f"<td>{_e(producer_text(context, i))}</td><td>{_e(year_span(i.years))}</td></tr>"
