@@ -240,6 +240,21 @@ def test_audit_uses_the_inequalities():
     assert any(f.cells == (("commune", "a", "actifs"),) for f in audit.findings)
 
 
+def test_a_masked_cell_proven_zero_is_no_finding_when_zero_is_publishable():
+    """December figure of commune a masked, its active figure published at 0: the
+    inequality proves it is 0, which the policy lets anyone publish."""
+    tree = {"R1": ["a", "b", "c"], "R2": ["d", "e"]}
+    values = {"actifs": {"a": 0, "b": 20, "c": 30, "d": 40, "e": 50},
+              "decembre": {"a": 0, "b": 12, "c": 14, "d": 16, "e": 18}}
+    frame = confidential(tree, values, secret={("decembre", "a"), ("taux", "a")})
+    # b and c (and their rates) masked with it, so that the RPE total pins none of them
+    published = published_from(frame, {("decembre", "b"), ("decembre", "c"), ("taux", "b"), ("taux", "c")})
+    assert audit_published(published, zones(tree), INDICATORS, POLICY).passed
+    strict = parse_policy(POLICY_TEXT.replace("zero_publishable: true", "zero_publishable: false"))
+    findings = audit_published(published, zones(tree), INDICATORS, strict).findings
+    assert ("pinned", (("commune", "a", "decembre"),)) in {(f.problem, f.cells) for f in findings}
+
+
 # -- properties --------------------------------------------------------------------------
 
 @st.composite
@@ -282,3 +297,33 @@ def test_the_shipped_policy_covers_every_indicator():
     from pipeline.indicators import load_indicators
 
     assert check_against_indicators(load_policy(), load_indicators()) == []
+
+
+@st.composite
+def masked_tables(draw):
+    """A random table and a random set of masked cells: most of them leak."""
+    tree, values = draw(hierarchies())
+    frame = confidential(tree, values)
+    hidden = draw(st.lists(st.booleans(), min_size=len(frame), max_size=len(frame)))
+    return tree, frame, {(i, z) for (i, z), h in zip(zip(frame.indicator, frame.zone_code), hidden) if h}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(masked_tables())
+def test_the_witnessed_audit_finds_what_the_exact_one_finds(case):
+    """Witness tables only spare solves: the findings are those of an exact interval per
+    cell and per sum, and each reported range lies within the exact interval (the
+    reader cannot narrow it) and holds the true value's neighbourhood it claims."""
+    tree, frame, masked = case
+    published = published_from(frame, masked)
+    fast = audit_published(published, zones(tree), INDICATORS, POLICY)
+    exact = audit_published(published, zones(tree), INDICATORS, POLICY, witnesses=False)
+    assert [(f.problem, f.cells) for f in fast.findings] == [(f.problem, f.cells) for f in exact.findings]
+    keys = ["level", "zone_code", "indicator", "year"]
+    both = fast.intervals.merge(exact.intervals, on=keys, suffixes=("_fast", "_exact"))
+    assert len(both) == len(exact.intervals) == len(fast.intervals)
+    assert (both["low_fast"] >= both["low_exact"] - 1e-6).all()
+    assert (both["high_fast"] <= both["high_exact"] + 1e-6).all()
+    truth = both.merge(frame[["level", "zone_code", "indicator", "value"]], on=["level", "zone_code", "indicator"])
+    truth = truth[truth["value"].notna()]
+    assert (truth["low_exact"] <= truth["value"] + 1e-6).all() and (truth["value"] <= truth["high_exact"] + 1e-6).all()

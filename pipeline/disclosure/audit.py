@@ -3,12 +3,25 @@
 What belongs here: rebuilding, from the published table, the zones and the policy
 only, every constraint a reader knows (additivity of counts from communes to RPE to
 the EPCI, rates published beside their numerator or denominator, the subset
-inequalities of the policy, non-negativity), and computing with linear programming
-(HiGHS, through highspy) the interval a reader can derive for every masked cell and
-for sums of masked cells inside one relation. A masked cell whose interval pins it
+inequalities of the policy, non-negativity), and deciding with linear programming
+(HiGHS, through highspy) what a reader can derive about every masked cell and every
+sum of masked cells inside one relation. A masked cell whose interval pins it
 (narrower than one unit), or any interval whose upper end lies between 0 and the
 threshold (the reader can prove "fewer than 5"), is a finding; any finding blocks
-publication.
+publication. A cell or sum proven to be 0 is not a finding when the policy lets a zero
+be published (`zero_publishable`): it concerns no allocataire, and a reader learns no
+more than a published 0 would tell (typically a count under a published 0, such as
+the childminders over 55 of a commune with none).
+
+How it decides: a complete table consistent with everything published (a feasible
+point of the reader's constraints, which every LP solve gives) proves the reader cannot
+exclude the values it holds. Most cells are cleared by a few such tables per connected
+component (`_Solver.witness`): one whose value reaches the threshold and another a unit
+apart. Only the cells they do not clear get the exact minimum and maximum, and only
+those can be findings, so the findings are those of an exact interval per cell, at a
+fraction of the solves. The intervals reported (`AuditResult.intervals`, the masking
+log's low and high) are therefore ranges a reader cannot narrow: exact where a cell
+needed its own solves, else the values the tables found.
 
 What does not: choosing what to mask (`suppression`), which never shares code with
 this module, so a mistake in the solver's model cannot hide here. The audit never
@@ -17,7 +30,8 @@ sees a masked value.
 Note on sums: counts are non-negative, so the largest value a sum of masked cells can
 take is at least the largest value of each of its cells; a sum that a reader can prove
 small therefore always comes with a cell that is itself found. The sums are checked
-anyway, as the policy states the criterion for them.
+anyway, as the policy states the criterion for them: a sum with a cell already seen at
+the threshold or above is cleared by that cell; the others get their exact maximum.
 """
 
 from __future__ import annotations
@@ -61,7 +75,8 @@ class Finding:
 @dataclass
 class AuditResult:
     findings: list[Finding] = field(default_factory=list)
-    intervals: pd.DataFrame = field(default_factory=pd.DataFrame)  # masked cells: keys, year, low, high
+    # masked cells: keys, year, low, high (a range the reader cannot narrow; see the module's docstring)
+    intervals: pd.DataFrame = field(default_factory=pd.DataFrame)
     cells_checked: int = 0
     groups_checked: int = 0
     linear_programmes: int = 0
@@ -126,9 +141,20 @@ def _components(n: int, rows: list[_Row]) -> list[tuple[list[int], list[_Row]]]:
 
 
 class _Solver:
-    """One HiGHS model per connected component; only the objective changes between solves."""
+    """One HiGHS model per connected component; only the objective changes between solves.
 
-    def __init__(self, cols: list[int], rows: list[_Row]) -> None:
+    Every optimal solve also gives a complete table consistent with everything published
+    (its primal solution). `seen_low` and `seen_high` keep, per cell, the lowest and
+    highest value one of those tables gave it: a reader cannot exclude either, so the
+    interval a reader can derive contains [seen_low, seen_high]. A cell whose seen range
+    already reaches the threshold and spans a unit cannot be a finding and needs no
+    solve of its own (`cleared`); the others get the exact minimum and maximum.
+    `witness` looks for such tables for many cells at once: maximising the sum of the
+    cells capped at the threshold (a capped copy y <= x, 0 <= y <= threshold per cell,
+    which leaves the cells' own constraints untouched), then minimising their sum.
+    """
+
+    def __init__(self, cols: list[int], rows: list[_Row], capped: list[int], cap: float) -> None:
         self.position = {c: i for i, c in enumerate(cols)}
         self.n = len(cols)
         self.highs = highspy.Highs()
@@ -139,20 +165,58 @@ class _Solver:
             idx = np.array([self.position[c] for c in row.coefs], dtype=np.int32)
             vals = np.array(list(row.coefs.values()), dtype=float)
             self.highs.addRow(row.low, row.high, len(idx), idx, vals)
+        self.copy_of = {c: self.n + k for k, c in enumerate(capped)}
+        if capped:
+            self.highs.addVars(len(capped), np.zeros(len(capped)), np.full(len(capped), float(cap)))
+            for c, y in self.copy_of.items():
+                self.highs.addRow(-inf, 0.0, 2, np.array([y, self.position[c]], dtype=np.int32), np.array([1.0, -1.0]))
+        self.width = self.n + len(capped)
+        self.seen_low = np.full(self.n, np.inf)
+        self.seen_high = np.full(self.n, -np.inf)
         self.solves = 0
+
+    def _run(self, columns: list[int], sense) -> highspy.HighsModelStatus:
+        cost = np.zeros(self.width)
+        cost[columns] = 1.0
+        self.highs.changeColsCost(self.width, np.arange(self.width, dtype=np.int32), cost)
+        self.highs.changeObjectiveSense(sense)
+        self.highs.run()
+        self.solves += 1
+        status = self.highs.getModelStatus()
+        if status == highspy.HighsModelStatus.kOptimal:
+            point = np.asarray(self.highs.getSolution().col_value[: self.n])
+            np.minimum(self.seen_low, point, out=self.seen_low)
+            np.maximum(self.seen_high, point, out=self.seen_high)
+        return status
+
+    def seen(self, col: int) -> tuple[float, float]:
+        i = self.position[col]
+        return float(self.seen_low[i]), float(self.seen_high[i])
+
+    def cleared(self, col: int, threshold: float) -> bool:
+        low, high = self.seen(col)
+        return high >= threshold - EPS and high - low >= 1 - EPS
+
+    def witness(self, cols: list[int], threshold: float, rounds: int = 3) -> None:
+        """Tables consistent with what is published that clear as many of `cols` as possible."""
+        for _ in range(rounds):
+            low = [c for c in cols if self.seen(c)[1] < threshold - EPS]
+            if low:
+                self._run([self.copy_of[c] for c in low], highspy.ObjSense.kMaximize)
+            narrow = [c for c in cols if not self.cleared(c, threshold)]
+            if not narrow:
+                return
+            self._run([self.position[c] for c in narrow], highspy.ObjSense.kMinimize)
+            still = [c for c in narrow if not self.cleared(c, threshold)]
+            if len(still) == len(narrow):
+                return  # no progress: the exact solves decide the rest
+            cols = still
 
     def bounds(self, cols: list[int]) -> tuple[float, float] | None:
         """(min, max) of the sum of `cols`; None when the constraints are infeasible."""
-        cost = np.zeros(self.n)
-        for c in cols:
-            cost[self.position[c]] = 1.0
-        self.highs.changeColsCost(self.n, np.arange(self.n, dtype=np.int32), cost)
         out = []
         for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
-            self.highs.changeObjectiveSense(sense)
-            self.highs.run()
-            self.solves += 1
-            status = self.highs.getModelStatus()
+            status = self._run([self.position[c] for c in cols], sense)
             if status == highspy.HighsModelStatus.kOptimal:
                 out.append(self.highs.getInfo().objective_function_value)
             elif status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible) and \
@@ -164,13 +228,16 @@ class _Solver:
 
 
 def audit_published(
-    published: pd.DataFrame, zones: pd.DataFrame, indicators: IndicatorSet, policy: Policy, sums: bool = True
+    published: pd.DataFrame, zones: pd.DataFrame, indicators: IndicatorSet, policy: Policy, sums: bool = True,
+    witnesses: bool = True,
 ) -> AuditResult:
     """Audit `published` (level, zone_code, indicator, year, value, status).
 
     `zones` gives the hierarchy (level, zone_code, parent_code): each zone equals the sum
     of the zones whose parent_code is its code, for every count indicator. `sums=False`
     checks single cells only (enough to steer the solver; see the module's note).
+    `witnesses=False` solves the exact interval of every cell and sum (same findings,
+    many more solves: the reference the tests compare the witnesses against).
     """
     result = AuditResult()
     kinds = {i.id: i.kind for i in indicators.indicators}
@@ -227,12 +294,17 @@ def audit_published(
                     continue
                 model.add([(1.0, term((level, zone, small))), (-1.0, term((level, zone, large)))], -np.inf, 0.0, unknown)
 
+        threshold = float(policy.threshold)
+        checked = {model.index[k] for k in masked & unknown}
         solvers: dict[int, _Solver] = {}
         for cols, rows in _components(len(model.index), model.rows):
-            solver = _Solver(cols, rows) if rows else None
+            if not rows:
+                continue
+            solver = _Solver(cols, rows, [c for c in cols if c in checked], threshold)
+            if witnesses:
+                solver.witness([c for c in cols if c in checked], threshold)
             for c in cols:
-                if solver is not None:
-                    solvers[c] = solver
+                solvers[c] = solver
 
         def bounds(keys: list[CellKey]) -> tuple[float, float] | None:
             cols = [model.index[k] for k in keys]
@@ -241,12 +313,36 @@ def audit_published(
                 return 0.0, np.inf  # unconstrained, or cells no constraint ties together
             return solver.bounds(cols)
 
+        def witnessed(keys: list[CellKey]) -> tuple[float, float] | None:
+            """What the tables found so far prove, when that already rules out a finding:
+            for one cell its seen range; for a sum, the largest seen value of one of its
+            cells bounds the sum's maximum from below (counts are non-negative)."""
+            cols = [model.index[k] for k in keys]
+            solver = solvers.get(cols[0])
+            if not witnesses or solver is None or any(solvers.get(c) is not solver for c in cols):
+                return None
+            if len(cols) == 1:
+                return solver.seen(cols[0]) if solver.cleared(cols[0], threshold) else None
+            high = max(solver.seen(c)[1] for c in cols)
+            return (0.0, high) if high >= threshold - EPS else None
+
+        def _seen_width(key: CellKey) -> float:
+            solver = solvers.get(model.index[key])
+            if solver is None:
+                return np.inf
+            low, high = solver.seen(model.index[key])
+            return high - low if np.isfinite(low) else 0.0
+
         def judge(keys: list[CellKey], relation: str | None) -> tuple[float, float] | None:
-            found = bounds(keys)
+            found = witnessed(keys) or bounds(keys)
             if found is None:
                 result.findings.append(Finding(year, "inconsistent", tuple(keys), relation))
                 return None
             low, high = found
+            # Counts are whole: below 1, the reader knows the value is 0, which the
+            # policy may allow to publish (a zero concerns no allocataire).
+            if high < 1 - EPS and policy.zero_publishable:
+                return found
             if len(keys) == 1 and high - low < 1 - EPS:
                 result.findings.append(Finding(year, "pinned", tuple(keys), relation))
             elif EPS < high < policy.threshold - EPS:
@@ -265,9 +361,12 @@ def audit_published(
             if num_id is None or den_id is None:
                 continue  # its terms are never published: nothing to recompute it from
             terms = [(key[0], key[1], num_id), (key[0], key[1], den_id)]
+            if value.get(terms[1]) == 0:
+                continue  # a published zero denominator: the rate does not exist
             if all(t in status for t in terms):
                 result.cells_checked += 1
-                known = [t not in unknown or (b := bounds([t])) is not None and b[1] - b[0] < EPS for t in terms]
+                known = [t not in unknown or (_seen_width(t) < EPS or not witnesses) and (b := bounds([t])) is not None
+                         and b[1] - b[0] < EPS for t in terms]
                 if all(known):
                     result.findings.append(Finding(year, "pinned", (key,), None))
 
