@@ -161,15 +161,23 @@ class _Solver:
         self.highs.setOptionValue("output_flag", False)
         inf = highspy.kHighsInf
         self.highs.addVars(self.n, np.zeros(self.n), np.full(self.n, inf))
-        for row in rows:
-            idx = np.array([self.position[c] for c in row.coefs], dtype=np.int32)
-            vals = np.array(list(row.coefs.values()), dtype=float)
-            self.highs.addRow(row.low, row.high, len(idx), idx, vals)
         self.copy_of = {c: self.n + k for k, c in enumerate(capped)}
         if capped:
             self.highs.addVars(len(capped), np.zeros(len(capped)), np.full(len(capped), float(cap)))
-            for c, y in self.copy_of.items():
-                self.highs.addRow(-inf, 0.0, 2, np.array([y, self.position[c]], dtype=np.int32), np.array([1.0, -1.0]))
+        # the reader's constraints, then y - x <= 0 for each capped copy, in one call
+        lows, highs, starts, index, coefs = [], [], [], [], []
+        for row in rows:
+            lows.append(row.low), highs.append(row.high), starts.append(len(index))
+            index += [self.position[c] for c in row.coefs]
+            coefs += list(row.coefs.values())
+        for c, y in self.copy_of.items():
+            lows.append(-inf), highs.append(0.0), starts.append(len(index))
+            index += [y, self.position[c]]
+            coefs += [1.0, -1.0]
+        if lows:
+            self.highs.addRows(len(lows), np.array(lows, dtype=float), np.array(highs, dtype=float), len(index),
+                               np.array(starts, dtype=np.int32), np.array(index, dtype=np.int32),
+                               np.array(coefs, dtype=float))
         self.width = self.n + len(capped)
         self.seen_low = np.full(self.n, np.inf)
         self.seen_high = np.full(self.n, -np.inf)
@@ -253,8 +261,10 @@ def audit_published(
 
     for year, table in published.groupby("year"):
         year = int(year)
-        value = {(r.level, r.zone_code, r.indicator): r.value for r in table.itertuples() if r.status == "published"}
-        status = {(r.level, r.zone_code, r.indicator): r.status for r in table.itertuples()}
+        keys = list(zip(table["level"].tolist(), table["zone_code"].tolist(), table["indicator"].tolist()))
+        statuses = table["status"].tolist()
+        status = dict(zip(keys, statuses))
+        value = {k: v for k, s, v in zip(keys, statuses, table["value"].tolist()) if s == "published"}
         unknown = {k for k, s in status.items() if s != "published" and kinds.get(k[2]) == "count"}
         masked = {k for k, s in status.items() if s == "masked"}
         model = _YearModel()

@@ -152,13 +152,16 @@ class _YearProblem:
     position: dict[tuple[str, str, str], int]
     cuts: list[list[int]] = field(default_factory=list)
     floor: np.ndarray | None = None  # _floor_of, computed once
+    # per cell, its indicator group (`_indicator_groups`): no constraint ties two groups
+    groups: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         zone_ids = pd.factorize(pd.MultiIndex.from_arrays([self.cells["level"], self.cells["zone_code"]]))[0]
         self._zone_ids = np.asarray(zone_ids)
 
     def neighbours(self, pos: int, same_zone: bool = True) -> set[int]:
-        """Cells sharing a relation or a link with `pos` (and its zone, for the inequalities)."""
+        """Cells sharing a relation or a link with `pos` (and its zone, for the inequalities:
+        the cells of its indicator group there, since nothing ties the other groups to it)."""
         out: set[int] = set()
         for parent, kids in self.relations:
             members = [parent, *kids]
@@ -168,7 +171,10 @@ class _YearProblem:
             if pos in (rate, num, den):
                 out.update((rate, num, den))
         if same_zone:
-            out.update(np.flatnonzero(self._zone_ids == self._zone_ids[pos]).tolist())
+            zone = self._zone_ids == self._zone_ids[pos]
+            if self.groups is not None:
+                zone &= self.groups == self.groups[pos]
+            out.update(np.flatnonzero(zone).tolist())
         out.discard(pos)
         return out
 
@@ -367,6 +373,7 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
     groups = _indicator_groups(indicators, policy)
     group_of = np.array([groups.get(str(i), str(i)) for i in indicator_of], dtype=object)
     group_rows = {g: np.flatnonzero(group_of == g) for g in dict.fromkeys(group_of)}
+    problem.groups = group_of
     audits: dict[str, tuple[bytes, AuditResult]] = {}  # group -> (its masked cells, its audit)
     x = _solve(problem, policy)
     for round_ in range(1, policy.max_rounds + 1):
