@@ -65,7 +65,7 @@ def load_report_context(warehouse: WarehouseResource, instance: dg.DagsterInstan
         indicators = load_indicators()
         with warehouse.connect(read_only=True) as con:
             published = read_published(con, indicators)
-        return build_context(published, data_date=_data_date(instance))
+        return build_context(published, data_date=_data_date(instance), indicators=indicators)
     except (FileNotFoundError, ReportError, ValueError) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 

@@ -6,6 +6,11 @@ the disclosure stage, asset `out_indicators`): figures that passed the statistic
 secret of the convention (article 4). Nothing here reads a confidential, staging or raw
 table. The frame is checked on the way in (columns, statuses, a value exactly when the
 status is `published`): the reports fail rather than show a value they should not.
+
+A `ReportContext` is built once per document (and once per guard check): what the
+writers and the guard ask many times (a figure by indicator, zone and year; the zones in
+order; the last year, decimals and fingerprint of the data) is computed when it is built,
+from the frame it holds, and never refreshed: build a new context for new figures.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ HTML_NAME = "rapport_petite_enfance.html"
 REPORT_CONFIG = "report.yaml"
 # Characters that make a spreadsheet read a text as a formula (OWASP "CSV injection").
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same result, faster
 
 
 class ReportError(RuntimeError):
@@ -89,7 +97,7 @@ def load_report_config(paths: Paths | None = None, path: Path | None = None) -> 
     path = path or paths.config / REPORT_CONFIG
     where = str(path)
     try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        doc = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_YAML_LOADER) or {}
     except FileNotFoundError:
         doc = {}
     except yaml.YAMLError as exc:
@@ -212,8 +220,10 @@ def check_published(frame: pd.DataFrame, indicators: IndicatorSet | None = None)
         unknown = sorted(set(out["indicator"].dropna()) - set(indicators.ids))
         if unknown:
             problems.append(f"indicator(s) not in config/indicators.yaml: {unknown}")
-        years = {i.id: set(i.years) for i in indicators.indicators}
-        off = out[[y not in years.get(ind, {y}) for ind, y in zip(out["indicator"], out["year"])]]
+        allowed = pd.MultiIndex.from_tuples([(i.id, y) for i in indicators.indicators for y in i.years],
+                                            names=["indicator", "year"])
+        pairs = pd.MultiIndex.from_arrays([out["indicator"].astype(object), out["year"]])
+        off = out[out["indicator"].isin(indicators.ids) & ~pairs.isin(allowed)]
         if len(off):
             problems.append(
                 f"{len(off)} row(s) for years outside their indicator's years "
@@ -264,23 +274,30 @@ class ReportContext:
     config: ReportConfig
     data_date: dt.datetime | None = None
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now().replace(microsecond=0))
-    _cells: dict = field(default_factory=dict, repr=False)
-    _zones: list | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.published = check_published(self.published, self.indicators)
-        self._cells = {
-            (ind, code, int(year)): (status, None if pd.isna(value) else float(value))
-            for ind, code, year, status, value in zip(
-                self.published["indicator"], self.published["zone_code"], self.published["year"],
-                self.published["status"], self.published["value"],
-            )
-        }
+        frame = self.published
+        indicator, zone, year = (frame[c].astype(object).tolist() for c in ("indicator", "zone_code", "year"))
+        status = frame["status"].astype(object).tolist()
+        value = [None if v != v else v for v in frame["value"].tolist()]  # NaN -> None
+        self._cells = {(i, z, y): (st, v) for i, z, y, st, v in zip(indicator, zone, year, status, value)}
+        present = set(indicator)
+        self._reported = [i for i in self.indicators.indicators if i.id in present]
+        self._last_year: dict[str, int] = {}
+        self._integer_valued: dict[str, bool] = {}
+        for i, y, v in zip(indicator, year, value):
+            self._last_year[i] = max(y, self._last_year.get(i, y))
+            if v is not None and not float(v).is_integer():
+                self._integer_valued[i] = False
+        self._fingerprint = fingerprint(frame)
+        self._zones = self._ordered_zones()
+        self._rpe_names = {z.code: z.name for z in self._zones if z.level == "rpe"}
 
     # -- the data
     @property
     def data_version(self) -> str:
-        return fingerprint(self.published)[:12]
+        return self._fingerprint[:12]
 
     @property
     def study_ids(self) -> list[str]:
@@ -292,25 +309,25 @@ class ReportContext:
 
     @property
     def reported_indicators(self) -> list[Indicator]:
-        present = set(self.published["indicator"])
-        return [i for i in self.indicators.indicators if i.id in present]
+        return list(self._reported)
 
     @property
     def years(self) -> list[int]:
-        return sorted({y for i in self.reported_indicators for y in i.years})
+        return sorted({y for i in self._reported for y in i.years})
 
     def last_year(self, indicator: Indicator) -> int:
-        years = set(self.published.loc[self.published["indicator"] == indicator.id, "year"])
-        return max(years) if years else max(indicator.years)
+        return self._last_year.get(indicator.id, max(indicator.years))
+
+    def integer_valued(self, indicator: Indicator) -> bool:
+        """Whether every published figure of the indicator is a whole number."""
+        return self._integer_valued.get(indicator.id, True)
 
     # -- the zones, in the order of the reports: EPCI, then each RPE followed by its communes
     def zones(self) -> list[Zone]:
-        if self._zones is None:
-            self._zones = self._ordered_zones()
         return list(self._zones)
 
     def _ordered_zones(self) -> list[Zone]:
-        names = {code: name for code, name in zip(self.published["zone_code"], self.published["zone_name"])}
+        names = dict(zip(self.published["zone_code"].astype(object), self.published["zone_name"].astype(object)))
         t = self.territory
         out = [Zone("epci", t.epci_code, names.get(t.epci_code, t.epci_name), None)]
         for rpe_code, rpe_name in t.rpe_names.items():
@@ -332,17 +349,16 @@ class ReportContext:
         return out
 
     def rpes(self) -> list[Zone]:
-        return [z for z in self.zones() if z.level == "rpe"]
+        return [z for z in self._zones if z.level == "rpe"]
 
     def communes_of(self, rpe_code: str) -> list[Zone]:
-        return [z for z in self.zones() if z.level == "commune" and z.rpe_code == rpe_code]
+        return [z for z in self._zones if z.level == "commune" and z.rpe_code == rpe_code]
 
     def rpe_name(self, rpe_code: str | None) -> str:
         if rpe_code is None:
             return ""
-        for z in self.zones():
-            if z.level == "rpe" and z.code == rpe_code:
-                return z.name
+        if rpe_code in self._rpe_names:
+            return self._rpe_names[rpe_code]
         return self.territory.rpe_names.get(rpe_code, rpe_code)
 
 
@@ -351,10 +367,12 @@ def build_context(
     paths: Paths | None = None,
     data_date: dt.datetime | None = None,
     generated_at: dt.datetime | None = None,
+    indicators: IndicatorSet | None = None,
 ) -> ReportContext:
-    """The context from a published frame and the project's configuration files."""
+    """The context from a published frame and the project's configuration files
+    (`indicators`: the definitions, when the caller has already read them)."""
     paths = paths or project_paths()
-    indicators = load_indicators(paths)
+    indicators = indicators or load_indicators(paths)
     territory = load_territory(paths)
     context = ReportContext(
         published=published,

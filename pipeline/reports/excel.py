@@ -5,10 +5,16 @@ then each RPE followed by its communes; years in columns), one sheet per RPE wit
 indicators, and "Méthodologie". Numbers are written as numbers (formatted, never text);
 a masked or unavailable figure shows its symbol, never a blank. Every sheet carries its
 source line. Every text goes through `neutralise` (no formula can be injected).
+
+The ~25,000 cells of the zone rows take their style from `_Styles.zone_cell`: each
+combination (level of the zone, kind of cell, number format, indent) is registered in the
+workbook once, and the other cells get a copy of its style indices. Assigning style objects
+cell by cell made openpyxl hash them every time (most of the writing time).
 """
 
 from __future__ import annotations
 
+from copy import copy
 from pathlib import Path
 
 from openpyxl import Workbook
@@ -64,6 +70,32 @@ class _Styles:
         self.rpe_fill = PatternFill("solid", fgColor="EDF1F9")
         self.symbol_fill = PatternFill("solid", fgColor="F2F2F2")
         self.link_font = Font(color="0563C1", underline="single")
+        self._zone_styles: dict[tuple, object] = {}
+
+    def zone_cell(self, cell, level: str, kind: str, number_format: str | None = None, indent: int = 0) -> None:
+        """Style a cell of a zone row: `kind` is "text", "number" or "symbol"; the agglomeration
+        and RPE rows are bold and tinted, a symbol is grey italic on grey (one style per
+        combination, registered once: see the module docstring)."""
+        key = (level, kind, number_format, indent)
+        registered = self._zone_styles.get(key)
+        if registered is not None:
+            cell._style = copy(registered)  # openpyxl's own way of copying a style between cells
+            return
+        if kind == "symbol":
+            cell.font, cell.fill = self.symbol_font, self.symbol_fill
+            cell.alignment = Alignment(horizontal="center")
+        else:
+            if level != "commune":
+                cell.font = self.bold
+            if level in ("epci", "rpe"):
+                cell.fill = self.epci_fill if level == "epci" else self.rpe_fill
+            if kind == "number":
+                cell.number_format = number_format
+                cell.alignment = Alignment(horizontal="right")
+            elif indent:
+                cell.alignment = Alignment(indent=indent)
+        cell.border = _BORDER
+        self._zone_styles[key] = copy(cell._style)
 
 
 def _text(ws: Worksheet, row: int, column: int, value: object, font: Font | None = None, **align):
@@ -100,27 +132,20 @@ def _figure_cell(ws: Worksheet, row: int, column: int, context: ReportContext, i
     cell_data = context.cell(indicator.id, zone.code, year) if year in indicator.years else None
     if cell_data is not None and cell_data[0] == "published":
         cell = ws.cell(row=row, column=column, value=float(cell_data[1]))
-        cell.number_format = number_format
-        cell.alignment = Alignment(horizontal="right")
+        styles.zone_cell(cell, zone.level, "number", number_format)
+        return
+    if cell_data is None:
+        symbol = symbols.out_of_period if year not in indicator.years else symbols.not_available
     else:
-        if cell_data is None:
-            symbol = symbols.out_of_period if year not in indicator.years else symbols.not_available
-        else:
-            symbol = symbols.masked if cell_data[0] == "masked" else symbols.not_available
-        cell = _text(ws, row, column, symbol, styles.symbol_font, horizontal="center")
-        cell.fill = styles.symbol_fill
-    cell.border = _BORDER
+        symbol = symbols.masked if cell_data[0] == "masked" else symbols.not_available
+    styles.zone_cell(_text(ws, row, column, symbol), zone.level, "symbol")
 
 
-def _zone_row_style(ws: Worksheet, row: int, first: int, last: int, zone: Zone, styles: _Styles) -> None:
-    fill = styles.epci_fill if zone.level == "epci" else styles.rpe_fill if zone.level == "rpe" else None
-    for column in range(first, last + 1):
-        cell = ws.cell(row=row, column=column)
-        if zone.level != "commune" and not cell.font.italic:
-            cell.font = styles.bold
-        if fill is not None and cell.fill.fgColor.rgb in (None, "00000000"):
-            cell.fill = fill
-        cell.border = _BORDER
+def _zone_text(ws: Worksheet, row: int, column: int, value: object, zone: Zone, styles: _Styles,
+               indent: int = 0):
+    cell = _text(ws, row, column, value)
+    styles.zone_cell(cell, zone.level, "text", indent=indent)
+    return cell
 
 
 def _header(ws: Worksheet, row: int, labels: list, styles: _Styles) -> None:
@@ -227,13 +252,12 @@ def _indicator_sheet(ws: Worksheet, context: ReportContext, indicator: Indicator
     _header(ws, HEADER_ROW, labels, styles)
     row = HEADER_ROW + 1
     for zone in context.zones():
-        _text(ws, row, 1, zone.code)
-        _text(ws, row, 2, zone.name, indent=0 if zone.level == "epci" else 1 if zone.level == "rpe" else 3)
-        _text(ws, row, 3, LEVEL_NAMES.get(zone.level, zone.level))
-        _text(ws, row, 4, context.rpe_name(zone.rpe_code) if zone.level != "epci" else "")
+        _zone_text(ws, row, 1, zone.code, zone, styles)
+        _zone_text(ws, row, 2, zone.name, zone, styles, indent=0 if zone.level == "epci" else 1 if zone.level == "rpe" else 3)
+        _zone_text(ws, row, 3, LEVEL_NAMES.get(zone.level, zone.level), zone, styles)
+        _zone_text(ws, row, 4, context.rpe_name(zone.rpe_code) if zone.level != "epci" else "", zone, styles)
         for offset, year in enumerate(years):
             _figure_cell(ws, row, 5 + offset, context, indicator, zone, year, fmt, styles)
-        _zone_row_style(ws, row, 1, 4 + len(years), zone, styles)
         row += 1
     last_column = get_column_letter(4 + len(years))
     ws.auto_filter.ref = f"A{HEADER_ROW}:{last_column}{row - 1}"
@@ -257,14 +281,13 @@ def _rpe_sheet(ws: Worksheet, context: ReportContext, rpe: Zone, names: dict[str
     for ind in indicators:
         fmt = excel_number_format(decimals(context, ind))
         for zone in [rpe, *communes]:
-            _link(_text(ws, row, 1, names[ind.id]), names[ind.id])
-            _text(ws, row, 2, ind.unit)
-            _text(ws, row, 3, zone.code)
-            _text(ws, row, 4, zone.name, indent=0 if zone.level == "rpe" else 2)
-            _text(ws, row, 5, LEVEL_NAMES.get(zone.level, zone.level))
+            _link(_zone_text(ws, row, 1, names[ind.id], zone, styles), names[ind.id])
+            _zone_text(ws, row, 2, ind.unit, zone, styles)
+            _zone_text(ws, row, 3, zone.code, zone, styles)
+            _zone_text(ws, row, 4, zone.name, zone, styles, indent=0 if zone.level == "rpe" else 2)
+            _zone_text(ws, row, 5, LEVEL_NAMES.get(zone.level, zone.level), zone, styles)
             for offset, year in enumerate(years):
                 _figure_cell(ws, row, 6 + offset, context, ind, zone, year, fmt, styles)
-            _zone_row_style(ws, row, 1, 5 + len(years), zone, styles)
             row += 1
     last_column = get_column_letter(5 + len(years))
     ws.auto_filter.ref = f"A{HEADER_ROW}:{last_column}{row - 1}"

@@ -33,10 +33,7 @@ def decimals(context: ReportContext, indicator: Indicator) -> int:
     """Decimals shown: 1 for a rate or a count with fractions (census estimates), else 0."""
     if indicator.kind == "ratio":
         return 1
-    values = context.published.loc[
-        (context.published["indicator"] == indicator.id) & context.published["value"].notna(), "value"
-    ]
-    return 0 if all(float(v).is_integer() for v in values) else 1
+    return 0 if context.integer_valued(indicator) else 1
 
 
 def excel_number_format(digits: int) -> str:
