@@ -68,23 +68,20 @@ def _rpe_colours(context: ReportContext) -> dict[str, str]:
 
 
 def _grid_lines(canvas: Canvas, box: Box, xs: list[float] = (), ys: list[float] = ()) -> None:
-    for x in xs:
-        canvas.line(x, box.y, x, box.bottom, GRID, 0.6)
-    for y in ys:
-        canvas.line(box.x, y, box.right, y, GRID, 0.6)
+    canvas.lines([(x, box.y, x, box.bottom) for x in xs] + [(box.x, y, box.right, y) for y in ys], GRID, 0.6)
 
 
 def _axes(canvas: Canvas, box: Box, xticks: list[tuple[float, str]], yticks: list[tuple[float, str]],
           x_size: float, y_size: float, y_tick: float = TICK) -> None:
     """Left and bottom spines, ticks pointing out, their labels."""
-    canvas.line(box.x, box.y, box.x, box.bottom, AXIS, 0.8)
-    canvas.line(box.x, box.bottom, box.right, box.bottom, AXIS, 0.8)
+    marks = [(box.x, box.y, box.x, box.bottom), (box.x, box.bottom, box.right, box.bottom)]
+    marks += [(x, box.bottom, x, box.bottom + TICK) for x, _ in xticks]
+    if y_tick:
+        marks += [(box.x - y_tick, y, box.x, y) for y, _ in yticks]
+    canvas.lines(marks, AXIS, 0.8)
     for x, label in xticks:
-        canvas.line(x, box.bottom, x, box.bottom + TICK, AXIS, 0.8)
         canvas.text(x, box.bottom + TICK + PAD, label, x_size, anchor="middle", valign="top")
     for y, label in yticks:
-        if y_tick:
-            canvas.line(box.x - y_tick, y, box.x, y, AXIS, 0.8)
         canvas.text(box.x - y_tick - PAD, y, label, y_size, anchor="end", valign="center")
 
 
@@ -234,9 +231,8 @@ def communes_chart(context: ReportContext, indicator: Indicator, year: int, pref
         _grid_lines(canvas, box, xs=[x for x, _ in xticks])
         shown = list(zip(range(size - 1, -1, -1), by_rpe[rpe.code]))  # first commune on top
         bar = 0.72 / size * box.h
-        for position, (zone, cell) in shown:
-            if cell and cell[0] == "published":
-                canvas.rect(Box(box.x, py(position) - bar / 2, px(cell[1]) - box.x, bar), colour)
+        canvas.rects([Box(box.x, py(position) - bar / 2, px(cell[1]) - box.x, bar)
+                      for position, (zone, cell) in shown if cell and cell[0] == "published"], colour)
         _axes(canvas, box, xticks, [(py(pos), zone.name) for pos, (zone, _) in shown], 6.5, 7, y_tick=0)
         for position, (zone, cell) in shown:
             if cell and cell[0] == "published":

@@ -12,6 +12,10 @@ A report fails the guard when:
 - the page loads anything from outside the file.
 
 Problems name places (sheet and cell, indicator, zone code, year), never a value.
+
+The workbook is read back by `xlsx.py` (the values, formulas and frozen panes, streamed
+from the file's XML); the page by a small tree builder over `html.parser`, walked once per
+part it checks.
 """
 
 from __future__ import annotations
@@ -22,8 +26,6 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-import openpyxl
-
 from pipeline.indicators import Indicator
 from pipeline.reports.context import FORMULA_START, ReportContext
 from pipeline.reports.excel import HEADER_CODE, HEADER_INDICATOR
@@ -33,6 +35,7 @@ from pipeline.reports.texts import (
     producers_required,
     sheet_names,
 )
+from pipeline.reports.xlsx import Sheet, coordinate, read_workbook
 
 MAX_LISTED = 200
 _DIGIT = re.compile(r"\d")
@@ -121,36 +124,33 @@ def _compare_excel(report: GuardReport, context: ReportContext, where: str, valu
         report.add(f"{where}: {status} cell does not show «{_expected_symbol(context, status)}»")
 
 
-def _header_row(ws, first_label: str) -> int | None:
-    for row in ws.iter_rows(min_row=1, max_row=min(ws.max_row, 40), max_col=1):
-        if row[0].value == first_label:
-            return row[0].row
+def _header_row(sheet: Sheet, first_label: str) -> int | None:
+    for row in range(1, min(sheet.max_row, 40) + 1):
+        if sheet.value(row, 1) == first_label:
+            return row
     return None
 
 
-def _year_columns(ws, header: int) -> dict[int, int]:
+def _year_columns(sheet: Sheet, header: int) -> dict[int, int]:
     return {
-        cell.column: int(cell.value)
-        for cell in ws[header]
-        if isinstance(cell.value, int) and not isinstance(cell.value, bool)
+        column: int(value)
+        for column, value in sorted(sheet.row(header).items())
+        if isinstance(value, int) and not isinstance(value, bool)
     }
 
 
-def _scan_sheet(report: GuardReport, ws, names_required: list[str], label: str) -> None:
+def _scan_sheet(report: GuardReport, sheet: Sheet, names_required: list[str], label: str) -> None:
     """Formulas, injectable texts, the source line."""
     has_source = False
-    for row in ws.iter_rows():
-        for cell in row:
-            value = cell.value
-            if value is None:
-                continue
-            if cell.data_type == "f" or (isinstance(value, str) and value.startswith("=")):
-                report.add(f"{label}!{cell.coordinate}: formula in the workbook")
-            elif isinstance(value, str):
-                if value.startswith(FORMULA_START):
-                    report.add(f"{label}!{cell.coordinate}: text starting with = + - @ not neutralised")
-                if not has_source and _has_source(value, names_required):
-                    has_source = True
+    for row, column in sorted(sheet.values.keys() | sheet.formulas):
+        value = sheet.values.get((row, column))
+        if (row, column) in sheet.formulas or (isinstance(value, str) and value.startswith("=")):
+            report.add(f"{label}!{coordinate(row, column)}: formula in the workbook")
+        elif isinstance(value, str):
+            if value.startswith(FORMULA_START):
+                report.add(f"{label}!{coordinate(row, column)}: text starting with = + - @ not neutralised")
+            if not has_source and _has_source(value, names_required):
+                has_source = True
     if not has_source:
         report.add(f"{label}: no source line naming {', '.join(names_required)}")
 
@@ -158,93 +158,93 @@ def _scan_sheet(report: GuardReport, ws, names_required: list[str], label: str) 
 def check_workbook(path: Path, context: ReportContext) -> GuardReport:
     report = GuardReport(file=Path(path).name)
     try:
-        workbook = openpyxl.load_workbook(path)
+        sheets = read_workbook(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a failed guard
         report.add(f"cannot be opened ({exc.__class__.__name__})")
         return report
     names = sheet_names(context)
     label_to_indicator = {names[i.id]: i for i in context.reported_indicators}
+    indicator_of_sheet = {names[i.id]: i for i in context.reported_indicators}
+    rpe_of_sheet = {sheet: key[4:] for key, sheet in names.items() if key.startswith("rpe:")}
     all_names = producers_required(context, context.reported_indicators)
     caf = [context.study.data_provider]
+    present = {sheet.name for sheet in sheets}
     for key, sheet in names.items():
-        if sheet not in workbook.sheetnames:
+        if sheet not in present:
             report.add(f"sheet «{sheet}» is missing")
-    for ws in workbook.worksheets:
+    for sheet in sheets:
         report.parts_checked += 1
-        indicator = next((i for i in context.reported_indicators if names[i.id] == ws.title), None)
-        is_rpe = any(key.startswith("rpe:") and sheet == ws.title for key, sheet in names.items())
+        indicator = indicator_of_sheet.get(sheet.name)
+        is_rpe = sheet.name in rpe_of_sheet
         required = producers_required(context, [indicator]) if indicator else all_names if is_rpe else caf
-        _scan_sheet(report, ws, required, ws.title)
-        if ws.title == names.get("cover"):
-            texts = [c.value for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
+        _scan_sheet(report, sheet, required, sheet.name)
+        if sheet.name == names.get("cover"):
+            texts = [v for v in sheet.values.values() if isinstance(v, str)]
             if not any(context.study.double_sign_off in t for t in texts):
-                report.add(f"{ws.title}: the double sign-off «{context.study.double_sign_off}» is missing")
+                report.add(f"{sheet.name}: the double sign-off «{context.study.double_sign_off}» is missing")
             for symbol in (context.config.symbols.masked, context.config.symbols.not_available):
                 if symbol not in texts:
-                    report.add(f"{ws.title}: the symbol «{symbol}» is not explained")
+                    report.add(f"{sheet.name}: the symbol «{symbol}» is not explained")
         if indicator is not None:
-            _check_indicator_sheet(report, context, ws, indicator)
+            _check_indicator_sheet(report, context, sheet, indicator)
         elif is_rpe:
-            rpe_code = next(key[4:] for key, sheet in names.items() if sheet == ws.title)
-            _check_rpe_sheet(report, context, ws, rpe_code, label_to_indicator)
+            _check_rpe_sheet(report, context, sheet, rpe_of_sheet[sheet.name], label_to_indicator)
     return report
 
 
-def _check_indicator_sheet(report: GuardReport, context: ReportContext, ws, indicator: Indicator) -> None:
-    header = _header_row(ws, HEADER_CODE)
+def _check_indicator_sheet(report: GuardReport, context: ReportContext, sheet: Sheet, indicator: Indicator) -> None:
+    header = _header_row(sheet, HEADER_CODE)
     if header is None:
-        report.add(f"{ws.title}: no header row «{HEADER_CODE}»")
+        report.add(f"{sheet.name}: no header row «{HEADER_CODE}»")
         return
-    if ws.freeze_panes is None:
-        report.add(f"{ws.title}: header panes are not frozen")
-    years = _year_columns(ws, header)
+    if not sheet.frozen:
+        report.add(f"{sheet.name}: header panes are not frozen")
+    years = _year_columns(sheet, header)
     if sorted(years.values()) != sorted(indicator.years):
-        report.add(f"{ws.title}: year columns differ from the indicator's years")
+        report.add(f"{sheet.name}: year columns differ from the indicator's years")
     seen = set()
-    for row in ws.iter_rows(min_row=header + 1):
-        code = row[0].value
+    for row, cells in sheet.rows(min_row=header + 1).items():
+        code = cells.get(1)
         if code is None:
             continue
         code = str(code)
         for column, year in years.items():
-            cell = row[column - 1]
-            where = f"{ws.title}!{cell.coordinate} ({indicator.id}, {code}, {year})"
-            _compare_excel(report, context, where, cell.value, context.cell(indicator.id, code, year), True)
+            where = f"{sheet.name}!{coordinate(row, column)} ({indicator.id}, {code}, {year})"
+            _compare_excel(report, context, where, cells.get(column), context.cell(indicator.id, code, year), True)
             seen.add((code, year))
     expected = context.published[context.published["indicator"] == indicator.id]
     for code, year in zip(expected["zone_code"], expected["year"]):
         if (code, int(year)) not in seen:
-            report.add(f"{ws.title}: figure of published.indicators missing ({indicator.id}, {code}, {year})")
+            report.add(f"{sheet.name}: figure of published.indicators missing ({indicator.id}, {code}, {year})")
 
 
-def _check_rpe_sheet(report: GuardReport, context: ReportContext, ws, rpe_code: str,
+def _check_rpe_sheet(report: GuardReport, context: ReportContext, sheet: Sheet, rpe_code: str,
                      label_to_indicator: dict[str, Indicator]) -> None:
-    header = _header_row(ws, HEADER_INDICATOR)
+    header = _header_row(sheet, HEADER_INDICATOR)
     if header is None:
-        report.add(f"{ws.title}: no header row «{HEADER_INDICATOR}»")
+        report.add(f"{sheet.name}: no header row «{HEADER_INDICATOR}»")
         return
-    if ws.freeze_panes is None:
-        report.add(f"{ws.title}: header panes are not frozen")
-    columns = {cell.value: cell.column for cell in ws[header] if isinstance(cell.value, str)}
+    if not sheet.frozen:
+        report.add(f"{sheet.name}: header panes are not frozen")
+    columns = {value: column for column, value in sheet.row(header).items() if isinstance(value, str)}
     code_column = columns.get(HEADER_CODE)
     if code_column is None:
-        report.add(f"{ws.title}: no column «{HEADER_CODE}»")
+        report.add(f"{sheet.name}: no column «{HEADER_CODE}»")
         return
-    years = _year_columns(ws, header)
+    years = _year_columns(sheet, header)
     seen = set()
-    for row in ws.iter_rows(min_row=header + 1):
-        label, code = row[0].value, row[code_column - 1].value
+    for row, cells in sheet.rows(min_row=header + 1).items():
+        label, code = cells.get(1), cells.get(code_column)
         if label is None and code is None:
             continue
         indicator = label_to_indicator.get(label)
         if indicator is None:
-            report.add(f"{ws.title}!A{row[0].row}: unknown indicator")
+            report.add(f"{sheet.name}!A{row}: unknown indicator")
             continue
         code = str(code)
         for column, year in years.items():
-            cell = row[column - 1]
-            where = f"{ws.title}!{cell.coordinate} ({indicator.id}, {code}, {year})"
-            _compare_excel(report, context, where, cell.value, context.cell(indicator.id, code, year),
+            where = f"{sheet.name}!{coordinate(row, column)} ({indicator.id}, {code}, {year})"
+            _compare_excel(report, context, where, cells.get(column), context.cell(indicator.id, code, year),
                            year in indicator.years)
             seen.add((indicator.id, code, year))
     published = context.published
@@ -252,7 +252,7 @@ def _check_rpe_sheet(report: GuardReport, context: ReportContext, ws, rpe_code: 
                      | ((published["level"] == "commune") & (published["parent_code"] == rpe_code))]
     for ind, code, year in zip(mine["indicator"], mine["zone_code"], mine["year"]):
         if (ind, code, int(year)) not in seen:
-            report.add(f"{ws.title}: figure of published.indicators missing ({ind}, {code}, {year})")
+            report.add(f"{sheet.name}: figure of published.indicators missing ({ind}, {code}, {year})")
 
 
 # ---- the HTML page -------------------------------------------------------------------------------
@@ -266,11 +266,21 @@ class Node:
         self.children: list[Node | str] = []
 
     def iter(self, tag: str | None = None):
-        for child in self.children:
-            if isinstance(child, Node):
-                if tag is None or child.tag == tag:
-                    yield child
-                yield from child.iter(tag)
+        """The descendants (with `tag`, if given) in document order; an explicit stack
+        rather than nested generators, so a deep page costs the same per element."""
+        stack = [c for c in reversed(self.children) if isinstance(c, Node)]
+        while stack:
+            node = stack.pop()
+            if tag is None or node.tag == tag:
+                yield node
+            stack.extend(c for c in reversed(node.children) if isinstance(c, Node))
+
+    def by_tag(self) -> dict[str, list[Node]]:
+        """Every descendant grouped by tag, in document order: one pass for many look-ups."""
+        out: dict[str, list[Node]] = {}
+        for node in self.iter():
+            out.setdefault(node.tag, []).append(node)
+        return out
 
     def find_all(self, tag: str | None = None, **attrs) -> list[Node]:
         return [n for n in self.iter(tag) if all(n.attrs.get(k.rstrip("_").replace("_", "-")) == v
@@ -381,8 +391,8 @@ def _compare_html(report: GuardReport, context: ReportContext, indicator: Indica
 
 
 def _check_table(report: GuardReport, context: ReportContext, indicator: Indicator, figure: Node,
-                 expected_keys: set[tuple[str, int]]) -> None:
-    tables = [t for t in figure.find_all("table") if t.has_class("donnees")]
+                 tables: list[Node], expected_keys: set[tuple[str, int]]) -> None:
+    tables = [t for t in tables if t.has_class("donnees")]
     label = f"{indicator.id}/{figure.attrs.get('data-graphique')}"
     if len(tables) != 1:
         report.add(f"{label}: expected one table of the chart's figures, found {len(tables)}")
@@ -424,8 +434,11 @@ def check_html(path: Path, context: ReportContext, maps_expected: bool) -> Guard
         if not any(" ".join(n.text().split()) == symbol for n in root.iter("span") if n.has_class("symbole")):
             report.add(f"the symbol «{symbol}» is not explained")
     published = context.published
+    by_indicator: dict[str, list[Node]] = {}
+    for section in root.iter("section"):
+        by_indicator.setdefault(section.attrs.get("data-indicateur"), []).append(section)
     for indicator in context.reported_indicators:
-        sections = [s for s in root.find_all("section") if s.attrs.get("data-indicateur") == indicator.id]
+        sections = by_indicator.get(indicator.id, [])
         if len(sections) != 1:
             report.add(f"{indicator.id}: expected one section, found {len(sections)}")
             continue
@@ -447,12 +460,13 @@ def check_html(path: Path, context: ReportContext, maps_expected: bool) -> Guard
                 report.add(f"{label}: chart missing")
                 continue
             report.parts_checked += 1
-            sources = [p for p in figure.find_all("p") if p.has_class("source")]
+            parts = figure.by_tag()
+            sources = [p for p in parts.get("p", []) if p.has_class("source")]
             if not any(_has_source(p.text(), required) for p in sources):
                 report.add(f"{label}: no source line naming {', '.join(required)}")
-            svgs = figure.find_all("svg")
+            svgs = parts.get("svg", [])
             if kind == "carte" and not maps_expected:
-                if not any(p.has_class("note-carte") for p in figure.find_all("p")):
+                if not any(p.has_class("note-carte") for p in parts.get("p", [])):
                     report.add(f"{label}: neither a map nor a note saying why")
             elif len(svgs) != 1:
                 report.add(f"{label}: chart image missing")
@@ -461,5 +475,5 @@ def check_html(path: Path, context: ReportContext, maps_expected: bool) -> Guard
                 if not any(_has_source(t, required) for t in texts):
                     report.add(f"{label}: the chart image has no source line naming {', '.join(required)}")
             if keys is not None:
-                _check_table(report, context, indicator, figure, keys)
+                _check_table(report, context, indicator, figure, parts.get("table", []), keys)
     return report

@@ -133,6 +133,18 @@ class Canvas:
         self.body.append(f'<line x1="{num(x1)}" y1="{num(y1)}" x2="{num(x2)}" y2="{num(y2)}" '
                          f'stroke="{colour}" stroke-width="{width}"/>')
 
+    def lines(self, segments: Iterable[tuple[float, float, float, float]], colour: str, width: float) -> None:
+        """Several straight segments (x1, y1, x2, y2) of one colour as a single path element."""
+        data = "".join(f"M{num(x1)} {num(y1)}L{num(x2)} {num(y2)}" for x1, y1, x2, y2 in segments)
+        if data:
+            self.body.append(f'<path d="{data}" fill="none" stroke="{colour}" stroke-width="{width}"/>')
+
+    def rects(self, boxes: Iterable[Box], fill: str) -> None:
+        """Several filled rectangles of one colour (bars) as a single path element."""
+        data = "".join(f"M{num(b.x)} {num(b.y)}H{num(b.right)}V{num(b.bottom)}H{num(b.x)}Z" for b in boxes)
+        if data:
+            self.body.append(f'<path d="{data}" fill="{fill}"/>')
+
     def polyline(self, points: Sequence[tuple[float, float]], colour: str, width: float) -> None:
         coords = " ".join(f"{num(x)},{num(y)}" for x, y in points)
         self.body.append(f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="{width}" '
