@@ -251,6 +251,28 @@ def test_worker_processes_give_the_same_result() -> None:
     pd.testing.assert_frame_equal(serial.log, parallel.log)
 
 
+def test_the_audit_in_worker_processes_is_the_audit_in_one() -> None:
+    frame, zones = build(5, n_epci=4)
+    published = mask(frame, zones, INDICATORS, POLICY).published
+    # a leaky variant: one published commune count per tree masked alone
+    leaky = published.copy()
+    communes = leaky.index[(leaky["level"] == "commune") & (leaky["status"] == "published")
+                           & (leaky["indicator"] == "actifs")]
+    first = leaky.loc[communes].groupby(leaky.loc[communes, "parent_code"].str[:3]).head(1).index
+    leaky.loc[first, ["status", "value"]] = ["masked", np.nan]
+    keys = ["level", "zone_code", "indicator", "year"]
+    for table in (published, leaky):
+        one = audit_published(table, zones, INDICATORS, POLICY, workers=1)
+        two = audit_published(table, zones, INDICATORS, POLICY, workers=2)
+        assert sorted(map(repr, one.findings)) == sorted(map(repr, two.findings))
+        assert [f.year for f in two.findings] == sorted(f.year for f in two.findings)
+        pd.testing.assert_frame_equal(one.intervals.sort_values(keys, ignore_index=True),
+                                      two.intervals.sort_values(keys, ignore_index=True))
+        assert (one.cells_checked, one.groups_checked) == (two.cells_checked, two.groups_checked)
+    assert audit_published(published, zones, INDICATORS, POLICY, workers=2).passed
+    assert not audit_published(leaky, zones, INDICATORS, POLICY, workers=2).passed
+
+
 def test_decomposition_gives_independent_subproblems() -> None:
     frame, zones = build(3, n_epci=3, safe=True)
     # one more tree with a small cell: the only one that needs solving

@@ -37,7 +37,10 @@ the threshold or above is cleared by that cell; the others get their exact maxim
 from __future__ import annotations
 
 import itertools
+import multiprocessing
+import os
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import highspy
@@ -235,7 +238,69 @@ class _Solver:
         return out[0], out[1]
 
 
+# From this many cells, `audit_published` audits the zone trees in worker processes.
+PARALLEL_MIN_CELLS = 200_000
+
+
+def _roots(zones: pd.DataFrame) -> dict[str, str]:
+    """Each zone's top-level zone: no relation a reader knows crosses two of those trees."""
+    parent_of = {c: p for c, p in zip(zones["zone_code"], zones["parent_code"]) if isinstance(p, str)}
+    root_of: dict[str, str] = {}
+    for code in zones["zone_code"]:
+        chain = [code]
+        while chain[-1] in parent_of and chain[-1] not in root_of and len(chain) <= len(parent_of):
+            chain.append(parent_of[chain[-1]])
+        top = root_of.get(chain[-1], chain[-1])
+        root_of.update({c: top for c in chain})
+    return root_of
+
+
 def audit_published(
+    published: pd.DataFrame, zones: pd.DataFrame, indicators: IndicatorSet, policy: Policy, sums: bool = True,
+    witnesses: bool = True, workers: int | None = None,
+) -> AuditResult:
+    """Audit `published` (level, zone_code, indicator, year, value, status): see
+    `audit_table`. The zone trees (an EPCI and what lies under it) share no constraint,
+    so from `PARALLEL_MIN_CELLS` cells (or `workers` > 1) they are audited in that many
+    worker processes (default: one per core), each a share of the trees; the verdict
+    is the same, the findings listed year by year."""
+    if workers is None:
+        workers = (os.cpu_count() or 1) if len(published) >= PARALLEL_MIN_CELLS else 1
+    root_of = _roots(zones) if workers > 1 else {}
+    roots = published["zone_code"].map(root_of).fillna(published["zone_code"]) if workers > 1 else None
+    if workers <= 1 or roots.nunique() < 2:
+        return audit_table(published, zones, indicators, policy, sums, witnesses)
+    # shares of whole trees, the largest first onto the least loaded share
+    sizes = roots.value_counts()
+    shares: list[list[str]] = [[] for _ in range(min(workers * 4, len(sizes)))]
+    load = np.zeros(len(shares))
+    for root, size in sizes.items():
+        k = int(np.argmin(load))
+        shares[k].append(root)
+        load[k] += size
+    zone_roots = zones["zone_code"].map(root_of).fillna(zones["zone_code"])
+    tasks = [(published[roots.isin(share).to_numpy()], zones[zone_roots.isin(share).to_numpy()]) for share in shares]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        parts = list(pool.map(_audit_share, tasks, [(indicators, policy, sums, witnesses)] * len(tasks)))
+    intervals = [p.intervals for p in parts if len(p.intervals)]
+    merged = AuditResult(
+        findings=sorted((f for p in parts for f in p.findings), key=lambda f: f.year),
+        intervals=pd.concat(intervals, ignore_index=True) if intervals else parts[0].intervals,
+        cells_checked=sum(p.cells_checked for p in parts),
+        groups_checked=sum(p.groups_checked for p in parts),
+        linear_programmes=sum(p.linear_programmes for p in parts),
+    )
+    return merged
+
+
+def _audit_share(task: tuple[pd.DataFrame, pd.DataFrame], settings: tuple) -> AuditResult:
+    published, zones = task
+    indicators, policy, sums, witnesses = settings
+    return audit_table(published, zones, indicators, policy, sums, witnesses)
+
+
+def audit_table(
     published: pd.DataFrame, zones: pd.DataFrame, indicators: IndicatorSet, policy: Policy, sums: bool = True,
     witnesses: bool = True,
 ) -> AuditResult:

@@ -158,18 +158,17 @@ class _YearProblem:
     def __post_init__(self) -> None:
         zone_ids = pd.factorize(pd.MultiIndex.from_arrays([self.cells["level"], self.cells["zone_code"]]))[0]
         self._zone_ids = np.asarray(zone_ids)
+        self._linked: dict[int, set[int]] | None = None
 
     def neighbours(self, pos: int, same_zone: bool = True) -> set[int]:
         """Cells sharing a relation or a link with `pos` (and its zone, for the inequalities:
         the cells of its indicator group there, since nothing ties the other groups to it)."""
-        out: set[int] = set()
-        for parent, kids in self.relations:
-            members = [parent, *kids]
-            if pos in members:
-                out.update(members)
-        for rate, num, den in self.ratio_links:
-            if pos in (rate, num, den):
-                out.update((rate, num, den))
+        if self._linked is None:  # cell -> the cells of its relations and rate links, built once
+            self._linked = defaultdict(set)
+            for members in [[parent, *kids] for parent, kids in self.relations] + [list(t) for t in self.ratio_links]:
+                for m in members:
+                    self._linked[m].update(members)
+        out = set(self._linked.get(pos, ()))
         if same_zone:
             zone = self._zone_ids == self._zone_ids[pos]
             if self.groups is not None:
@@ -408,14 +407,12 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
         )
     masked_positions = np.flatnonzero(masked.to_numpy())
     protects = {}
+    names = [f"{i} {lv} {z}" for i, lv, z in zip(indicator_of, problem.cells["level"], problem.cells["zone_code"])]
+    status = problem.cells["status"].to_numpy()
     for pos in masked_positions:
-        if state[pos] == FREE and problem.cells.at[pos, "status"] != "not_available":
-            shielded = [
-                problem.cells.loc[p, ["indicator", "level", "zone_code"]].tolist()
-                for p in sorted(problem.neighbours(pos, same_zone=False))
-                if state[p] in (PRIMARY, SECRET)
-            ]
-            protects[int(pos)] = "; ".join(" ".join(map(str, s)) for s in shielded)
+        if state[pos] == FREE and status[pos] != "not_available":
+            shielded = [names[p] for p in sorted(problem.neighbours(pos, same_zone=False)) if state[p] in (PRIMARY, SECRET)]
+            protects[int(pos)] = "; ".join(shielded)
     return _Outcome(key, masked_positions, round_, audit, protects)
 
 
