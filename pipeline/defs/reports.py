@@ -12,12 +12,21 @@ against the current `published.indicators` (they also catch a report left stale 
 newer disclosure).
 
 Dagster metadata and logs carry counts, paths, codes and hashes only, never a figure.
+
+Each asset and check runs its work inside `_own_objects_only()`: building or re-reading a
+document allocates a few hundred thousand short-lived objects, and every full pass of
+Python's cyclic garbage collector then re-scanned the whole process (Dagster, the code
+location), which cost about as much as the work itself. The objects that exist when the
+step starts are frozen out of the collector and handed back at the end; the step's own
+garbage is still collected.
 """
 
 import datetime as dt
+import gc
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -35,6 +44,20 @@ GROUP = "reports"
 PUBLISHED_ASSET = dg.AssetKey("out_indicators")
 EXCEL_CHECK = "rapport_excel_conforme"
 HTML_CHECK = "rapport_html_conforme"
+
+
+@contextmanager
+def _own_objects_only() -> Iterator[None]:
+    """Leave the objects older than this block out of the cyclic collector's passes (see the
+    module docstring). Nothing is cached and no collection is skipped for new objects."""
+    if gc.get_freeze_count():  # someone else keeps objects frozen: leave that alone
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def report_path(name: str) -> Path:
@@ -119,11 +142,12 @@ def _guard_metadata(guard: GuardReport) -> dict:
 )
 def out_rapport_excel(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Workbook for the Petite Enfance committees (reports/indicateurs_petite_enfance.xlsx): the published, secrecy-masked indicators of published.indicators (CAF du Pas-de-Calais, Cnaf, Insee) per indicator, per RPE, with cover and methodology."""
-    report = load_report_context(warehouse, context.instance)
-    target = report_path(EXCEL_NAME)
-    stats, guard = _write_guarded(
-        target, lambda path: write_workbook(report, path), lambda path: check_workbook(path, report)
-    )
+    with _own_objects_only():
+        report = load_report_context(warehouse, context.instance)
+        target = report_path(EXCEL_NAME)
+        stats, guard = _write_guarded(
+            target, lambda path: write_workbook(report, path), lambda path: check_workbook(path, report)
+        )
     context.log.info(f"{_relative(target)}: {stats['sheets']} sheets, guard passed on {guard.cells_checked} cells")
     return dg.MaterializeResult(
         metadata={**_file_metadata(target), **stats, **_guard_metadata(guard), "data_version": report.data_version}
@@ -139,21 +163,22 @@ def out_rapport_excel(context: dg.AssetExecutionContext, warehouse: WarehouseRes
 )
 def out_rapport_html(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Self-contained web page for the Petite Enfance committees (reports/rapport_petite_enfance.html): trends per RPE, communes and maps of the published, secrecy-masked indicators of published.indicators (CAF du Pas-de-Calais, Cnaf, Insee)."""
-    report = load_report_context(warehouse, context.instance)
-    geometry = _geometry(report)
-    if not geometry.available:
-        context.log.warning(f"maps replaced by a note: {geometry.problem}")
-    elif geometry.missing:
-        context.log.warning(
-            f"{len(geometry.missing)} commune code(s) without outline in {geometry.source.name}: "
-            + ", ".join(geometry.missing)
+    with _own_objects_only():
+        report = load_report_context(warehouse, context.instance)
+        geometry = _geometry(report)
+        if not geometry.available:
+            context.log.warning(f"maps replaced by a note: {geometry.problem}")
+        elif geometry.missing:
+            context.log.warning(
+                f"{len(geometry.missing)} commune code(s) without outline in {geometry.source.name}: "
+                + ", ".join(geometry.missing)
+            )
+        target = report_path(HTML_NAME)
+        stats, guard = _write_guarded(
+            target,
+            lambda path: write_html(report, geometry, path),
+            lambda path: check_html(path, report, maps_expected=geometry.available),
         )
-    target = report_path(HTML_NAME)
-    stats, guard = _write_guarded(
-        target,
-        lambda path: write_html(report, geometry, path),
-        lambda path: check_html(path, report, maps_expected=geometry.available),
-    )
     context.log.info(f"{_relative(target)}: {stats['charts']} charts, guard passed on {guard.cells_checked} cells")
     return dg.MaterializeResult(
         metadata={
@@ -187,8 +212,9 @@ def _check_result(path: Path, run_guard: Callable[[Path], GuardReport]) -> dg.As
 )
 def rapport_excel_conforme(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Re-reads reports/indicateurs_petite_enfance.xlsx: every figure equals published.indicators, masked cells show their symbol (never a number or a blank), every sheet names the CAF (and Cnaf / Insee) as source, no formula."""
-    report = load_report_context(warehouse, context.instance)
-    return _check_result(report_path(EXCEL_NAME), lambda path: check_workbook(path, report))
+    with _own_objects_only():
+        report = load_report_context(warehouse, context.instance)
+        return _check_result(report_path(EXCEL_NAME), lambda path: check_workbook(path, report))
 
 
 @dg.asset_check(
@@ -196,10 +222,11 @@ def rapport_excel_conforme(context: dg.AssetCheckExecutionContext, warehouse: Wa
 )
 def rapport_html_conforme(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Re-reads reports/rapport_petite_enfance.html: every figure of the chart tables equals published.indicators, masked cells show their symbol, every chart and the page carry the source line, nothing is loaded from outside the file."""
-    report = load_report_context(warehouse, context.instance)
-    geometry = _geometry(report)
-    return _check_result(report_path(HTML_NAME),
-                         lambda path: check_html(path, report, maps_expected=geometry.available))
+    with _own_objects_only():
+        report = load_report_context(warehouse, context.instance)
+        geometry = _geometry(report)
+        return _check_result(report_path(HTML_NAME),
+                             lambda path: check_html(path, report, maps_expected=geometry.available))
 
 
 report_assets = [out_rapport_excel, out_rapport_html]
