@@ -3,7 +3,7 @@ commune geometry, and the guard that re-reads both against published.indicators.
 
 The published frames come from tests/test_reports_support.py: built from the territory
 and the indicator definitions, with masked and not_available cells. The full reports are
-built once per module (the page takes ~10 s) and copied for the tampering tests.
+built once per module and copied for the tampering tests.
 """
 
 from __future__ import annotations
