@@ -19,8 +19,9 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from unittest import mock
 
-from pipeline.settings import PACKAGE_ROOT
+from pipeline.settings import PACKAGE_ROOT, Paths, project_paths
 
 RESULTS = Path(__file__).with_name("results.md")
 PACKAGES = ("dagster", "duckdb", "pandas", "numpy", "scipy", "highspy", "python-calamine", "openpyxl", "pandera")
@@ -32,6 +33,11 @@ PYTHON = sys.executable
 # ---------------------------------------------------------------------------------------
 
 
+# The variables that move the project's folders (pipeline/settings.py): a benchmark's
+# processes get CAF_PROJECT_DIR and none of the others.
+PATH_VARIABLES = ("CAF_PROJECT_DIR", "CAF_RAW_DIR", "CAF_WAREHOUSE", "CAF_REPORTS_DIR", "CAF_CONFIG_DIR")
+
+
 @dataclass(frozen=True)
 class Project:
     """A throw-away project folder: config, raw, warehouse, reports, a Dagster home."""
@@ -39,30 +45,40 @@ class Project:
     root: Path
 
     @property
-    def config(self) -> Path:
-        return self.root / "config"
-
-    @property
-    def raw(self) -> Path:
-        return self.root / "raw"
-
-    @property
     def home(self) -> Path:
         return self.root / "dagster_home"
 
-    @property
-    def warehouse(self) -> Path:
-        return self.root / "warehouse" / "warehouse.duckdb"
-
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("CAF_RAW_DIR", "CAF_WAREHOUSE", "CAF_REPORTS_DIR", "CAF_CONFIG_DIR")}
+        env = {k: v for k, v in os.environ.items() if k not in PATH_VARIABLES}
         env.update(CAF_PROJECT_DIR=str(self.root), DAGSTER_HOME=str(self.home), PYTHONPATH=str(PACKAGE_ROOT))
         return env
 
+    def paths(self) -> Paths:
+        """Where the pipeline, run with `env()`, finds this project's folders: what
+        `pipeline.settings.project_paths()` says with those variables set."""
+        env = self.env()
+        with mock.patch.dict(os.environ, {k: env[k] for k in PATH_VARIABLES if k in env}):
+            for k in PATH_VARIABLES:
+                if k not in env:
+                    os.environ.pop(k, None)
+            return project_paths()  # os.environ is restored on leaving the block
+
+    @property
+    def config(self) -> Path:
+        return self.paths().config
+
+    @property
+    def raw(self) -> Path:
+        return self.paths().raw
+
+    @property
+    def warehouse(self) -> Path:
+        return self.paths().warehouse
+
     def reset_state(self) -> None:
         """Empty warehouse, reports and Dagster home (config and raw stay)."""
-        for folder in (self.root / "warehouse", self.root / "reports", self.home):
+        paths = self.paths()
+        for folder in (paths.warehouse.parent, paths.reports, self.home):
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
         # the project's instance settings (pools, no telemetry), as `make run` uses them
@@ -73,7 +89,7 @@ class Project:
 
 def new_project(root: Path, config: Path | None = None) -> Project:
     """A project folder at `root` with a copy of `config` (default: the repository's)."""
-    project = Project(Path(root))
+    project = Project(Path(root).resolve())  # the processes run from the repository, not from here
     if project.root.exists():
         shutil.rmtree(project.root)
     project.root.mkdir(parents=True)
