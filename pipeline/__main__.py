@@ -4,8 +4,9 @@
   generated sample files (national: a synthetic France and its referential).
 - `validate FILE...`: parse and validate files with the catalog and schemas the
   pipeline uses, before dropping them in `raw/`; exit 0 when all are valid.
-- `run`: materialize every asset, partition by partition, on the project's Dagster
-  instance (`DAGSTER_HOME`), so the runs show in the UI; then say where outputs are.
+- `run`: materialize every asset on the project's Dagster instance (`DAGSTER_HOME`), so
+  the runs show in the UI: one run per source over all its years, then one run of the
+  rest; then say where outputs are.
   The `lifecycle` group (the destruction) is never part of it.
 - `destroy --study-id ID [--operator NAME] [--sentinel TEXT]...`: destroy the closed
   study's data (convention art. 2) and issue the certificate (`make destroy STUDY_ID=ID`).
@@ -71,6 +72,17 @@ def register_years(instance) -> dict[str, list[int]]:
     return found
 
 
+# The run tags of a run over a range of partitions, as Dagster's single-run backfills set them.
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def partition_range_tags(keys: list[str]) -> dict[str, str]:
+    """Tags of a run over the partitions `keys[0]` to `keys[-1]` (in the partitions
+    definition's order: for year partitions, the order the years were added)."""
+    return {PARTITION_RANGE_START_TAG: keys[0], PARTITION_RANGE_END_TAG: keys[-1]}
+
+
 def run_all() -> int:
     """Materialize every asset on the project's instance; return the number of failed runs."""
     import dagster as dg
@@ -96,12 +108,17 @@ def run_all() -> int:
         else:
             partitioned.setdefault(pdef, []).append(key)
 
-    def launch(selection: list[dg.AssetKey], partition_key: str | None) -> None:
+    def launch(selection: list[dg.AssetKey], keys: list[str] | None) -> None:
         nonlocal failed
-        label = ", ".join(sorted(k.to_user_string() for k in selection)) + (f" [{partition_key}]" if partition_key else "")
+        label = ", ".join(sorted(k.to_user_string() for k in selection))
+        partition_key, tags = None, None
+        if keys and len(keys) == 1:
+            label, partition_key = label + f" [{keys[0]}]", keys[0]
+        elif keys:
+            label, tags = label + f" [{keys[0]}...{keys[-1]}: {len(keys)} years]", partition_range_tags(keys)
         result = dg.materialize(
             assets, selection=selection, partition_key=partition_key, instance=instance,
-            resources=resources, raise_on_error=False, run_config=quiet,
+            resources=resources, raise_on_error=False, run_config=quiet, tags=tags,
         )
         status = "ok" if result.success else "FAILED"
         failed += not result.success
@@ -111,10 +128,18 @@ def run_all() -> int:
                 if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
                     print("  " + event.step_failure_data.error.message.strip().replace("\n", "\n  "))
 
-    # One run per year, for the assets sharing those years (the ingest of one source).
+    # The ingest of one source shares one partitions definition (its years): one run over all
+    # the years when every asset of it takes a range in one run (single-run backfill policy),
+    # else one run per year.
     for pdef, keys in partitioned.items():
-        for year in pdef.get_partition_keys(dynamic_partitions_store=instance):
-            launch(keys, year)
+        years = list(pdef.get_partition_keys(dynamic_partitions_store=instance))
+        single_run = all(
+            (policy := graph.get(key).backfill_policy) is not None and policy.max_partitions_per_run is None
+            for key in keys
+        )
+        for chunk in [years] if single_run else [[year] for year in years]:
+            if chunk:
+                launch(keys, chunk)
     if unpartitioned and not failed:
         launch(unpartitioned, None)
     return failed

@@ -11,7 +11,7 @@ import pytest
 from pipeline.catalog import load_catalog
 from pipeline.sample import generate, sample_truth
 from tests.conftest import SEED
-from tests.helpers import materialize, query
+from tests.helpers import failure_message, materialize, query
 
 
 def ingest_everything() -> list[dg.ExecuteInJobResult]:
@@ -111,3 +111,164 @@ def test_no_cell_value_in_dagster_metadata(sample_project):
     text = " ".join(str(r.asset_materialization.metadata) for r in records)
     assert "Béthune" not in text and not any(name in text for name in names)
     assert "am_actifs_decembre" in text  # the measures' names are there, to show the scan looks
+
+
+# ---- a run over several years (`python -m pipeline run`, a backfill from the UI) -----------------
+
+
+def materialize_years(source: str, years: list[str], instance) -> dg.ExecuteInJobResult:
+    """One run of raw_<source> + stg_<source> over `years`, as `python -m pipeline run` launches it."""
+    from pipeline.__main__ import partition_range_tags
+    from pipeline.definitions import defs
+
+    name = f"annees_{source}"
+    instance.add_dynamic_partitions(name, [y for y in years if not instance.has_dynamic_partition(name, y)])
+    return dg.materialize(
+        list(defs.assets) + list(defs.asset_checks or []),
+        selection=[f"raw_{source}", f"stg_{source}"],
+        resources=defs.resources,
+        instance=instance,
+        tags=partition_range_tags(years),
+        raise_on_error=False,
+    )
+
+
+BCA_YEARS = ["2017", "2018", "2019", "2020", "2021"]
+
+
+def test_ingest_assets_take_all_their_years_in_one_run():
+    from pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for source in load_catalog().sources.values():
+        for key in (f"raw_{source.id}", f"stg_{source.id}"):
+            node = graph.get(dg.AssetKey(key))
+            assert node.partitions_def.name == f"annees_{source.id}"
+            assert node.backfill_policy == dg.BackfillPolicy.single_run()
+
+
+def test_one_run_over_several_years_writes_and_records_every_year(sample_project):
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize_years("bca", BCA_YEARS, instance)
+    assert result.success, failure_message(result)
+    assert len(instance.get_run_records()) == 1
+
+    # one raw table, one ledger row and the staging rows of each year
+    for year in BCA_YEARS:
+        assert query(sample_project, f"SELECT count(*) FROM raw.bca_{year}")[0][0] >= 100
+    ledger = query(sample_project, "SELECT year, file_name, run_id FROM lineage.ingest_ledger ORDER BY year")
+    assert [(str(y), f) for y, f, _ in ledger] == [(y, f"BCA{y}.xlsx") for y in BCA_YEARS]
+    assert {r for _, _, r in ledger} == {result.run_id}
+    assert [str(y) for (y,) in query(sample_project, "SELECT DISTINCT year FROM staging.bca ORDER BY 1")] == BCA_YEARS
+
+    # one materialization per asset and year, each with its own year's metadata; the UI shows every year
+    for key in ("raw_bca", "stg_bca"):
+        assert instance.get_materialized_partitions(dg.AssetKey(key)) == set(BCA_YEARS)
+    raw_events = {m.partition: m.metadata for m in
+                  (e.event_specific_data.materialization for e in result.get_asset_materialization_events())
+                  if m.asset_key == dg.AssetKey("raw_bca")}
+    assert sorted(raw_events) == BCA_YEARS
+    for year, metadata in raw_events.items():
+        assert metadata["file"].value == f"BCA{year}.xlsx"
+        assert metadata["dagster/table_name"].value == f"raw.bca_{year}"
+    stg_events = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()
+                  if e.event_specific_data.materialization.asset_key == dg.AssetKey("stg_bca")]
+    assert sorted(m.partition for m in stg_events) == BCA_YEARS
+    for m in stg_events:
+        rows = query(sample_project, f"SELECT count(*) FROM staging.bca WHERE year = {m.partition}")[0][0]
+        assert m.metadata["dagster/row_count"].value == rows
+        assert m.metadata["technical_rows_dropped"].value == 2
+
+    # the blocking schema check ran once for the run, over every year
+    checks = result.get_asset_check_evaluations()
+    assert [(c.check_name, c.passed) for c in checks] == [("schema_valide", True)]
+    assert checks[0].metadata["years"].value == [int(y) for y in BCA_YEARS]
+    assert checks[0].metadata["rules_broken"].value == 0
+
+    # a run of one year (the file sensor's) afterwards replaces that year only
+    before = query(sample_project, "SELECT year, count(*), sum(value) FROM staging.bca GROUP BY year ORDER BY year")
+    assert materialize(["raw_bca", "stg_bca"], "2019", instance).success
+    assert query(sample_project, "SELECT year, count(*), sum(value) FROM staging.bca GROUP BY year ORDER BY year") == before
+    assert query(sample_project, "SELECT count(*) FROM lineage.ingest_ledger")[0][0] == len(BCA_YEARS)
+
+
+def _negative_count(path) -> None:
+    from tests.helpers import edit_workbook, find_row, header_columns
+
+    vintage = load_catalog().vintage("bca", 2019)
+
+    def edit(ws):
+        ws.cell(row=find_row(ws, "62119"), column=header_columns(ws, vintage.header_row)["NB_Allocataires"]).value = -12
+
+    edit_workbook(path, vintage.sheet, edit)
+
+
+def _snapshot(project) -> dict:
+    return {
+        "staging": query(project, "SELECT year, count(*), sum(value) FROM staging.bca GROUP BY year ORDER BY year"),
+        "raw": [query(project, f"SELECT count(*) FROM raw.bca_{y}")[0][0] for y in BCA_YEARS],
+        "ledger": query(project, "SELECT year, sha256, ingested_at, run_id FROM lineage.ingest_ledger ORDER BY year"),
+    }
+
+
+@pytest.mark.parametrize("bad", ["breaks its schema", "cannot be read"])
+def test_a_bad_year_fails_the_run_naming_its_file_and_keeps_the_last_good_tables(bad, sample_project):
+    instance = dg.DagsterInstance.ephemeral()
+    good = materialize_years("bca", BCA_YEARS, instance)
+    assert good.success
+    before = _snapshot(sample_project)
+    events_before = {key: len(instance.fetch_materializations(dg.AssetKey(key), limit=100).records)
+                     for key in ("raw_bca", "stg_bca")}
+
+    path = sample_project / "raw" / "BCA2019.xlsx"
+    if bad == "breaks its schema":
+        _negative_count(path)
+        expected = ["BCA2019.xlsx: ", "bca 2019", "column 'NB_Allocataires': must be ≥ 0, broken on 1 row"]
+    else:
+        path.write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n")
+        expected = ["BCA2019.xlsx: ", "is a PDF document"]
+    result = materialize_years("bca", BCA_YEARS, instance)
+    assert not result.success
+    message = failure_message(result)
+    assert all(text in message for text in expected), message
+    assert "-12" not in message  # never a cell value
+    assert "BCA2017" not in message and "BCA2021" not in message  # only the bad year is blamed
+
+    after = _snapshot(sample_project)
+    assert after["staging"] == before["staging"]  # no staging year written, the good ones included
+    if bad == "cannot be read":  # nothing of the run written: raw tables and ledger as they were
+        assert after == before
+        assert len(instance.fetch_materializations(dg.AssetKey("raw_bca"), limit=100).records) == events_before["raw_bca"]
+    # the failed staging step recorded no materialization, for any year
+    assert len(instance.fetch_materializations(dg.AssetKey("stg_bca"), limit=100).records) == events_before["stg_bca"]
+    assert not result.get_asset_check_evaluations() or not any(c.passed for c in result.get_asset_check_evaluations())
+
+
+def test_run_all_launches_one_ingest_run_per_source_over_its_years(sample_project, monkeypatch):
+    """`python -m pipeline run`: one run per source (its years as a partition range), then the rest."""
+    from pipeline.__main__ import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, run_all
+
+    launched = []
+
+    class Done:
+        success, run_id, all_events = True, "0" * 36, []
+
+    def fake_materialize(assets, selection=None, partition_key=None, tags=None, **kwargs):
+        launched.append((sorted(k.to_user_string() for k in selection), partition_key, dict(tags or {})))
+        return Done()
+
+    monkeypatch.setattr(dg, "materialize", fake_materialize)
+    assert run_all() == 0
+    catalog = load_catalog()
+    ingest = [run for run in launched if run[0][0].startswith("raw_")]
+    assert len(ingest) == len(catalog.sources) == 6 and len(launched) == 7
+    for selection, partition_key, tags in ingest:
+        source = catalog.source(selection[0].removeprefix("raw_"))
+        assert selection == [f"raw_{source.id}", f"stg_{source.id}"]
+        years = [str(y) for y in sorted(source.years)]
+        if len(years) == 1:  # places_a_creer: one year, a plain one-partition run
+            assert partition_key == years[0] and not tags
+        else:
+            assert partition_key is None
+            assert (tags[PARTITION_RANGE_START_TAG], tags[PARTITION_RANGE_END_TAG]) == (years[0], years[-1])
+    assert launched[-1][1] is None and not launched[-1][2]  # the unpartitioned assets, in one run
