@@ -199,10 +199,12 @@ def check_published(frame: pd.DataFrame, indicators: IndicatorSet | None = None)
     out["year"] = pd.to_numeric(out["year"], errors="raise").astype("int64")
     out["value"] = pd.to_numeric(out["value"], errors="raise").astype("float64")
     problems = []
-    bad_levels = sorted(set(out["level"].dropna()) - set(LEVELS)) + (["NULL"] if out["level"].isna().any() else [])
+    null_level = ["NULL"] if out["level"].isna().any() else []
+    bad_levels = sorted(set(out["level"].dropna().unique()) - set(LEVELS)) + null_level
     if bad_levels:
         problems.append(f"unknown level(s) {bad_levels}")
-    bad_status = sorted(set(out["status"].dropna()) - set(STATUSES)) + (["NULL"] if out["status"].isna().any() else [])
+    null_status = ["NULL"] if out["status"].isna().any() else []
+    bad_status = sorted(set(out["status"].dropna().unique()) - set(STATUSES)) + null_status
     if bad_status:
         problems.append(f"unknown status(es) {bad_status}")
     if out["zone_code"].isna().any():
@@ -217,7 +219,7 @@ def check_published(frame: pd.DataFrame, indicators: IndicatorSet | None = None)
     if dups:
         problems.append(f"{dups} duplicated (level, zone, indicator, year) row(s)")
     if indicators is not None:
-        unknown = sorted(set(out["indicator"].dropna()) - set(indicators.ids))
+        unknown = sorted(set(out["indicator"].dropna().unique()) - set(indicators.ids))
         if unknown:
             problems.append(f"indicator(s) not in config/indicators.yaml: {unknown}")
         allowed = pd.MultiIndex.from_tuples([(i.id, y) for i in indicators.indicators for y in i.years],
@@ -301,7 +303,7 @@ class ReportContext:
 
     @property
     def study_ids(self) -> list[str]:
-        return sorted(set(self.published["study_id"].dropna()))
+        return sorted(set(self.published["study_id"].dropna().unique()))
 
     def cell(self, indicator: str, zone_code: str, year: int) -> tuple[str, float | None] | None:
         """(status, value) of a figure, None when published.indicators has no such row."""

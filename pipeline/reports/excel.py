@@ -253,7 +253,8 @@ def _indicator_sheet(ws: Worksheet, context: ReportContext, indicator: Indicator
     row = HEADER_ROW + 1
     for zone in context.zones():
         _zone_text(ws, row, 1, zone.code, zone, styles)
-        _zone_text(ws, row, 2, zone.name, zone, styles, indent=0 if zone.level == "epci" else 1 if zone.level == "rpe" else 3)
+        indent = 0 if zone.level == "epci" else 1 if zone.level == "rpe" else 3
+        _zone_text(ws, row, 2, zone.name, zone, styles, indent=indent)
         _zone_text(ws, row, 3, LEVEL_NAMES.get(zone.level, zone.level), zone, styles)
         _zone_text(ws, row, 4, context.rpe_name(zone.rpe_code) if zone.level != "epci" else "", zone, styles)
         for offset, year in enumerate(years):

@@ -263,17 +263,19 @@ _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "me
 class Node:
     def __init__(self, tag: str, attrs: dict[str, str], parent: Node | None) -> None:
         self.tag, self.attrs, self.parent = tag, attrs, parent
-        self.children: list[Node | str] = []
+        self.children: list[Node | str] = []  # elements and texts, in order
+        self.elements: list[Node] = []  # the elements among the children
 
     def iter(self, tag: str | None = None):
         """The descendants (with `tag`, if given) in document order; an explicit stack
         rather than nested generators, so a deep page costs the same per element."""
-        stack = [c for c in reversed(self.children) if isinstance(c, Node)]
+        stack = self.elements[::-1]
         while stack:
             node = stack.pop()
             if tag is None or node.tag == tag:
                 yield node
-            stack.extend(c for c in reversed(node.children) if isinstance(c, Node))
+            if node.elements:
+                stack.extend(reversed(node.elements))
 
     def by_tag(self) -> dict[str, list[Node]]:
         """Every descendant grouped by tag, in document order: one pass for many look-ups."""
@@ -305,11 +307,14 @@ class _TreeBuilder(HTMLParser):
     def handle_starttag(self, tag, attrs):
         node = Node(tag, {k: (v or "") for k, v in attrs}, self.current)
         self.current.children.append(node)
+        self.current.elements.append(node)
         if tag not in _VOID:
             self.current = node
 
     def handle_startendtag(self, tag, attrs):
-        self.current.children.append(Node(tag, {k: (v or "") for k, v in attrs}, self.current))
+        node = Node(tag, {k: (v or "") for k, v in attrs}, self.current)
+        self.current.children.append(node)
+        self.current.elements.append(node)
 
     def handle_endtag(self, tag):
         node = self.current
@@ -332,9 +337,9 @@ def parse_html(text: str) -> Node:
 _URL = re.compile(r"url\(\s*['\"]?([^'\")]+)")
 
 
-def _external_references(root: Node) -> list[str]:
+def _external_references(nodes: list[Node]) -> list[str]:
     found = []
-    for node in root.iter():
+    for node in nodes:
         if node.tag in ("script", "link", "iframe", "object", "embed", "base"):
             found.append(f"<{node.tag}> element")
         for attr in ("src", "href", "xlink:href", "srcset", "action", "poster", "data"):
@@ -420,22 +425,26 @@ def check_html(path: Path, context: ReportContext, maps_expected: bool) -> Guard
     except (OSError, UnicodeDecodeError) as exc:
         report.add(f"cannot be read ({exc.__class__.__name__})")
         return report
-    for problem in _external_references(root):
+    nodes = list(root.iter())  # the whole page, walked once
+    by_tag: dict[str, list[Node]] = {}
+    for node in nodes:
+        by_tag.setdefault(node.tag, []).append(node)
+    for problem in _external_references(nodes):
         report.add(f"not self-contained: {problem}")
-    if not any(m.attrs.get("http-equiv", "").lower() == "content-security-policy" for m in root.find_all("meta")):
+    if not any(m.attrs.get("http-equiv", "").lower() == "content-security-policy" for m in by_tag.get("meta", [])):
         report.add("no Content-Security-Policy forbidding network access")
     page = " ".join(root.text().split())
     caf = context.study.data_provider
     if context.study.double_sign_off not in page:
         report.add(f"the double sign-off «{context.study.double_sign_off}» is missing")
-    if not any(_has_source(n.text(), [caf]) for n in root.iter() if n.tag in ("p", "footer", "td")):
+    if not any(_has_source(n.text(), [caf]) for n in nodes if n.tag in ("p", "footer", "td")):
         report.add(f"the page has no source line naming {caf}")
     for symbol in (context.config.symbols.masked, context.config.symbols.not_available):
-        if not any(" ".join(n.text().split()) == symbol for n in root.iter("span") if n.has_class("symbole")):
+        if not any(" ".join(n.text().split()) == symbol for n in by_tag.get("span", []) if n.has_class("symbole")):
             report.add(f"the symbol «{symbol}» is not explained")
     published = context.published
     by_indicator: dict[str, list[Node]] = {}
-    for section in root.iter("section"):
+    for section in by_tag.get("section", []):
         by_indicator.setdefault(section.attrs.get("data-indicateur"), []).append(section)
     for indicator in context.reported_indicators:
         sections = by_indicator.get(indicator.id, [])

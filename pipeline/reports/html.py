@@ -147,7 +147,8 @@ def _indicator_section(context: ReportContext, indicator: Indicator, geometry: G
     ]
     if base is not None:
         chart = map_chart(context, indicator, year, base, f"{prefix}m")
-        note = (f'<p class="fiche">Communes sans contour dans le fichier de géométrie : {_e(", ".join(base.missing))}</p>'
+        missing = ", ".join(base.missing)
+        note = (f'<p class="fiche">Communes sans contour dans le fichier de géométrie : {_e(missing)}</p>'
                 if base.missing else "")
         parts.append(_figure(indicator, "carte", chart.title, _chart_body(chart) + note, source))
     else:

@@ -61,7 +61,7 @@ def coordinate(row: int, column: int) -> str:
 
 def _local(tag: str) -> str:
     """A tag or attribute name without its namespace prefix ('x:c' -> 'c')."""
-    return tag.rsplit(":", 1)[-1]
+    return tag.rsplit(":", 1)[-1] if ":" in tag else tag
 
 
 def _cell_position(ref: str) -> tuple[int, int]:
@@ -81,8 +81,9 @@ def _refuse(*_args) -> None:
 
 
 def _parse(stream, start=None, end=None, text=None) -> None:
-    """Stream an XML part through expat handlers (start(name, attrs), end(name), text(data)),
-    names without namespace prefix; DTDs and entity declarations are refused (as defusedxml)."""
+    """Stream an XML part through expat handlers (start(name, attrs), end(name), text(data));
+    the handlers strip namespace prefixes themselves (`_local`). DTDs and entity
+    declarations are refused (as defusedxml)."""
     parser = expat.ParserCreate()
     parser.buffer_text = True
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
@@ -91,9 +92,9 @@ def _parse(stream, start=None, end=None, text=None) -> None:
     parser.UnparsedEntityDeclHandler = _refuse
     parser.ExternalEntityRefHandler = _refuse
     if start:
-        parser.StartElementHandler = lambda name, attrs: start(_local(name), attrs)
+        parser.StartElementHandler = start
     if end:
-        parser.EndElementHandler = lambda name: end(_local(name))
+        parser.EndElementHandler = end
     if text:
         parser.CharacterDataHandler = text
     try:
@@ -115,9 +116,12 @@ def _relationships(archive: zipfile.ZipFile, base: str) -> dict[str, tuple[str, 
     rels = {}
 
     def start(tag, attrs):
-        if tag == "Relationship":
+        if _local(tag) == "Relationship":
             target = attrs.get("Target", "")
-            target = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
+            if target.startswith("/"):  # absolute in the package
+                target = target.lstrip("/")
+            else:
+                target = posixpath.normpath(posixpath.join(folder, target))
             rels[attrs.get("Id")] = (attrs.get("Type", ""), target)
 
     _parse(_part(archive, posixpath.join(folder, "_rels", name + ".rels")), start)
@@ -133,6 +137,7 @@ def _shared_strings(archive: zipfile.ZipFile, part: str | None) -> list[str]:
     phonetic = [False]
 
     def start(tag, attrs):
+        tag = _local(tag)
         if tag == "si":
             item.clear()
         elif tag == "rPh":
@@ -141,6 +146,7 @@ def _shared_strings(archive: zipfile.ZipFile, part: str | None) -> list[str]:
             in_t[0] = True
 
     def end(tag):
+        tag = _local(tag)
         if tag == "si":
             strings.append("".join(item))
         elif tag == "rPh":
@@ -164,6 +170,7 @@ def _read_sheet(archive: zipfile.ZipFile, part: str, name: str, strings: list[st
 
     def start(tag, attrs):
         nonlocal capture, phonetic
+        tag = _local(tag)
         if tag == "c":
             cell.clear()
             cell.update(position=_cell_position(attrs.get("r", "")), kind=attrs.get("t", "n"), raw=None, inline=None)
@@ -180,6 +187,7 @@ def _read_sheet(archive: zipfile.ZipFile, part: str, name: str, strings: list[st
 
     def end(tag):
         nonlocal capture, phonetic
+        tag = _local(tag)
         if tag == "v" and capture is not None:
             cell["raw"], capture = "".join(capture), None
         elif tag == "t" and capture is not None:
@@ -223,7 +231,7 @@ def read_workbook(path: Path) -> list[Sheet]:
         sheets = []
 
         def start(tag, attrs):
-            if tag == "sheet":
+            if _local(tag) == "sheet":
                 rel = next((v for k, v in attrs.items() if _local(k) == "id" and k != "sheetId"), None)
                 kind, target = rels.get(rel, ("", ""))
                 if kind.endswith("/worksheet"):
