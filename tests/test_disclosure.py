@@ -327,3 +327,18 @@ def test_the_witnessed_audit_finds_what_the_exact_one_finds(case):
     truth = both.merge(frame[["level", "zone_code", "indicator", "value"]], on=["level", "zone_code", "indicator"])
     truth = truth[truth["value"].notna()]
     assert (truth["low_exact"] <= truth["value"] + 1e-6).all() and (truth["value"] <= truth["high_exact"] + 1e-6).all()
+
+
+HURRIED = parse_policy(POLICY_TEXT.replace("max_rounds: 60", "max_rounds: 3"))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hierarchies())
+def test_forced_cuts_always_end_the_masking_with_a_safe_table(case):
+    """With 3 rounds only, the cuts are forced from the first round and the last round
+    but one masks the findings' whole indicator groups: the masking ends, safely."""
+    tree, values = case
+    frame = confidential(tree, values)
+    result = mask(frame, zones(tree), INDICATORS, HURRIED)
+    assert result.rounds <= 3
+    assert audit_published(result.published, zones(tree), INDICATORS, POLICY).passed

@@ -46,6 +46,9 @@ def test_audit_check_passes_and_records_the_policy(built_project):
     assert evaluation.metadata["sums_checked"].value > 0
     masking = result.asset_materializations_for_node("core_masking")[0]
     assert len(masking.metadata["policy_sha256"].value) == 64
+    # the CABBALR: one tree, five years, each solved without forcing
+    assert masking.metadata["subproblems_solved"].value == 5
+    assert masking.metadata["subproblems_forced"].value == 0
 
 
 def test_a_leaky_pattern_is_blocked_before_publication(built_project, monkeypatch):

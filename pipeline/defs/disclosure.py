@@ -103,6 +103,8 @@ def core_masking(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "rounds": result.rounds,
             "seconds": round(seconds, 2),
             **{f"cells_{k}": v for k, v in result.counts.items()},
+            # independent (year, EPCI tree) sub-problems: solved, trivially safe, forced to end
+            **{f"subproblems_{k}": v for k, v in result.subproblems.items()},
             "dagster/row_count": len(candidate),
             "candidate_sha256": table_sha256(candidate),
         }

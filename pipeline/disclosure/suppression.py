@@ -69,7 +69,7 @@ class MaskingResult:
     audit: AuditResult
     rounds: int  # the most rounds any sub-problem needed
     counts: dict[str, int] = field(default_factory=dict)
-    subproblems: dict[str, int] = field(default_factory=dict)  # total, solved, trivially_safe, workers
+    subproblems: dict[str, int] = field(default_factory=dict)  # total, solved, trivially_safe, forced, workers
 
 
 def primary_rules(
@@ -152,6 +152,7 @@ class _YearProblem:
     position: dict[tuple[str, str, str], int]
     cuts: list[list[int]] = field(default_factory=list)
     floor: np.ndarray | None = None  # _floor_of, computed once
+    programme: tuple | None = None  # _programme, computed once
     # per cell, its indicator group (`_indicator_groups`): no constraint ties two groups
     groups: np.ndarray | None = None
 
@@ -236,8 +237,33 @@ def _inequality_pairs(problem: _YearProblem, policy: Policy) -> list[tuple[int, 
 
 def _solve(problem: _YearProblem, policy: Policy) -> np.ndarray:
     """Binary mask of the year's cells (1 = not published) at least cost."""
+    if problem.programme is None:
+        problem.programme = _programme(problem, policy)
+    cost, lower, base = problem.programme
+    rows = base + [({j: 1.0 for j in cut}, 1.0) for cut in problem.cuts]
+    n = len(cost)
+    if rows:
+        r_idx, c_idx, data = [], [], []
+        for r, (coefs, _rhs) in enumerate(rows):
+            for c, v in coefs.items():
+                r_idx.append(r), c_idx.append(c), data.append(v)
+        matrix = coo_matrix((data, (r_idx, c_idx)), shape=(len(rows), n)).tocsr()
+        constraints = [LinearConstraint(matrix, np.array([rhs for _c, rhs in rows]), np.inf)]
+    else:
+        constraints = []
+    result = milp(
+        c=cost, integrality=np.ones(n), bounds=Bounds(lower, np.ones(n)), constraints=constraints,
+        options={"disp": False, "mip_rel_gap": 0.0},
+    )
+    if result.status != 0 or result.x is None:
+        raise MaskingError(f"the suppression programme has no solution ({result.message})")
+    return np.round(result.x).astype(int)
+
+
+def _programme(problem: _YearProblem, policy: Policy) -> tuple[np.ndarray, np.ndarray, list]:
+    """Cost, lower bounds and the constraints (coefficients, right-hand side: sum >= rhs)
+    of the sub-problem before any cut: the same in every round."""
     cells = problem.cells
-    n = len(cells)
     state = cells["state"].to_numpy()
     value = cells["value"].fillna(0).to_numpy(dtype=float)
     known = np.isin(state, (FREE, PRIMARY))
@@ -269,25 +295,7 @@ def _solve(problem: _YearProblem, policy: Policy) -> np.ndarray:
         rows.append(({rate: 1.0, den: -1.0}, 0.0))
         if state[rate] in PROTECTED:
             rows.append(({num: 1.0, den: 1.0, rate: -1.0}, 0.0))
-    for cut in problem.cuts:
-        rows.append(({j: 1.0 for j in cut}, 1.0))
-
-    if rows:
-        r_idx, c_idx, data = [], [], []
-        for r, (coefs, _rhs) in enumerate(rows):
-            for c, v in coefs.items():
-                r_idx.append(r), c_idx.append(c), data.append(v)
-        matrix = coo_matrix((data, (r_idx, c_idx)), shape=(len(rows), n)).tocsr()
-        constraints = [LinearConstraint(matrix, np.array([rhs for _c, rhs in rows]), np.inf)]
-    else:
-        constraints = []
-    result = milp(
-        c=cost, integrality=np.ones(n), bounds=Bounds(lower, np.ones(n)), constraints=constraints,
-        options={"disp": False, "mip_rel_gap": 0.0},
-    )
-    if result.status != 0 or result.x is None:
-        raise MaskingError(f"the suppression programme has no solution ({result.message})")
-    return np.round(result.x).astype(int)
+    return cost, lower, rows
 
 
 def _published_frame(frame: pd.DataFrame, masked: pd.Series, kinds: dict[str, str], policy: Policy) -> pd.DataFrame:
@@ -309,12 +317,22 @@ class _Outcome:
     rounds: int
     audit: AuditResult  # the last (clean) single-cell audit of the sub-problem
     protects: dict[int, str]  # secondary positions -> the masked cells they shield
+    forced: int = 0  # findings answered by forced cuts (`forced_cuts_from`)
 
 
 def sharp_cuts_from(policy: Policy) -> int:
     """The round from which a sub-problem whose plain cuts have not converged gets sharp
     cuts: a quarter of the policy's rounds (15 of 60)."""
     return max(1, policy.max_rounds // 4)
+
+
+def forced_cuts_from(policy: Policy) -> int:
+    """The round from which a sub-problem still not converged masks every cell of a cut
+    at once instead of one more (30 of 60): more cells, far fewer rounds. At the last
+    round but one, every publishable cell of a finding's indicator group in the tree is
+    masked: with nothing of the group published, nothing of it can be recomputed, so
+    the masking always ends (the audit still checks it)."""
+    return max(1, policy.max_rounds // 2)
 
 
 def _cut(problem: _YearProblem, finding, x: np.ndarray, state: np.ndarray, usable: np.ndarray,
@@ -363,6 +381,7 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
     problem = _year_problem(cells, _Hierarchy(zones), key[1], indicators)
     state = problem.cells["state"].to_numpy()
     sharp_from = sharp_cuts_from(policy) if sharp_from is None else sharp_from
+    forced_from, forced = forced_cuts_from(policy), 0
     indicator_of = problem.cells["indicator"].to_numpy()
     value = problem.cells["value"].to_numpy()
     facts = {"pairs": _inequality_pairs(problem, policy), "value": value, "indicator": indicator_of,
@@ -393,12 +412,22 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
                 # masked small public figure would itself be a finding)
                 own = sorted({indicator for _level, _zone, indicator in finding.cells})
                 usable &= ~public | np.isin(indicator_of, own)
+            if round_ >= policy.max_rounds - 1:
+                groups_found = [group_of[problem.position[c]] for c in finding.cells]
+                candidates = np.flatnonzero((x == 0) & (state == FREE) & np.isin(group_of, groups_found)).tolist()
+                problem.cuts.extend([c] for c in candidates)
+                forced += 1
+                continue
             candidates = _cut(problem, finding, x, state, usable, facts, sharp)
             if not candidates:  # nothing left around it: widen to the whole sub-problem
                 candidates = np.flatnonzero(usable).tolist()
             if not candidates:
                 raise MaskingError(f"no publishable cell left to protect {finding.describe()}")
-            problem.cuts.append(candidates)
+            if round_ >= forced_from:
+                problem.cuts.extend([c] for c in candidates)
+                forced += 1
+            else:
+                problem.cuts.append(candidates)
         x = _solve(problem, policy)
     else:
         raise MaskingError(
@@ -413,7 +442,7 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
         if state[pos] == FREE and status[pos] != "not_available":
             shielded = [names[p] for p in sorted(problem.neighbours(pos, same_zone=False)) if state[p] in (PRIMARY, SECRET)]
             protects[int(pos)] = "; ".join(shielded)
-    return _Outcome(key, masked_positions, round_, audit, protects)
+    return _Outcome(key, masked_positions, round_, audit, protects, forced)
 
 
 def _indicator_groups(indicators: IndicatorSet, policy: Policy) -> dict[str, str]:
@@ -447,7 +476,10 @@ def _audit_by_group(published: pd.DataFrame, masked: np.ndarray, group_rows: dic
     for group, rows in group_rows.items():
         pattern = masked[rows].tobytes()
         if group not in audits or audits[group][0] != pattern:
-            audits[group] = (pattern, audit_published(published.iloc[rows], zones, indicators, policy, sums=False))
+            if not masked[rows].any():  # nothing masked: nothing to recompute, nothing to audit
+                audits[group] = (pattern, AuditResult())
+            else:
+                audits[group] = (pattern, audit_published(published.iloc[rows], zones, indicators, policy, sums=False))
     merged = _merged_audit([a for _p, a in audits.values()])
     # audit_published lists the masked counts first, then the masked rates, each by cell
     merged.findings.sort(key=lambda f: (kinds.get(f.cells[0][2]) == "ratio", f.cells[0]))
@@ -567,7 +599,7 @@ def mask(
     }
     rounds = max((o.rounds for o in outcomes), default=1)
     info = {"total": len(subproblems), "solved": len(to_solve), "trivially_safe": len(subproblems) - len(to_solve),
-            "workers": workers}
+            "forced": sum(1 for o in outcomes if o.forced), "workers": workers}
     return MaskingResult(published, log, audit, rounds, counts, info)
 
 
