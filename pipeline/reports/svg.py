@@ -129,10 +129,6 @@ class Canvas:
         self.body.append(f'<rect x="{num(box.x)}" y="{num(box.y)}" width="{num(box.w)}" height="{num(box.h)}"'
                          f'{_paint(fill, stroke, stroke_width)}/>')
 
-    def line(self, x1: float, y1: float, x2: float, y2: float, colour: str, width: float) -> None:
-        self.body.append(f'<line x1="{num(x1)}" y1="{num(y1)}" x2="{num(x2)}" y2="{num(y2)}" '
-                         f'stroke="{colour}" stroke-width="{width}"/>')
-
     def lines(self, segments: Iterable[tuple[float, float, float, float]], colour: str, width: float) -> None:
         """Several straight segments (x1, y1, x2, y2) of one colour as a single path element."""
         data = "".join(f"M{num(x1)} {num(y1)}L{num(x2)} {num(y2)}" for x1, y1, x2, y2 in segments)

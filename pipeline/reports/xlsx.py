@@ -9,7 +9,9 @@ in the asset check). The XML goes through expat handlers; a part declaring a DTD
 entities is refused, as defusedxml does.
 
 Values are typed as openpyxl types them: text, int or float (a number with a '.' or an
-exponent is a float), bool; an error shows as its text (e.g. '#DIV/0!').
+exponent is a float), bool; an error or a date shows as its text (e.g. '#DIV/0!'). A file
+this reader cannot follow (a missing part, a cell without its reference) raises, and the
+guard then fails the document.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import posixpath
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from xml.parsers import expat
 
 from openpyxl.utils import get_column_letter
@@ -173,7 +174,8 @@ def _read_sheet(archive: zipfile.ZipFile, part: str, name: str, strings: list[st
         tag = _local(tag)
         if tag == "c":
             cell.clear()
-            cell.update(position=_cell_position(attrs.get("r", "")), kind=attrs.get("t", "n"), raw=None, inline=None)
+            cell.update(position=_cell_position(attrs.get("r", "")), kind=attrs.get("t", "n"),
+                        raw=None, inline=None)
         elif tag == "v" or (tag == "t" and cell.get("inline") is not None and not phonetic):
             capture = []
         elif tag == "is":
