@@ -2,11 +2,11 @@
 points at (CAF_PROJECT_DIR, DAGSTER_HOME): `python -m bench._runner COMMAND`.
 
 - `materialize [--groups G,...] [--exclude-groups G,...] [--new-only] [--multiprocess N]`:
-  like `python -m pipeline run`, on the project's Dagster instance: the years found in
-  raw/ are added to the year partitions, then one run per (source, year) for the
-  partitioned assets (with `--new-only`: only the years not yet materialized, as the
-  file sensor would ask), then one run of the unpartitioned assets (as the automation
-  refreshes them). `--multiprocess N`: that last run on Dagster's multiprocess executor
+  the runs `python -m pipeline run` plans (`pipeline.__main__.planned_runs`), on the
+  project's Dagster instance: the years found in raw/ are added to the year partitions,
+  then one run per source over its years (with `--new-only`: only the years not yet
+  materialized, as the file sensor would ask), then one run of the unpartitioned assets
+  (as the automation refreshes them). `--multiprocess N`: that last run on Dagster's multiprocess executor
   with N processes (the default is the in-process executor, as `python -m pipeline run`).
   Prints one line per run and each step's duration.
 - `mask [--workers N] [--no-audit]`: `mask()` on confidential.indicators as
@@ -21,9 +21,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-
-# Assets never part of a benchmark run: the destruction.
-ALWAYS_EXCLUDED = ("lifecycle",)
 
 
 def asset_job():
@@ -56,23 +53,12 @@ def _step_times(instance, run_id: str) -> str:
 def materialize(groups: set[str] | None, exclude: set[str], new_only: bool, multiprocess: int) -> int:
     import dagster as dg
 
+    from pipeline.__main__ import failure_messages, materialize_run, planned_runs
     from pipeline.definitions import defs
 
     instance = dg.DagsterInstance.get()
     _register_years(instance)
-    graph = defs.resolve_asset_graph()
-    assets = list(defs.assets) + list(defs.asset_checks or [])
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-    partitioned: dict = {}
-    unpartitioned = []
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        if node.group_name in exclude or (groups is not None and node.group_name not in groups):
-            continue
-        if node.partitions_def is None:
-            unpartitioned.append(key)
-        else:
-            partitioned.setdefault(node.partitions_def, []).append(key)
     failed = 0
 
     def report(result, label: str, seconds: float) -> None:
@@ -80,31 +66,25 @@ def materialize(groups: set[str] | None, exclude: set[str], new_only: bool, mult
         failed += not result.success
         print(f"{'ok' if result.success else 'FAILED'}: {label} {seconds:.2f}s | {_step_times(instance, result.run_id)}",
               flush=True)
-        if not result.success:
-            for event in result.all_events:
-                if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-                    print("  " + event.step_failure_data.error.message.strip(), flush=True)
+        for message in failure_messages(result):
+            print("  " + message, flush=True)
 
-    for pdef, keys in partitioned.items():
-        keys = sorted(keys, key=lambda k: k.to_user_string())
-        for partition in pdef.get_partition_keys(dynamic_partitions_store=instance):
-            if new_only and all(partition in instance.get_materialized_partitions(k) for k in keys):
-                continue
-            started = time.perf_counter()
-            result = dg.materialize(assets, selection=keys, partition_key=partition, instance=instance,
-                                    resources=defs.resources, raise_on_error=False, run_config=quiet)
-            report(result, f"{', '.join(k.to_user_string() for k in keys)} [{partition}]", time.perf_counter() - started)
-    if unpartitioned and not failed:
+    def wanted(node) -> bool:
+        return node.group_name not in exclude and (groups is None or node.group_name in groups)
+
+    for selection, years in planned_runs(instance, defs.resolve_asset_graph(), wanted, new_only):
+        if years is None and failed:
+            break
         started = time.perf_counter()
-        label = f"{len(unpartitioned)} unpartitioned assets"
-        if multiprocess > 1:
+        if years is None and multiprocess > 1:
             config = {**quiet, "execution": {"config": {"max_concurrent": multiprocess}}}
             result = dg.execute_job(dg.reconstructable(asset_job), instance, run_config=config,
-                                    asset_selection=unpartitioned, raise_on_error=False)
-            label += f" (multiprocess executor, {multiprocess} processes)"
+                                    asset_selection=selection, raise_on_error=False)
+            label = f"{len(selection)} unpartitioned assets (multiprocess executor, {multiprocess} processes)"
         else:
-            result = dg.materialize(assets, selection=unpartitioned, instance=instance, resources=defs.resources,
-                                    raise_on_error=False, run_config=quiet)
+            result, label = materialize_run(defs, instance, selection, years, quiet)
+            if years is None:
+                label = f"{len(selection)} unpartitioned assets"
         report(result, label, time.perf_counter() - started)
     return 1 if failed else 0
 
@@ -154,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "materialize":
         groups = set(args.groups.split(",")) if args.groups else None
-        exclude = set(ALWAYS_EXCLUDED) | {g for g in args.exclude_groups.split(",") if g}
+        exclude = {g for g in args.exclude_groups.split(",") if g}  # never the destruction: planned_runs
         return materialize(groups, exclude, args.new_only, args.multiprocess)
     return mask_and_audit(args.workers, not args.no_audit)
 

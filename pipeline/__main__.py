@@ -83,6 +83,66 @@ def partition_range_tags(keys: list[str]) -> dict[str, str]:
     return {PARTITION_RANGE_START_TAG: keys[0], PARTITION_RANGE_END_TAG: keys[-1]}
 
 
+def planned_runs(instance, graph, include=lambda node: True, new_only: bool = False):
+    """The runs that materialize the selected assets, in order: `(asset keys, years)`,
+    years None for the unpartitioned assets (last). The ingest of one source shares one
+    partitions definition (its years): one run over all the years when every asset of it
+    takes a range in one run (single-run backfill policy), else one run per year.
+    `new_only`: only the years not yet materialized (as the file sensor would ask).
+    The lifecycle assets are never planned: the destruction runs only on explicit request."""
+    import dagster as dg
+
+    partitioned: dict[dg.PartitionsDefinition, list[dg.AssetKey]] = {}
+    unpartitioned: list[dg.AssetKey] = []
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if node.group_name == LIFECYCLE_GROUP or not include(node):
+            continue
+        if node.partitions_def is None:
+            unpartitioned.append(key)
+        else:
+            partitioned.setdefault(node.partitions_def, []).append(key)
+    runs: list[tuple[list, list[str] | None]] = []
+    for pdef, keys in partitioned.items():
+        keys = sorted(keys, key=lambda k: k.to_user_string())
+        years = list(pdef.get_partition_keys(dynamic_partitions_store=instance))
+        if new_only:
+            done = [instance.get_materialized_partitions(k) for k in keys]
+            years = [y for y in years if not all(y in d for d in done)]
+        single_run = all(
+            (policy := graph.get(key).backfill_policy) is not None and policy.max_partitions_per_run is None
+            for key in keys
+        )
+        runs += [(keys, chunk) for chunk in ([years] if single_run else [[y] for y in years]) if chunk]
+    if unpartitioned:
+        runs.append((unpartitioned, None))
+    return runs
+
+
+def materialize_run(defs, instance, selection: list, years: list[str] | None, run_config: dict | None = None):
+    """One run of `selection` (over `years`, for partitioned assets) on `instance`;
+    returns (the run's result, a label for it)."""
+    import dagster as dg
+
+    label = ", ".join(sorted(k.to_user_string() for k in selection))
+    partition_key, tags = None, None
+    if years and len(years) == 1:
+        label, partition_key = label + f" [{years[0]}]", years[0]
+    elif years:
+        label, tags = label + f" [{years[0]}...{years[-1]}: {len(years)} years]", partition_range_tags(years)
+    result = dg.materialize(
+        list(defs.assets) + list(defs.asset_checks or []), selection=selection, partition_key=partition_key,
+        instance=instance, resources=defs.resources, raise_on_error=False, run_config=run_config, tags=tags,
+    )
+    return result, label
+
+
+def failure_messages(result) -> list[str]:
+    """The messages of the failed steps of a run (they name files and rules, never a value)."""
+    return [event.step_failure_data.error.message.strip() for event in result.all_events
+            if event.is_step_failure and event.step_failure_data and event.step_failure_data.error]
+
+
 def run_all() -> int:
     """Materialize every asset on the project's instance; return the number of failed runs."""
     import dagster as dg
@@ -93,55 +153,15 @@ def run_all() -> int:
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     instance = dg.DagsterInstance.get()
     register_years(instance)
-    graph = defs.resolve_asset_graph()
-    assets = list(defs.assets) + list(defs.asset_checks or [])
-    resources = defs.resources
     failed = 0
-    partitioned: dict[dg.PartitionsDefinition, list[dg.AssetKey]] = {}
-    unpartitioned: list[dg.AssetKey] = []
-    for key in graph.get_all_asset_keys():
-        if graph.get(key).group_name == LIFECYCLE_GROUP:  # the destruction runs only on explicit request
-            continue
-        pdef = graph.get(key).partitions_def
-        if pdef is None:
-            unpartitioned.append(key)
-        else:
-            partitioned.setdefault(pdef, []).append(key)
-
-    def launch(selection: list[dg.AssetKey], keys: list[str] | None) -> None:
-        nonlocal failed
-        label = ", ".join(sorted(k.to_user_string() for k in selection))
-        partition_key, tags = None, None
-        if keys and len(keys) == 1:
-            label, partition_key = label + f" [{keys[0]}]", keys[0]
-        elif keys:
-            label, tags = label + f" [{keys[0]}...{keys[-1]}: {len(keys)} years]", partition_range_tags(keys)
-        result = dg.materialize(
-            assets, selection=selection, partition_key=partition_key, instance=instance,
-            resources=resources, raise_on_error=False, run_config=quiet, tags=tags,
-        )
-        status = "ok" if result.success else "FAILED"
+    for selection, years in planned_runs(instance, defs.resolve_asset_graph()):
+        if years is None and failed:
+            break  # nothing downstream of a failed ingest
+        result, label = materialize_run(defs, instance, selection, years, quiet)
         failed += not result.success
-        print(f"{status}: {label} (run {result.run_id[:8]})")
-        if not result.success:
-            for event in result.all_events:
-                if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-                    print("  " + event.step_failure_data.error.message.strip().replace("\n", "\n  "))
-
-    # The ingest of one source shares one partitions definition (its years): one run over all
-    # the years when every asset of it takes a range in one run (single-run backfill policy),
-    # else one run per year.
-    for pdef, keys in partitioned.items():
-        years = list(pdef.get_partition_keys(dynamic_partitions_store=instance))
-        single_run = all(
-            (policy := graph.get(key).backfill_policy) is not None and policy.max_partitions_per_run is None
-            for key in keys
-        )
-        for chunk in [years] if single_run else [[year] for year in years]:
-            if chunk:
-                launch(keys, chunk)
-    if unpartitioned and not failed:
-        launch(unpartitioned, None)
+        print(f"{'ok' if result.success else 'FAILED'}: {label} (run {result.run_id[:8]})")
+        for message in failure_messages(result):
+            print("  " + message.replace("\n", "\n  "))
     return failed
 
 
