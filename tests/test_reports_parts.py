@@ -2,14 +2,13 @@
 (pipeline/reports/svg.py) against matplotlib, whose charts it replaced; the charts'
 content; the workbook reader of the guard (pipeline/reports/xlsx.py) against openpyxl;
 the facts the report context computes once; the workbook's cell styles; the collector
-freeze of the report steps; and a generous bound on the time of the whole stage.
+freeze of the report steps; and the whole stage on the sample (its time is measured by `make bench`, not tested).
 """
 
 from __future__ import annotations
 
 import gc
 import re
-import time
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -273,16 +272,13 @@ def test_report_steps_freeze_old_objects_and_hand_them_back():
         gc.unfreeze()
 
 
-def test_whole_report_stage_is_fast(context, geometry, tmp_path):
-    """Both documents and both guards on 12 indicators: ~1.5 s on a shared 2-core machine
-    (it was ~16 s with matplotlib and openpyxl's reader). The bound only catches a return
-    to that order of magnitude."""
-    start = time.perf_counter()
+def test_whole_report_stage_writes_compact_documents_that_pass_their_guards(context, geometry, tmp_path):
+    """Both documents and both guards on 12 indicators (how long it takes is `make
+    bench`'s business, not a test's): the page carries plain SVG, no matplotlib output."""
     write_workbook(context, tmp_path / "r.xlsx")
     html.write_html(context, geometry, tmp_path / "r.html")
     assert check_workbook(tmp_path / "r.xlsx", context).passed
     assert check_html(tmp_path / "r.html", context, maps_expected=geometry.available).passed
-    assert time.perf_counter() - start < 8.0
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert len(page) < 3_000_000 and "matplotlib" not in page
     assert not re.search(r"<svg[^>]*>\s*<\?xml", page)
