@@ -1,8 +1,9 @@
-"""Tests of the parts the report stage is built from, and of its speed: the SVG writer
+"""Tests of the parts the report stage is built from: the SVG writer
 (pipeline/reports/svg.py) against matplotlib, whose charts it replaced; the charts'
 content; the workbook reader of the guard (pipeline/reports/xlsx.py) against openpyxl;
 the facts the report context computes once; the workbook's cell styles; the collector
-freeze of the report steps; and the whole stage on the sample (its time is measured by `make bench`, not tested).
+freeze of the report steps; and the whole stage on the sample (its speed is measured by
+`make bench`, never asserted here).
 """
 
 from __future__ import annotations
