@@ -223,19 +223,37 @@ class _Solver:
                 return  # no progress: the exact solves decide the rest
             cols = still
 
+    def bound(self, cols: list[int], sense) -> float | None:
+        """The minimum or maximum of the sum of `cols`: inf when a maximum is unbounded,
+        None when the constraints are infeasible."""
+        status = self._run([self.position[c] for c in cols], sense)
+        if status == highspy.HighsModelStatus.kOptimal:
+            return self.highs.getInfo().objective_function_value
+        if status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible) and \
+                sense == highspy.ObjSense.kMaximize:
+            return np.inf
+        return None
+
     def bounds(self, cols: list[int]) -> tuple[float, float] | None:
         """(min, max) of the sum of `cols`; None when the constraints are infeasible."""
-        out = []
-        for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
-            status = self._run([self.position[c] for c in cols], sense)
-            if status == highspy.HighsModelStatus.kOptimal:
-                out.append(self.highs.getInfo().objective_function_value)
-            elif status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible) and \
-                    sense == highspy.ObjSense.kMaximize:
-                out.append(np.inf)
-            else:
-                return None
-        return out[0], out[1]
+        low = self.bound(cols, highspy.ObjSense.kMinimize)
+        high = None if low is None else self.bound(cols, highspy.ObjSense.kMaximize)
+        return None if high is None else (low, high)
+
+    def decisive(self, cols: list[int], threshold: float, zero_publishable: bool) -> tuple[float, float] | None:
+        """Bounds of the sum of `cols` that decide the verdict, with the fewest solves:
+        the maximum first (a sum's verdict, or a cell proven 0, needs nothing else), the
+        minimum only when no table seen so far holds the cell a unit below its maximum.
+        The low end returned is then the lowest value seen (the reader cannot exclude it).
+        None when the constraints are infeasible."""
+        high = self.bound(cols, highspy.ObjSense.kMaximize)
+        if high is None or (high == np.inf and not np.isfinite(self.seen_low).all()):
+            return self.bounds(cols)  # unbounded or infeasible: the minimum tells which
+        low = self.seen(cols[0])[0] if len(cols) == 1 else 0.0
+        if len(cols) > 1 or (high < 1 - EPS and zero_publishable) or high - low >= 1 - EPS:
+            return min(low, high), high
+        low = self.bound(cols, highspy.ObjSense.kMinimize)
+        return None if low is None else (low, high)
 
 
 # From this many cells, `audit_published` audits the zone trees in worker processes.
@@ -408,8 +426,15 @@ def audit_table(
             low, high = solver.seen(model.index[key])
             return high - low if np.isfinite(low) else 0.0
 
+        def decisive(keys: list[CellKey]) -> tuple[float, float] | None:
+            cols = [model.index[k] for k in keys]
+            solver = solvers.get(cols[0])
+            if solver is None or any(solvers.get(c) is not solver for c in cols):
+                return 0.0, np.inf  # unconstrained, or cells no constraint ties together
+            return solver.decisive(cols, threshold, policy.zero_publishable)
+
         def judge(keys: list[CellKey], relation: str | None) -> tuple[float, float] | None:
-            found = witnessed(keys) or bounds(keys)
+            found = (witnessed(keys) or decisive(keys)) if witnesses else bounds(keys)
             if found is None:
                 result.findings.append(Finding(year, "inconsistent", tuple(keys), relation))
                 return None
