@@ -485,5 +485,7 @@ def audit_table(
 
         result.linear_programmes += sum(s.solves for s in {id(s): s for s in solvers.values()}.values())
 
-    result.intervals = pd.DataFrame(intervals, columns=["level", "zone_code", "indicator", "year", "low", "high"])
+    names = ["level", "zone_code", "indicator", "year", "low", "high"]
+    result.intervals = pd.DataFrame(dict(zip(names, map(list, zip(*intervals))))) if intervals else \
+        pd.DataFrame(columns=names)
     return result

@@ -298,14 +298,21 @@ def _programme(problem: _YearProblem, policy: Policy) -> tuple[np.ndarray, np.nd
     return cost, lower, rows
 
 
-def _published_frame(frame: pd.DataFrame, masked: pd.Series, kinds: dict[str, str], policy: Policy) -> pd.DataFrame:
-    out = frame[["level", "zone_code", "zone_name", "parent_code", "indicator", "year"]].copy()
-    is_rate = frame["indicator"].map(kinds).eq("ratio")
-    value = frame["value"].where(~is_rate, frame["value"].round(policy.rate_decimals))
-    status = np.where(frame["status"] == "not_available", "not_available", np.where(masked, "masked", "published"))
-    out["value"] = value.where(status == "published")
-    out["status"] = status
-    return out[PUBLISHED_COLUMNS].reset_index(drop=True)
+def _published_frame(frame: pd.DataFrame, masked: pd.Series | np.ndarray, kinds: dict[str, str], policy: Policy,
+                     base: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The published table of `frame` with `masked` cells blanked (rates rounded).
+    `base`: `_published_frame(frame, no cell masked, ...)`, to reuse round after round."""
+    if base is None:
+        base = frame[["level", "zone_code", "zone_name", "parent_code", "indicator", "year"]].copy()
+        is_rate = frame["indicator"].map(kinds).eq("ratio")
+        base["value"] = frame["value"].where(~is_rate, frame["value"].round(policy.rate_decimals))
+        base["status"] = np.where(frame["status"] == "not_available", "not_available", "published")
+        base = base[PUBLISHED_COLUMNS].reset_index(drop=True)
+    out = base.copy()
+    hidden = np.asarray(masked, dtype=bool) & (out["status"].to_numpy() != "not_available")
+    out.loc[hidden, "status"] = "masked"
+    out["value"] = out["value"].where(out["status"] == "published")
+    return out
 
 
 @dataclass
@@ -393,10 +400,11 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
     group_rows = {g: np.flatnonzero(group_of == g) for g in dict.fromkeys(group_of)}
     problem.groups = group_of
     audits: dict[str, tuple[bytes, AuditResult]] = {}  # group -> (its masked cells, its audit)
+    unmasked = _published_frame(problem.cells, np.zeros(len(state), dtype=bool), kinds, policy)
     x = _solve(problem, policy)
     for round_ in range(1, policy.max_rounds + 1):
         masked = pd.Series(x.astype(bool) | np.isin(state, (PRIMARY, SECRET)))
-        published = _published_frame(problem.cells, masked, kinds, policy)
+        published = _published_frame(problem.cells, masked, kinds, policy, unmasked)
         # Steer with the single-cell audit; the asset check confirms with sums as well.
         audit = _audit_by_group(published, masked.to_numpy(), group_rows, audits, zones, indicators, policy, kinds)
         if not audit.findings:
