@@ -95,6 +95,7 @@ def mask_and_audit(workers: int | None, audit: bool) -> int:
     from pipeline.disclosure.audit import audit_published
     from pipeline.disclosure.policy import load_policy
     from pipeline.disclosure.suppression import mask
+    from pipeline.frames import read_compact
     from pipeline.indicators import load_indicators
     from pipeline.settings import project_paths
     from pipeline.territory import load_territory
@@ -102,7 +103,7 @@ def mask_and_audit(workers: int | None, audit: bool) -> int:
     started = time.perf_counter()
     con = duckdb.connect(str(project_paths().warehouse), read_only=True)
     try:
-        confidential = con.sql("SELECT * FROM confidential.indicators").df()
+        confidential = read_compact(con, "SELECT * FROM confidential.indicators")  # as core_masking reads it
     finally:
         con.close()
     territory, indicators, policy = load_territory(), load_indicators(), load_policy()

@@ -21,6 +21,7 @@ import pandas as pd
 from pipeline.disclosure.audit import audit_published
 from pipeline.disclosure.policy import PolicyError, check_against_indicators, load_policy
 from pipeline.disclosure.suppression import PUBLISHED_COLUMNS, MaskingError, mask
+from pipeline.frames import read_compact
 from pipeline.indicators import load_indicators
 from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction, write_table
 from pipeline.study import load_study
@@ -79,7 +80,7 @@ def core_masking(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     if problems:
         raise dg.Failure(description="config/disclosure.yaml: " + "; ".join(problems), allow_retries=False)
     with warehouse.connect(read_only=True) as con:
-        confidential = con.sql("SELECT * FROM confidential.indicators").df()
+        confidential = read_compact(con, "SELECT * FROM confidential.indicators")
     started = dt.datetime.now(dt.timezone.utc)
     try:
         result = mask(confidential, territory.zones(), indicators, policy, territory.infra_communal_levels)
@@ -109,8 +110,10 @@ def core_masking(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "candidate_sha256": table_sha256(candidate),
         }
     )
+    # The audit reads back what was stored; nothing of the masking is kept in memory beside it.
+    del confidential, result, candidate, log
     with warehouse.connect(read_only=True) as con:
-        stored = con.sql(f"SELECT * FROM {CANDIDATE_TABLE}").df()
+        stored = read_compact(con, f"SELECT * FROM {CANDIDATE_TABLE}")
     yield _audit_check(stored, territory, indicators, policy)
 
 

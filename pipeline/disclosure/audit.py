@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.disclosure.policy import Policy, linked_counts
+from pipeline.frames import as_text
 from pipeline.indicators import IndicatorSet
 
 EPS = 1e-6
@@ -282,6 +283,7 @@ def audit_published(
     so from `PARALLEL_MIN_CELLS` cells (or `workers` > 1) they are audited in that many
     worker processes (default: one per core), each a share of the trees; the verdict
     is the same, the findings listed year by year."""
+    published = as_text(published)  # text read compactly: plain text cells again
     if workers is None:
         workers = (os.cpu_count() or 1) if len(published) >= PARALLEL_MIN_CELLS else 1
     root_of = _roots(zones) if workers > 1 else {}

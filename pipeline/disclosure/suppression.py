@@ -47,6 +47,7 @@ from scipy.sparse import coo_matrix
 
 from pipeline.disclosure.audit import AuditResult, audit_published
 from pipeline.disclosure.policy import Policy, linked_counts
+from pipeline.frames import as_text
 from pipeline.indicators import IndicatorSet
 from pipeline.territory import departement_of
 
@@ -556,7 +557,7 @@ def mask(
     depend on it. `sharp_cuts_from_round`: from which audit round a sub-problem gets
     sharp cuts (default `sharp_cuts_from(policy)`; 1: always).
     """
-    frame = confidential.reset_index(drop=True).copy()
+    frame = as_text(confidential.reset_index(drop=True))  # text read compactly: plain text cells again
     rules = primary_rules(frame, policy, indicators, infra_communal_levels)
     frame["state"] = _states(frame, rules)
     kinds = {i.id: i.kind for i in indicators.indicators}
