@@ -37,7 +37,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -569,22 +569,35 @@ def mask(
     zones_of = {root: zones.iloc[rows] for root, rows in pd.Series(zone_roots).groupby(zone_roots, sort=False).indices.items()}
     empty_zones = zones.iloc[0:0]
     columns = [c for c in frame.columns]
-    batches: dict[str, list] = defaultdict(list)
+    by_partition: dict[str, list[Subproblem]] = defaultdict(list)
     for sp in to_solve:
-        batches[sp.partition].append(((sp.year, sp.root), frame.iloc[sp.rows][columns], zones_of.get(sp.root, empty_zones)))
+        by_partition[sp.partition].append(sp)
+
+    def batches():
+        """The sub-problems' cells, one department at a time: made when handed out, so that
+        a national table is not copied whole into sub-problems before any is solved."""
+        for sps in by_partition.values():
+            yield [((sp.year, sp.root), frame.iloc[sp.rows][columns], zones_of.get(sp.root, empty_zones)) for sp in sps]
+
     n_cells = sum(len(sp.rows) for sp in to_solve)
     if workers is None:
-        workers = min(os.cpu_count() or 1, len(batches)) if n_cells >= PARALLEL_MIN_CELLS else 1
-    workers = max(1, min(workers, len(batches) or 1))
+        workers = min(os.cpu_count() or 1, len(by_partition)) if n_cells >= PARALLEL_MIN_CELLS else 1
+    workers = max(1, min(workers, len(by_partition) or 1))
+    outcomes: list[_Outcome] = []
     if workers == 1:
-        outcomes = [o for batch in batches.values()
-                    for o in _solve_batch(batch, indicators, policy, sharp_cuts_from_round)]
+        for batch in batches():
+            outcomes += _solve_batch(batch, indicators, policy, sharp_cuts_from_round)
     else:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [pool.submit(_solve_batch, batch, indicators, policy, sharp_cuts_from_round)
-                       for batch in batches.values()]
-            outcomes = [o for future in futures for o in future.result()]
+            pending: set = set()
+            for batch in batches():
+                if len(pending) >= 2 * workers:  # a few departments queued per worker, not all of them
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    outcomes += [o for future in done for o in future.result()]
+                pending.add(pool.submit(_solve_batch, batch, indicators, policy, sharp_cuts_from_round))
+            outcomes += [o for future in pending for o in future.result()]
+        outcomes.sort(key=lambda o: o.key)
 
     rows_of = {(sp.year, sp.root): sp.rows for sp in subproblems}
     masked_array = frame["state"].isin([PRIMARY, SECRET]).to_numpy().copy()
