@@ -21,7 +21,7 @@ import pandas as pd
 from pipeline.disclosure.audit import audit_published
 from pipeline.disclosure.policy import PolicyError, check_against_indicators, load_policy
 from pipeline.disclosure.suppression import PUBLISHED_COLUMNS, MaskingError, mask
-from pipeline.frames import read_compact
+from pipeline.frames import as_text, read_compact
 from pipeline.indicators import load_indicators
 from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction, write_table
 from pipeline.study import load_study
@@ -146,11 +146,12 @@ def _audit_check(published, territory, indicators, policy) -> dg.AssetCheckResul
 def out_indicators(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """published.indicators: the twelve indicators of the convention per commune, RPE and CABBALR,
     masked under article 4 and cleared by the audit; the only table reports read."""
+    columns = ", ".join(PUBLISHED_COLUMNS + ["study_id"])
     with warehouse.connect() as con:
-        candidate = con.sql(f"SELECT * FROM {CANDIDATE_TABLE}").df()
-        published = candidate[PUBLISHED_COLUMNS + ["study_id"]]
-        with transaction(con):
-            write_table(con, PUBLISHED_TABLE, published)
+        with transaction(con):  # copied inside DuckDB: a national table never goes through pandas to be written
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{PUBLISHED_TABLE.split(".")[0]}"')
+            con.execute(f"CREATE OR REPLACE TABLE {PUBLISHED_TABLE} AS SELECT {columns} FROM {CANDIDATE_TABLE}")
+        published = as_text(read_compact(con, f"SELECT * FROM {PUBLISHED_TABLE}"))
     status = published["status"].value_counts()
     return dg.MaterializeResult(
         metadata={
