@@ -223,7 +223,7 @@ def analysis(rows, facts: dict) -> list[str]:
         "audit runs per EPCI tree in worker processes. On the 1,000-commune France, in one process: the "
         "masking failed before; with the zero rule alone it took 72 s, with everything 17 s; the blocking "
         "audit took 25 s, now 3.5 s.",
-        "- **What is left of the cost**, profiled on 1,000 communes (one process): about a third in the "
+        "- **What is left of the cost**, profiled on 1,000 communes (one process): about a quarter in the "
         "HiGHS solves of the audit rounds, a quarter in the MILP solves (scipy's `milp`), the rest in Python "
         "and pandas around them (building each sub-problem's models, one published frame per round). "
         "About 6,250 sub-problems (1,250 EPCIs x 5 years), nearly none trivially safe: almost every EPCI has "
