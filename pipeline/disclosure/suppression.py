@@ -338,8 +338,10 @@ def forced_cuts_from(policy: Policy) -> int:
     """The round from which a sub-problem still not converged masks every cell of a cut
     at once instead of one more (30 of 60): more cells, far fewer rounds. At the last
     round but one, every publishable cell of a finding's indicator group in the tree is
-    masked: with nothing of the group published, nothing of it can be recomputed, so
-    the masking always ends (the audit still checks it)."""
+    masked, and every cell masked then stays masked: with nothing of those groups
+    published, nothing of them can be recomputed, and the other groups keep the pattern
+    their audit found clean (the programme separates by group, and adding cells only
+    costs more), so the masking always ends (the audit still checks it)."""
     return max(1, policy.max_rounds // 2)
 
 
@@ -423,8 +425,7 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
                 usable &= ~public | np.isin(indicator_of, own)
             if round_ >= policy.max_rounds - 1:
                 groups_found = [group_of[problem.position[c]] for c in finding.cells]
-                candidates = np.flatnonzero((x == 0) & (state == FREE) & np.isin(group_of, groups_found)).tolist()
-                problem.cuts.extend([c] for c in candidates)
+                problem.cuts.extend([c] for c in np.flatnonzero((state == FREE) & np.isin(group_of, groups_found)))
                 forced += 1
                 continue
             candidates = _cut(problem, finding, x, state, usable, facts, sharp)
@@ -437,6 +438,9 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
                 forced += 1
             else:
                 problem.cuts.append(candidates)
+        if round_ >= policy.max_rounds - 1:
+            # and what is masked stays masked: the groups without findings keep their pattern
+            problem.cuts.extend([c] for c in np.flatnonzero(x == 1))
         x = _solve(problem, policy)
     else:
         raise MaskingError(
