@@ -224,6 +224,15 @@ class _Solver:
                 return  # no progress: the exact solves decide the rest
             cols = still
 
+    def witnessed(self, cols: list[int], threshold: float) -> tuple[float, float] | None:
+        """What the tables seen so far prove, when that already rules out a finding: for
+        one cell its seen range; for a sum, the largest seen value of one of its cells
+        bounds the sum's maximum from below (counts are non-negative)."""
+        if len(cols) == 1:
+            return self.seen(cols[0]) if self.cleared(cols[0], threshold) else None
+        high = max(self.seen(c)[1] for c in cols)
+        return (0.0, high) if high >= threshold - EPS else None
+
     def bound(self, cols: list[int], sense) -> float | None:
         """The minimum or maximum of the sum of `cols`: inf when a maximum is unbounded,
         None when the constraints are infeasible."""
@@ -401,42 +410,32 @@ def audit_table(
             for c in cols:
                 solvers[c] = solver
 
-        def bounds(keys: list[CellKey]) -> tuple[float, float] | None:
+        def solver_of(keys: list[CellKey]) -> tuple[_Solver | None, list[int]]:
+            """The model holding `keys`, None if they are unconstrained or tied by nothing."""
             cols = [model.index[k] for k in keys]
             solver = solvers.get(cols[0])
-            if solver is None or any(solvers.get(c) is not solver for c in cols):
-                return 0.0, np.inf  # unconstrained, or cells no constraint ties together
-            return solver.bounds(cols)
+            tied = solver is not None and all(solvers.get(c) is solver for c in cols)
+            return (solver if tied else None), cols
 
-        def witnessed(keys: list[CellKey]) -> tuple[float, float] | None:
-            """What the tables found so far prove, when that already rules out a finding:
-            for one cell its seen range; for a sum, the largest seen value of one of its
-            cells bounds the sum's maximum from below (counts are non-negative)."""
-            cols = [model.index[k] for k in keys]
-            solver = solvers.get(cols[0])
-            if not witnesses or solver is None or any(solvers.get(c) is not solver for c in cols):
-                return None
-            if len(cols) == 1:
-                return solver.seen(cols[0]) if solver.cleared(cols[0], threshold) else None
-            high = max(solver.seen(c)[1] for c in cols)
-            return (0.0, high) if high >= threshold - EPS else None
+        def bounds(keys: list[CellKey]) -> tuple[float, float] | None:
+            solver, cols = solver_of(keys)
+            return solver.bounds(cols) if solver is not None else (0.0, np.inf)
 
         def _seen_width(key: CellKey) -> float:
-            solver = solvers.get(model.index[key])
+            solver, (col,) = solver_of([key])
             if solver is None:
                 return np.inf
-            low, high = solver.seen(model.index[key])
+            low, high = solver.seen(col)
             return high - low if np.isfinite(low) else 0.0
 
-        def decisive(keys: list[CellKey]) -> tuple[float, float] | None:
-            cols = [model.index[k] for k in keys]
-            solver = solvers.get(cols[0])
-            if solver is None or any(solvers.get(c) is not solver for c in cols):
-                return 0.0, np.inf  # unconstrained, or cells no constraint ties together
-            return solver.decisive(cols, threshold, policy.zero_publishable)
-
         def judge(keys: list[CellKey], relation: str | None) -> tuple[float, float] | None:
-            found = (witnessed(keys) or decisive(keys)) if witnesses else bounds(keys)
+            solver, cols = solver_of(keys)
+            if solver is None:
+                found = (0.0, np.inf)
+            elif witnesses:
+                found = solver.witnessed(cols, threshold) or solver.decisive(cols, threshold, policy.zero_publishable)
+            else:
+                found = solver.bounds(cols)
             if found is None:
                 result.findings.append(Finding(year, "inconsistent", tuple(keys), relation))
                 return None
