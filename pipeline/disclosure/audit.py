@@ -313,14 +313,13 @@ def audit_published(
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         parts = list(pool.map(_audit_share, tasks, [(indicators, policy, sums, witnesses)] * len(tasks)))
     intervals = [p.intervals for p in parts if len(p.intervals)]
-    merged = AuditResult(
+    return AuditResult(
         findings=sorted((f for p in parts for f in p.findings), key=lambda f: f.year),
         intervals=pd.concat(intervals, ignore_index=True) if intervals else parts[0].intervals,
         cells_checked=sum(p.cells_checked for p in parts),
         groups_checked=sum(p.groups_checked for p in parts),
         linear_programmes=sum(p.linear_programmes for p in parts),
     )
-    return merged
 
 
 def _audit_share(task: tuple[pd.DataFrame, pd.DataFrame], settings: tuple) -> AuditResult:
@@ -417,16 +416,18 @@ def audit_table(
             tied = solver is not None and all(solvers.get(c) is solver for c in cols)
             return (solver if tied else None), cols
 
-        def bounds(keys: list[CellKey]) -> tuple[float, float] | None:
-            solver, cols = solver_of(keys)
-            return solver.bounds(cols) if solver is not None else (0.0, np.inf)
-
-        def _seen_width(key: CellKey) -> float:
+        def known_exactly(key: CellKey) -> bool:
+            """Published, or pinned by what is: a seen range of a unit or more rules it out."""
+            if key not in unknown:
+                return True
             solver, (col,) = solver_of([key])
             if solver is None:
-                return np.inf
+                return False
             low, high = solver.seen(col)
-            return high - low if np.isfinite(low) else 0.0
+            if witnesses and np.isfinite(low) and high - low >= EPS:
+                return False
+            found = solver.bounds([col])
+            return found is not None and found[1] - found[0] < EPS
 
         def judge(keys: list[CellKey], relation: str | None) -> tuple[float, float] | None:
             solver, cols = solver_of(keys)
@@ -466,9 +467,7 @@ def audit_table(
                 continue  # a published zero denominator: the rate does not exist
             if all(t in status for t in terms):
                 result.cells_checked += 1
-                known = [t not in unknown or (_seen_width(t) < EPS or not witnesses) and (b := bounds([t])) is not None
-                         and b[1] - b[0] < EPS for t in terms]
-                if all(known):
+                if all(known_exactly(t) for t in terms):
                     result.findings.append(Finding(year, "pinned", (key,), None))
 
         for name, _parent, kids in relations if sums else []:

@@ -304,12 +304,13 @@ def _published_frame(frame: pd.DataFrame, masked: pd.Series | np.ndarray, kinds:
     """The published table of `frame` with `masked` cells blanked (rates rounded).
     `base`: `_published_frame(frame, no cell masked, ...)`, to reuse round after round."""
     if base is None:
-        base = frame[["level", "zone_code", "zone_name", "parent_code", "indicator", "year"]].copy()
+        out = frame[["level", "zone_code", "zone_name", "parent_code", "indicator", "year"]].copy()
         is_rate = frame["indicator"].map(kinds).eq("ratio")
-        base["value"] = frame["value"].where(~is_rate, frame["value"].round(policy.rate_decimals))
-        base["status"] = np.where(frame["status"] == "not_available", "not_available", "published")
-        base = base[PUBLISHED_COLUMNS].reset_index(drop=True)
-    out = base.copy()
+        out["value"] = frame["value"].where(~is_rate, frame["value"].round(policy.rate_decimals))
+        out["status"] = np.where(frame["status"] == "not_available", "not_available", "published")
+        out = out[PUBLISHED_COLUMNS].reset_index(drop=True)
+    else:
+        out = base.copy()
     hidden = np.asarray(masked, dtype=bool) & (out["status"].to_numpy() != "not_available")
     out.loc[hidden, "status"] = "masked"
     out["value"] = out["value"].where(out["status"] == "published")
@@ -415,6 +416,11 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
         for finding in audit.findings:
             if finding.problem == "inconsistent":
                 raise MaskingError(f"the published figures contradict each other: {finding.describe()}")
+            if round_ >= policy.max_rounds - 1:  # last resort: the finding's whole indicator group
+                groups_found = [group_of[problem.position[c]] for c in finding.cells]
+                problem.cuts.extend([c] for c in np.flatnonzero((state == FREE) & np.isin(group_of, groups_found)))
+                forced += 1
+                continue
             sharp = round_ >= sharp_from
             usable = (x == 0) & (state == FREE)
             if sharp:
@@ -423,11 +429,6 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
                 # masked small public figure would itself be a finding)
                 own = sorted({indicator for _level, _zone, indicator in finding.cells})
                 usable &= ~public | np.isin(indicator_of, own)
-            if round_ >= policy.max_rounds - 1:
-                groups_found = [group_of[problem.position[c]] for c in finding.cells]
-                problem.cuts.extend([c] for c in np.flatnonzero((state == FREE) & np.isin(group_of, groups_found)))
-                forced += 1
-                continue
             candidates = _cut(problem, finding, x, state, usable, facts, sharp)
             if not candidates:  # nothing left around it: widen to the whole sub-problem
                 candidates = np.flatnonzero(usable).tolist()
