@@ -1,42 +1,39 @@
 """The independent audit of a published indicator table (convention, article 4).
 
-What belongs here: rebuilding, from the published table, the zones and the policy
-only, every constraint a reader knows (additivity of counts from communes to RPE to
-the EPCI, rates published beside their numerator or denominator, the subset
-inequalities of the policy, non-negativity), and deciding with linear programming
-(HiGHS, through highspy) what a reader can derive about every masked cell and every
-sum of masked cells inside one relation. A masked cell whose interval pins it
-(narrower than one unit), or any interval whose upper end lies between 0 and the
-threshold (the reader can prove "fewer than 5"), is a finding; any finding blocks
-publication. A cell or sum proven to be 0 is not a finding when the policy lets a zero
-be published (`zero_publishable`): it concerns no allocataire, and a reader learns no
-more than a published 0 would tell (typically a count under a published 0, such as
-the childminders over 55 of a commune with none).
+What belongs here: deciding, for the reader of `pipeline.disclosure.reader` (everything
+published, the legend's meaning of each status, the public primary rule, additivity of
+every measure, the policy's inequalities, non-negativity and whole numbers), what that
+reader can prove about each hidden figure, with mixed-integer programming (HiGHS through
+highspy: the reader reasons with whole numbers, so a linear relaxation could miss a proof).
+Findings, any of which blocks publication:
 
-How it decides: a complete table consistent with everything published (a feasible
-point of the reader's constraints, which every LP solve gives) proves the reader cannot
-exclude the values it holds. Most cells are cleared by a few such tables per connected
-component (`_Solver.witness`): one whose value reaches the threshold and another a unit
-apart. Only the cells they do not clear get the exact minimum and maximum, and only
-those can be findings, so the findings are those of an exact interval per cell, at a
-fraction of the solves. The intervals reported (`AuditResult.intervals`, the masking
-log's low and high) are therefore ranges a reader cannot narrow: exact where a cell
-needed its own solves, else the values the tables found.
+- `pinned`: a hidden figure (a masked count, a hidden numerator, denominator or
+  complement of a rate) takes one value in every table consistent with what is published;
+- `below_threshold`: its largest possible value lies between 1 and threshold - 1, or that
+  of the sum of the hidden figures of one kind under one zone;
+- `pinned` on a masked rate: its value is known within its rounding;
+- `inconsistent`: no table at all agrees with what is published.
+A figure proven to be 0 is no finding when the policy publishes zeros (a zero concerns no
+allocataire; a reader learns no more than a published 0 would tell).
 
-What does not: choosing what to mask (`suppression`), which never shares code with
-this module, so a mistake in the solver's model cannot hide here. The audit never
-sees a masked value.
+How it decides: every solve gives a complete table consistent with everything published,
+and a reader cannot exclude the values it holds. A few such tables per connected
+component (`_Component.witness`: the hidden figures capped at the threshold maximised,
+then minimised) clear most figures: one table puts the figure at the threshold or above
+and another a unit apart. Only the figures they do not clear get their exact maximum
+(and minimum when needed), so the findings are those of the exact bounds. A solve that
+stops at its time limit decides nothing in the figure's favour: the bound it cannot
+prove counts as a finding (the audit fails safe).
 
-Note on sums: counts are non-negative, so the largest value a sum of masked cells can
-take is at least the largest value of each of its cells; a sum that a reader can prove
-small therefore always comes with a cell that is itself found. The sums are checked
-anyway, as the policy states the criterion for them: a sum with a cell already seen at
-the threshold or above is cleared by that cell; the others get their exact maximum.
+What does not: choosing what to mask (`suppression`), which never shares code with this
+module, so a mistake in the solver's model cannot hide here. The audit never sees a
+masked value.
 """
 
 from __future__ import annotations
 
-import itertools
+import math
+from itertools import combinations
 import multiprocessing
 import os
 from collections import defaultdict
@@ -47,15 +44,18 @@ import highspy
 import numpy as np
 import pandas as pd
 
-from pipeline.disclosure.policy import Policy, linked_counts
+from pipeline.disclosure.policy import Policy
+from pipeline.disclosure.reader import UPPER, DISJUNCTION_M, CellKey, ReaderModel, YearSystem
 from pipeline.frames import as_text
+from scipy.sparse import coo_matrix
 from pipeline.indicators import IndicatorSet
 
 EPS = 1e-6
-ALL_SUBSETS_UP_TO = 6  # relations with at most this many masked cells: every subset is checked
-PAIRS_UP_TO = 16  # beyond that, the whole masked set and single cells only
-
-CellKey = tuple[str, str, str]  # level, zone_code, indicator
+TIME_LIMIT = 60.0
+WITNESS_GAP = 0.05  # a witness table needs no optimum: the solve stops within this relative gap,
+WITNESS_TIME_LIMIT = 2.0  # or after this many seconds with the best table found  # seconds per solve; a solve stopped there proves nothing in the figure's favour
+ALL_SUBSETS_UP_TO = 6  # sums with at most this many hidden figures: every subset is checked
+PAIRS_UP_TO = 16  # beyond that, the whole set and the pairs only up to this many
 
 
 @dataclass(frozen=True)
@@ -64,13 +64,16 @@ class Finding:
     problem: str  # pinned | below_threshold | inconsistent
     cells: tuple[CellKey, ...]
     relation: str | None = None
+    term: str | None = None  # numerator | denominator | complement of a rate, None: the cell itself
 
     def describe(self) -> str:
         """Codes only: never the interval, which would say what the masked value is."""
         cells = " + ".join(f"{ind} {level} {zone}" for level, zone, ind in self.cells)
+        if self.term:
+            cells = f"{self.term} of {cells}"
         what = {
             "pinned": "can be recomputed exactly",
-            "below_threshold": f"can be proven below the threshold",
+            "below_threshold": "can be proven below the threshold",
             "inconsistent": "published figures contradict each other",
         }[self.problem]
         return f"{self.year}: {cells}: {what}" + (f" (relation {self.relation})" if self.relation else "")
@@ -83,46 +86,16 @@ class AuditResult:
     intervals: pd.DataFrame = field(default_factory=pd.DataFrame)
     cells_checked: int = 0
     groups_checked: int = 0
-    linear_programmes: int = 0
+    linear_programmes: int = 0  # solves (mixed-integer programmes), the name kept for the metadata
 
     @property
     def passed(self) -> bool:
         return not self.findings
 
 
-@dataclass
-class _Row:
-    coefs: dict[int, float]
-    low: float
-    high: float
-
-
-class _YearModel:
-    """The unknowns of one year and the linear constraints a reader knows about them."""
-
-    def __init__(self) -> None:
-        self.index: dict[CellKey, int] = {}
-        self.rows: list[_Row] = []
-
-    def var(self, key: CellKey) -> int:
-        if key not in self.index:
-            self.index[key] = len(self.index)
-        return self.index[key]
-
-    def add(self, terms: list[tuple[float, CellKey | float]], low: float, high: float, unknown: set[CellKey]) -> None:
-        """Add low <= sum(coef * term) <= high; published terms are moved to the bounds."""
-        coefs: dict[int, float] = defaultdict(float)
-        constant = 0.0
-        for coef, term in terms:
-            if isinstance(term, tuple) and term in unknown:
-                coefs[self.var(term)] += coef
-            else:
-                constant += coef * float(term)
-        if coefs:
-            self.rows.append(_Row(dict(coefs), low - constant, high - constant))
-
-
-def _components(n: int, rows: list[_Row]) -> list[tuple[list[int], list[_Row]]]:
+def _components(n: int, rows: list[tuple[dict[int, float], float, float]],
+                disjunctions: list[tuple[dict[int, float], float]]) -> list[int]:
+    """The connected component of each unknown (the unknowns a fact ties together)."""
     parent = list(range(n))
 
     def find(i: int) -> int:
@@ -131,139 +104,390 @@ def _components(n: int, rows: list[_Row]) -> list[tuple[list[int], list[_Row]]]:
             i = parent[i]
         return i
 
-    for row in rows:
-        cols = list(row.coefs)
+    for coefs, *_ in [*rows, *disjunctions]:
+        cols = list(coefs)
         for other in cols[1:]:
             parent[find(other)] = find(cols[0])
-    members: dict[int, list[int]] = defaultdict(list)
-    for i in range(n):
-        members[find(i)].append(i)
-    by_root: dict[int, list[_Row]] = defaultdict(list)
-    for row in rows:
-        by_root[find(next(iter(row.coefs)))].append(row)
-    return [(cols, by_root.get(root, [])) for root, cols in members.items()]
+    return [find(i) for i in range(n)]
 
 
-class _Solver:
-    """One HiGHS model per connected component; only the objective changes between solves.
+class _Component:
+    """One HiGHS model of the unknowns a fact ties together; only the objective changes.
 
-    Every optimal solve also gives a complete table consistent with everything published
-    (its primal solution). `seen_low` and `seen_high` keep, per cell, the lowest and
-    highest value one of those tables gave it: a reader cannot exclude either, so the
-    interval a reader can derive contains [seen_low, seen_high]. A cell whose seen range
-    already reaches the threshold and spans a unit cannot be a finding and needs no
-    solve of its own (`cleared`); the others get the exact minimum and maximum.
-    `witness` looks for such tables for many cells at once: maximising the sum of the
-    cells capped at the threshold (a capped copy y <= x, 0 <= y <= threshold per cell,
-    which leaves the cells' own constraints untouched), then minimising their sum.
+    Columns: the unknowns (0..n-1, whole numbers unless fractional), one binary per
+    disjunction, one capped copy y <= min(expression, threshold) per protected figure.
+    `low`/`high` (by `slot`) keep each protected figure's lowest and highest value over the
+    tables the solves gave, `seen_rate` each masked rate's, `seen_sum` each sum's highest.
     """
 
-    def __init__(self, cols: list[int], rows: list[_Row], capped: list[int], cap: float) -> None:
-        self.position = {c: i for i, c in enumerate(cols)}
+    def __init__(self, cols: list[int], system: YearSystem, rows: list, disjunctions: list,
+                 protected: list[int], pins: list[int], threshold: float, rate_unit: float,
+                 relaxed: bool = False) -> None:
+        self.rate_unit = rate_unit
+        self.relaxed = relaxed  # the linear relaxation only: a quick reader, to steer the masking
+        self.local = {c: i for i, c in enumerate(cols)}
         self.n = len(cols)
+        self.threshold = threshold
         self.highs = highspy.Highs()
         self.highs.setOptionValue("output_flag", False)
-        inf = highspy.kHighsInf
-        self.highs.addVars(self.n, np.zeros(self.n), np.full(self.n, inf))
-        self.copy_of = {c: self.n + k for k, c in enumerate(capped)}
-        if capped:
-            self.highs.addVars(len(capped), np.zeros(len(capped)), np.full(len(capped), float(cap)))
-        # the reader's constraints, then y - x <= 0 for each capped copy, in one call
-        lows, highs, starts, index, coefs = [], [], [], [], []
-        for row in rows:
-            lows.append(row.low), highs.append(row.high), starts.append(len(index))
-            index += [self.position[c] for c in row.coefs]
-            coefs += list(row.coefs.values())
-        for c, y in self.copy_of.items():
-            lows.append(-inf), highs.append(0.0), starts.append(len(index))
-            index += [y, self.position[c]]
-            coefs += [1.0, -1.0]
+        self.highs.setOptionValue("time_limit", TIME_LIMIT)
+        self.highs.setOptionValue("mip_rel_gap", 0.0)
+        self.highs.addVars(self.n, np.zeros(self.n), _upper_bounds(self.n, [
+            ({self.local[c]: v for c, v in coefs.items()}, low, high) for coefs, low, high in rows]))
+        integral = [i for c, i in self.local.items() if system.integral[c]]
+        width = self.n
+        lows, highs, starts, index, values = [], [], [], [], []
+
+        def row(coefs: dict[int, float], low: float, high: float) -> None:
+            lows.append(low), highs.append(high), starts.append(len(index))
+            index.extend(coefs), values.extend(coefs.values())
+
+        for coefs, low, high in rows:
+            row({self.local[c]: v for c, v in coefs.items()}, low, high)
+        if disjunctions:  # a + c in {0} or [threshold, M]: a + c >= threshold b, a + c <= M b
+            self.highs.addVars(len(disjunctions), np.zeros(len(disjunctions)), np.ones(len(disjunctions)))
+            for k, (coefs, constant) in enumerate(disjunctions):
+                b = width + k
+                integral.append(b)
+                local = {self.local[c]: v for c, v in coefs.items()}
+                row({**local, b: -threshold}, -constant, np.inf)
+                row({**local, b: -DISJUNCTION_M}, -np.inf, -constant)
+            width += len(disjunctions)
+        self.protected = protected
+        self.expr = {p: ({self.local[c]: v for c, v in system.protected[p].coefs}, system.protected[p].constant)
+                     for p in protected}
+        self.copy_of: dict[int, int] = {}
+        if protected:
+            self.highs.addVars(len(protected), np.zeros(len(protected)), np.full(len(protected), threshold))
+            for k, p in enumerate(protected):  # y - expression <= constant
+                self.copy_of[p] = width + k
+                coefs, constant = self.expr[p]
+                row({width + k: 1.0, **{c: -v for c, v in coefs.items()}}, -np.inf, constant)
+            width += len(protected)
         if lows:
             self.highs.addRows(len(lows), np.array(lows, dtype=float), np.array(highs, dtype=float), len(index),
                                np.array(starts, dtype=np.int32), np.array(index, dtype=np.int32),
-                               np.array(coefs, dtype=float))
-        self.width = self.n + len(capped)
-        self.seen_low = np.full(self.n, np.inf)
-        self.seen_high = np.full(self.n, -np.inf)
+                               np.array(values, dtype=float))
+        self.integral_cols = np.array(integral, dtype=np.int32)  # whole numbers, asked for only where it matters
+        self.whole = False
+        self.width = width
+        self.pins = {q: tuple(({self.local[c]: v for c, v in coefs}, constant) for coefs, constant in
+                              (system.pins[q].numerator, system.pins[q].denominator)) + (system.pins[q].multiplier,)
+                     for q in pins}
+        # each protected figure's expression as a row of one matrix: a table's values in one product
+        self.slot = {p: k for k, p in enumerate(protected)}
+        entries = [(k, c, v) for k, p in enumerate(protected) for c, v in self.expr[p][0].items()]
+        self.matrix = coo_matrix(([v for *_, v in entries], ([k for k, *_ in entries], [c for _, c, _ in entries])),
+                                 shape=(len(protected), self.n)).tocsr()
+        self.constants = np.array([self.expr[p][1] for p in protected], dtype=float)
+        # over every table seen (`low`, `high`), and over the tables in whole numbers (`int_`)
+        self.low = np.full(len(protected), np.inf)
+        self.high = np.full(len(protected), -np.inf)
+        self.int_low = np.full(len(protected), np.inf)
+        self.int_high = np.full(len(protected), -np.inf)
+        self.seen_rate = {q: [math.inf, -math.inf] for q in pins}
+        self.sums: dict[int, np.ndarray] = {}  # sum key -> slots of its members
+        self._sum_matrix = None
         self.solves = 0
+        self.feasible: bool | None = None
+        self.extra_rows = 0  # rows of a question (`_with_row`) currently in the model
+        self.start: list[float] | None = None  # the last table found: where the next solve starts
 
-    def _run(self, columns: list[int], sense) -> highspy.HighsModelStatus:
+    @staticmethod
+    def _value(point: np.ndarray, expr: tuple[dict[int, float], float]) -> float:
+        coefs, constant = expr
+        return constant + sum(v * point[c] for c, v in coefs.items())
+
+    def watch_sum(self, key: int, members: list[int]) -> None:
+        self.sums[key] = np.array([self.slot[m] for m in members])
+        self._sum_matrix = None
+
+    def sum_seen(self, key: int) -> tuple[float, float]:
+        """The highest value of a sum over every table seen, and over those in whole numbers."""
+        if key not in self.sums or self._sum_matrix is None:
+            return -math.inf, -math.inf
+        r = self._sum_row[key]
+        return float(self._sum_seen[r]), float(self._sum_int[r])
+
+    def whole_numbers(self, on: bool) -> None:
+        """Solve in whole numbers (a mixed-integer programme) or not (its linear relaxation)."""
+        if on != self.whole and len(self.integral_cols):
+            kind = highspy.HighsVarType.kInteger if on else highspy.HighsVarType.kContinuous
+            self.highs.changeColsIntegrality(len(self.integral_cols), self.integral_cols,
+                                             np.array([kind] * len(self.integral_cols)))
+        self.whole = on
+
+    def seen(self, p: int) -> tuple[float, float]:
+        """The lowest and highest value of a protected figure over the tables seen."""
+        k = self.slot[p]
+        return float(self.low[k]), float(self.high[k])
+
+    def _run(self, objective: dict[int, float], sense, witness: bool = False) -> tuple[str, float, float]:
+        """Optimise; ('optimal' | 'limit' | 'infeasible', best value found, proven bound).
+        A `witness` solve needs no optimum, only good tables: it stops at a loose gap or
+        a short time limit."""
+        self.highs.setOptionValue("mip_rel_gap", WITNESS_GAP if witness else 0.0)
+        self.highs.setOptionValue("mip_abs_gap", 1.0 if witness else 1e-6)
+        self.highs.setOptionValue("time_limit", WITNESS_TIME_LIMIT if witness else TIME_LIMIT)
         cost = np.zeros(self.width)
-        cost[columns] = 1.0
+        for c, v in objective.items():
+            cost[c] += v
         self.highs.changeColsCost(self.width, np.arange(self.width, dtype=np.int32), cost)
         self.highs.changeObjectiveSense(sense)
+        if self.start is not None and witness and self.whole:  # a table known to fit: never ends empty-handed
+            start = highspy.HighsSolution()
+            start.col_value = self.start
+            start.value_valid = True
+            self.highs.setSolution(start)
         self.highs.run()
         self.solves += 1
         status = self.highs.getModelStatus()
+        if status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
+            # presolve may call a model "unbounded or infeasible" from tolerances alone: ask again without it
+            self.highs.setOptionValue("presolve", "off")
+            self.highs.run()
+            self.solves += 1
+            self.highs.setOptionValue("presolve", "choose")
+            status = self.highs.getModelStatus()
+        info = self.highs.getInfo()
+        solution = self.highs.getSolution()
+        has_point = info.primal_solution_status == 2 and solution.value_valid
+        if has_point:
+            self._record(np.asarray(solution.col_value))
+            if not self.extra_rows and self.whole:
+                self.start = list(solution.col_value)
         if status == highspy.HighsModelStatus.kOptimal:
-            point = np.asarray(self.highs.getSolution().col_value[: self.n])
-            np.minimum(self.seen_low, point, out=self.seen_low)
-            np.maximum(self.seen_high, point, out=self.seen_high)
-        return status
+            self.feasible = True
+            return "optimal", info.objective_function_value, info.objective_function_value
+        if status == highspy.HighsModelStatus.kInfeasible:
+            if not self.extra_rows:  # the component itself, not a question asked of it
+                self.feasible = self.feasible or False
+            return "infeasible", math.nan, math.nan
+        self.feasible = True if has_point else self.feasible
+        best = info.objective_function_value if has_point else math.nan
+        bound = info.mip_dual_bound if math.isfinite(info.mip_dual_bound) else \
+            (math.inf if sense == highspy.ObjSense.kMaximize else -math.inf)
+        return "limit", best, bound
 
-    def seen(self, col: int) -> tuple[float, float]:
-        i = self.position[col]
-        return float(self.seen_low[i]), float(self.seen_high[i])
+    def _record(self, full: np.ndarray) -> None:
+        point = full[: self.n]
+        values = self.matrix @ point + self.constants
+        np.minimum(self.low, values, out=self.low)
+        np.maximum(self.high, values, out=self.high)
+        cols = self.integral_cols
+        whole = not len(cols) or bool(np.all(np.abs(full[cols] - np.round(full[cols])) <= 1e-6))
+        if whole:
+            np.minimum(self.int_low, values, out=self.int_low)
+            np.maximum(self.int_high, values, out=self.int_high)
+        if self.sums:
+            if self._sum_matrix is None:  # built once every sum is declared
+                keys = list(self.sums)
+                entries = [(r, slot) for r, key in enumerate(keys) for slot in self.sums[key]]
+                self._sum_row = {key: r for r, key in enumerate(keys)}
+                self._sum_matrix = coo_matrix((np.ones(len(entries)), ([r for r, _ in entries], [c for _, c in entries])),
+                                              shape=(len(keys), len(values))).tocsr()
+                self._sum_seen = np.full(len(keys), -np.inf)
+                self._sum_int = np.full(len(keys), -np.inf)
+            totals = self._sum_matrix @ values
+            np.maximum(self._sum_seen, totals, out=self._sum_seen)
+            if whole:
+                np.maximum(self._sum_int, totals, out=self._sum_int)
+        for q, (num, den, multiplier) in self.pins.items():
+            d = self._value(point, den)
+            if d >= 0.5:
+                rate = multiplier * self._value(point, num) / d
+                low_high = self.seen_rate[q]
+                low_high[0], low_high[1] = min(low_high[0], rate), max(low_high[1], rate)
 
-    def cleared(self, col: int, threshold: float) -> bool:
-        low, high = self.seen(col)
-        return high >= threshold - EPS and high - low >= 1 - EPS
+    def cleared(self, p: int) -> bool:
+        """Tables seen show the figure can reach the threshold and differ by a unit: in
+        whole numbers, or in the relaxation with a unit to spare on both counts."""
+        k = self.slot[p]
+        if self.relaxed:
+            return self.high[k] >= self.threshold - EPS and self.high[k] - self.low[k] >= 1 - EPS
+        if self.int_high[k] >= self.threshold - EPS and self.int_high[k] - self.int_low[k] >= 1 - EPS:
+            return True
+        return self.high[k] >= self.threshold + 1 - EPS and self.high[k] - self.low[k] >= 2 - EPS
 
-    def witness(self, cols: list[int], threshold: float, rounds: int = 3) -> None:
-        """Tables consistent with what is published that clear as many of `cols` as possible."""
+    def feasible_with(self, expr: tuple[dict[int, float], float], low: float, high: float,
+                      whole: bool = False) -> bool:
+        """Whether some table (in whole numbers if `whole`) has low <= expression <= high;
+        its values are recorded. A solve stopped by its time limit answers no: fails safe."""
+        coefs, constant = expr
+        if not coefs:
+            return low - EPS <= constant <= high + EPS
+        self.whole_numbers(whole)
+        try:
+            with self._with_row(coefs, low - constant, high - constant):
+                status, *_ = self._run({}, highspy.ObjSense.kMinimize)
+        finally:
+            self.whole_numbers(False)
+        return status == "optimal"
+
+    def reaches(self, expr: tuple[dict[int, float], float], level: float) -> bool:
+        """Whether some table in whole numbers puts the expression at `level` or above: the
+        relaxation answers when it can (no, or yes with a unit to spare); whole numbers
+        decide where the linear bound straddles the level."""
+        if not self.feasible_with(expr, level, np.inf):
+            return False
+        return self.relaxed or self.feasible_with(expr, level + 1, np.inf) or \
+            self.feasible_with(expr, level, np.inf, whole=True)
+
+    def below(self, expr: tuple[dict[int, float], float], level: float) -> bool:
+        """Whether some table in whole numbers puts the expression at `level` or below."""
+        if not self.feasible_with(expr, -np.inf, level):
+            return False
+        return self.relaxed or self.feasible_with(expr, -np.inf, level - 1) or \
+            self.feasible_with(expr, -np.inf, level, whole=True)
+
+    def witness(self, rounds: int = 3) -> None:
+        """Tables consistent with what is published that clear as many figures as possible."""
+        todo = list(self.protected)
         for _ in range(rounds):
-            low = [c for c in cols if self.seen(c)[1] < threshold - EPS]
+            low = [p for p in todo if self.seen(p)[1] < self.threshold - EPS]
             if low:
-                self._run([self.copy_of[c] for c in low], highspy.ObjSense.kMaximize)
-            narrow = [c for c in cols if not self.cleared(c, threshold)]
+                status, *_ = self._run({self.copy_of[p]: 1.0 for p in low}, highspy.ObjSense.kMaximize, witness=True)
+                if status == "infeasible":
+                    return
+            narrow = [p for p in todo if not self.cleared(p)]
             if not narrow:
                 return
-            self._run([self.position[c] for c in narrow], highspy.ObjSense.kMinimize)
-            still = [c for c in narrow if not self.cleared(c, threshold)]
+            objective: dict[int, float] = defaultdict(float)
+            for p in narrow:
+                for c, v in self.expr[p][0].items():
+                    objective[c] += v
+            self._run(objective, highspy.ObjSense.kMinimize, witness=True)
+            still = [p for p in narrow if not self.cleared(p)]
             if len(still) == len(narrow):
-                return  # no progress: the exact solves decide the rest
-            cols = still
+                return  # no progress: the exact bounds decide the rest
+            todo = still
 
-    def witnessed(self, cols: list[int], threshold: float) -> tuple[float, float] | None:
-        """What the tables seen so far prove, when that already rules out a finding: for
-        one cell its seen range; for a sum, the largest seen value of one of its cells
-        bounds the sum's maximum from below (counts are non-negative)."""
-        if len(cols) == 1:
-            return self.seen(cols[0]) if self.cleared(cols[0], threshold) else None
-        high = max(self.seen(c)[1] for c in cols)
-        return (0.0, high) if high >= threshold - EPS else None
+    def maximum(self, expr: tuple[dict[int, float], float], integral: bool) -> tuple[float, float] | None:
+        """(best found, proven upper bound) of an expression in whole numbers; None if
+        nothing is feasible."""
+        self.whole_numbers(True)
+        try:
+            status, best, bound = self._run(expr[0], highspy.ObjSense.kMaximize)
+        finally:
+            self.whole_numbers(False)
+        if status == "infeasible":
+            return None
+        best, bound = best + expr[1], bound + expr[1]
+        return (round(best), math.floor(bound + EPS)) if integral and status == "optimal" else (best, bound)
 
-    def bound(self, cols: list[int], sense) -> float | None:
-        """The minimum or maximum of the sum of `cols`: inf when a maximum is unbounded,
-        None when the constraints are infeasible."""
-        status = self._run([self.position[c] for c in cols], sense)
-        if status == highspy.HighsModelStatus.kOptimal:
-            return self.highs.getInfo().objective_function_value
-        if status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible) and \
-                sense == highspy.ObjSense.kMaximize:
-            return np.inf
-        return None
+    def minimum(self, expr: tuple[dict[int, float], float], integral: bool) -> tuple[float, float] | None:
+        """(best found, proven lower bound) of an expression in whole numbers; None if
+        nothing is feasible."""
+        self.whole_numbers(True)
+        try:
+            status, best, bound = self._run(expr[0], highspy.ObjSense.kMinimize)
+        finally:
+            self.whole_numbers(False)
+        if status == "infeasible":
+            return None
+        best, bound = best + expr[1], bound + expr[1]
+        return (round(best), math.ceil(bound - EPS)) if integral and status == "optimal" else (best, bound)
 
-    def bounds(self, cols: list[int]) -> tuple[float, float] | None:
-        """(min, max) of the sum of `cols`; None when the constraints are infeasible."""
-        low = self.bound(cols, highspy.ObjSense.kMinimize)
-        high = None if low is None else self.bound(cols, highspy.ObjSense.kMaximize)
-        return None if high is None else (low, high)
+    def _with_row(self, coefs: dict[int, float], low: float, high: float):
+        """Optimise with one more row, removed afterwards (a context manager)."""
+        component = self
 
-    def decisive(self, cols: list[int], threshold: float, zero_publishable: bool) -> tuple[float, float] | None:
-        """Bounds of the sum of `cols` that decide the verdict, with the fewest solves:
-        the maximum first (a sum's verdict, or a cell proven 0, needs nothing else), the
-        minimum only when no table seen so far holds the cell a unit below its maximum.
-        The low end returned is then the lowest value seen (the reader cannot exclude it).
-        None when the constraints are infeasible."""
-        high = self.bound(cols, highspy.ObjSense.kMaximize)
-        if high is None or (high == np.inf and not np.isfinite(self.seen_low).all()):
-            return self.bounds(cols)  # unbounded or infeasible: the minimum tells which
-        low = self.seen(cols[0])[0] if len(cols) == 1 else 0.0
-        if len(cols) > 1 or (high < 1 - EPS and zero_publishable) or high - low >= 1 - EPS:
-            return min(low, high), high
-        low = self.bound(cols, highspy.ObjSense.kMinimize)
-        return None if low is None else (low, high)
+        class _Row:
+            def __enter__(self):
+                component.extra_rows += 1
+                self.at = component.highs.getNumRow()
+                component.highs.addRow(low, high, len(coefs), np.array(list(coefs), dtype=np.int32),
+                                       np.array(list(coefs.values()), dtype=float))
+
+            def __exit__(self, *exc):
+                component.extra_rows -= 1
+                component.highs.deleteRows(1, np.array([self.at], dtype=np.int32))
+
+        return _Row()
+
+    def rate_apart(self, q: int) -> bool | None:
+        """Whether two tables give a masked rate values more than one rounding unit apart
+        (True), or not (False); None when the rate exists in no table. A table with the
+        rate beyond a seen value +/- the unit is looked for as a feasibility question,
+        the rate's exact range (Dinkelbach's method) only if neither exists."""
+        num, den, multiplier = self.pins[q]
+
+        def lin(ratio: float) -> tuple[dict[int, float], float]:  # multiplier x num - ratio x den
+            coefs: dict[int, float] = defaultdict(float)
+            for c, v in num[0].items():
+                coefs[c] += multiplier * v
+            for c, v in den[0].items():
+                coefs[c] -= ratio * v
+            return dict(coefs), multiplier * num[1] - ratio * den[1]
+
+        low, high = self.seen_rate[q]
+        if math.isfinite(low):  # the relaxation first, with a margin of three units
+            for ratio, sense in ((low + 3 * self.rate_unit, 1.0), (high - 3 * self.rate_unit, -1.0)):
+                coefs, constant = lin(ratio)
+                bounds = (-constant, np.inf) if sense > 0 else (-np.inf, -constant)
+                if coefs:
+                    with self._with_row(den[0], 1.0 - den[1], np.inf), self._with_row(coefs, *bounds):
+                        status, *_ = self._run({}, highspy.ObjSense.kMinimize)
+                    if status == "optimal":
+                        return True
+        self.whole_numbers(not self.relaxed)
+        try:
+            return self._rate_apart(q, lin)
+        finally:
+            self.whole_numbers(False)
+
+    def _rate_apart(self, q: int, lin) -> bool | None:
+        num, den, multiplier = self.pins[q]
+        with self._with_row(den[0], 1.0 - den[1], np.inf):
+            low, high = self.seen_rate[q]
+            if not math.isfinite(low):
+                status, *_ = self._run({}, highspy.ObjSense.kMinimize)
+                if status == "infeasible":
+                    return None
+                low, high = self.seen_rate[q]
+                if not math.isfinite(low):
+                    return False  # no table found in time: fails safe
+            if high - low > self.rate_unit + EPS:
+                return True
+            for ratio, sense in ((low + self.rate_unit + 2 * EPS, 1.0), (high - self.rate_unit - 2 * EPS, -1.0)):
+                coefs, constant = lin(ratio)  # sense x (multiplier num - ratio den) >= 0
+                bounds = (-constant, np.inf) if sense > 0 else (-np.inf, -constant)
+                if coefs:
+                    with self._with_row(coefs, *bounds):
+                        self._run({}, highspy.ObjSense.kMinimize)
+                low, high = self.seen_rate[q]
+                if high - low > self.rate_unit + EPS:
+                    return True
+            return False
+
+
+def _upper_bounds(n: int, rows: list[tuple[dict[int, float], float, float]], passes: int = 4) -> np.ndarray:
+    """Upper bounds of non-negative unknowns implied by the rows (a few passes of interval
+    propagation): a zone's measure is at most its parent's, a hidden term at most what an
+    inequality puts above it... Tight bounds make the whole-number solves much faster;
+    they exclude no table, being implied by the rows."""
+    upper = np.full(n, UPPER)
+    for _ in range(passes):
+        changed = False
+        for coefs, low, high in rows:
+            # sum(a x) <= high: a_i x_i <= high - sum_{j != i} min(a_j x_j), with min = 0 or a_j u_j
+            for bound, sign in ((high, 1.0), (-low, -1.0)):
+                if not math.isfinite(bound):
+                    continue
+                mins = {c: min(0.0, sign * v * upper[c]) for c, v in coefs.items()}
+                total = sum(mins.values())
+                if not math.isfinite(total):
+                    continue
+                for c, v in coefs.items():
+                    a = sign * v
+                    if a > 0:
+                        cap = (bound - (total - mins[c])) / a
+                        if cap < upper[c] - 1e-9:
+                            upper[c] = max(cap, 0.0)
+                            changed = True
+        if not changed:
+            break
+    return upper
 
 
 # From this many cells, `audit_published` audits the zone trees in worker processes.
@@ -285,7 +509,7 @@ def _roots(zones: pd.DataFrame) -> dict[str, str]:
 
 def audit_published(
     published: pd.DataFrame, zones: pd.DataFrame, indicators: IndicatorSet, policy: Policy, sums: bool = True,
-    witnesses: bool = True, workers: int | None = None,
+    witnesses: bool = True, workers: int | None = None, relaxed: bool = False,
 ) -> AuditResult:
     """Audit `published` (level, zone_code, indicator, year, value, status): see
     `audit_table`. The zone trees (an EPCI and what lies under it) share no constraint,
@@ -298,7 +522,7 @@ def audit_published(
     root_of = _roots(zones) if workers > 1 else {}
     roots = published["zone_code"].map(root_of).fillna(published["zone_code"]) if workers > 1 else None
     if workers <= 1 or roots.nunique() < 2:
-        return audit_table(published, zones, indicators, policy, sums, witnesses)
+        return audit_table(published, zones, indicators, policy, sums, witnesses, relaxed)
     # shares of whole trees, the largest first onto the least loaded share
     sizes = roots.value_counts()
     shares: list[list[str]] = [[] for _ in range(min(workers * 4, len(sizes)))]
@@ -311,7 +535,7 @@ def audit_published(
     tasks = [(published[roots.isin(share).to_numpy()], zones[zone_roots.isin(share).to_numpy()]) for share in shares]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        parts = list(pool.map(_audit_share, tasks, [(indicators, policy, sums, witnesses)] * len(tasks)))
+        parts = list(pool.map(_audit_share, tasks, [(indicators, policy, sums, witnesses, relaxed)] * len(tasks)))
     intervals = [p.intervals for p in parts if len(p.intervals)]
     return AuditResult(
         findings=sorted((f for p in parts for f in p.findings), key=lambda f: f.year),
@@ -324,168 +548,206 @@ def audit_published(
 
 def _audit_share(task: tuple[pd.DataFrame, pd.DataFrame], settings: tuple) -> AuditResult:
     published, zones = task
-    indicators, policy, sums, witnesses = settings
-    return audit_table(published, zones, indicators, policy, sums, witnesses)
+    return audit_table(published, zones, *settings)
 
 
 def audit_table(
     published: pd.DataFrame, zones: pd.DataFrame, indicators: IndicatorSet, policy: Policy, sums: bool = True,
-    witnesses: bool = True,
+    witnesses: bool = True, relaxed: bool = False,
 ) -> AuditResult:
     """Audit `published` (level, zone_code, indicator, year, value, status).
 
     `zones` gives the hierarchy (level, zone_code, parent_code): each zone equals the sum
-    of the zones whose parent_code is its code, for every count indicator. `sums=False`
-    checks single cells only (enough to steer the solver; see the module's note).
-    `witnesses=False` solves the exact interval of every cell and sum (same findings,
-    many more solves: the reference the tests compare the witnesses against).
+    of the zones whose parent_code is its code, for every measure. `sums=False` checks
+    single figures only (enough to steer the masking). `witnesses=False` solves the exact
+    bounds of every figure and sum (same findings, many more solves: the reference the
+    tests compare the witnesses against). `relaxed=True` reasons in real numbers only: a
+    quicker, weaker reader that the masking steers its rounds with before the real one.
     """
     result = AuditResult()
-    kinds = {i.id: i.kind for i in indicators.indicators}
-    multipliers = {i.id: float(i.multiplier or 100) for i in indicators.indicators if i.kind == "ratio"}
-    links = linked_counts(indicators)
+    reader = ReaderModel(indicators, policy)
     children_of: dict[str, list[str]] = defaultdict(list)
     level_of = dict(zip(zones["zone_code"], zones["level"]))
     for code, parent in zip(zones["zone_code"], zones["parent_code"]):
         if isinstance(parent, str):
             children_of[parent].append(code)
-    rate_slack = 0.5 * 10 ** (-policy.rate_decimals)
+    threshold = float(policy.threshold)
     intervals = []
-
     for year, table in published.groupby("year"):
         year = int(year)
-        keys = list(zip(table["level"].tolist(), table["zone_code"].tolist(), table["indicator"].tolist()))
-        statuses = table["status"].tolist()
-        status = dict(zip(keys, statuses))
-        value = {k: v for k, s, v in zip(keys, statuses, table["value"].tolist()) if s == "published"}
-        unknown = {k for k, s in status.items() if s != "published" and kinds.get(k[2]) == "count"}
-        masked = {k for k, s in status.items() if s == "masked"}
-        model = _YearModel()
-        for key in sorted(unknown):
-            model.var(key)
-
-        def term(key: CellKey) -> CellKey | float:
-            return key if key in unknown else value[key]
-
-        relations: list[tuple[str, CellKey, list[CellKey]]] = []
-        count_ids = sorted({k[2] for k in status if kinds.get(k[2]) == "count"})
-        for indicator in count_ids:
-            for parent, kids in children_of.items():
-                parent_key = (level_of[parent], parent, indicator)
-                kid_keys = [(level_of[k], k, indicator) for k in kids]
-                if parent_key not in status or not all(k in status for k in kid_keys):
-                    continue
-                relations.append((f"{indicator} {parent}", parent_key, kid_keys))
-                model.add([(1.0, term(k)) for k in kid_keys] + [(-1.0, term(parent_key))], 0.0, 0.0, unknown)
-
-        for key, rate in value.items():
-            level, zone, indicator = key
-            if kinds.get(indicator) != "ratio" or links.get(indicator, (None, None)) == (None, None):
-                continue
-            num_id, den_id = links[indicator]
-            num, den = (level, zone, num_id), (level, zone, den_id)
-            if num not in status or den not in status:
-                continue
-            m = multipliers[indicator]
-            # num / den * m lies within the rounding of the published rate
-            model.add([(1.0, term(num)), (-(rate + rate_slack) / m, term(den))], -np.inf, 0.0, unknown)
-            model.add([(1.0, term(num)), (-(rate - rate_slack) / m, term(den))], 0.0, np.inf, unknown)
-
-        for small, large in policy.inequalities:
-            for level, zone, indicator in list(status):
-                if indicator != small or (level, zone, large) not in status:
-                    continue
-                model.add([(1.0, term((level, zone, small))), (-1.0, term((level, zone, large)))], -np.inf, 0.0, unknown)
-
-        threshold = float(policy.threshold)
-        checked = {model.index[k] for k in masked & unknown}
-        solvers: dict[int, _Solver] = {}
-        for cols, rows in _components(len(model.index), model.rows):
-            if not rows:
-                continue
-            solver = _Solver(cols, rows, [c for c in cols if c in checked], threshold)
-            if witnesses:
-                solver.witness([c for c in cols if c in checked], threshold)
-            for c in cols:
-                solvers[c] = solver
-
-        def solver_of(keys: list[CellKey]) -> tuple[_Solver | None, list[int]]:
-            """The model holding `keys`, None if they are unconstrained or tied by nothing."""
-            cols = [model.index[k] for k in keys]
-            solver = solvers.get(cols[0])
-            tied = solver is not None and all(solvers.get(c) is solver for c in cols)
-            return (solver if tied else None), cols
-
-        def known_exactly(key: CellKey) -> bool:
-            """Published, or pinned by what is: a seen range of a unit or more rules it out."""
-            if key not in unknown:
-                return True
-            solver, (col,) = solver_of([key])
-            if solver is None:
-                return False
-            low, high = solver.seen(col)
-            if witnesses and np.isfinite(low) and high - low >= EPS:
-                return False
-            found = solver.bounds([col])
-            return found is not None and found[1] - found[0] < EPS
-
-        def judge(keys: list[CellKey], relation: str | None) -> tuple[float, float] | None:
-            solver, cols = solver_of(keys)
-            if solver is None:
-                found = (0.0, np.inf)
-            elif witnesses:
-                found = solver.witnessed(cols, threshold) or solver.decisive(cols, threshold, policy.zero_publishable)
-            else:
-                found = solver.bounds(cols)
-            if found is None:
-                result.findings.append(Finding(year, "inconsistent", tuple(keys), relation))
-                return None
-            low, high = found
-            # Counts are whole: below 1, the reader knows the value is 0, which the
-            # policy may allow to publish (a zero concerns no allocataire).
-            if high < 1 - EPS and policy.zero_publishable:
-                return found
-            if len(keys) == 1 and high - low < 1 - EPS:
-                result.findings.append(Finding(year, "pinned", tuple(keys), relation))
-            elif EPS < high < policy.threshold - EPS:
-                result.findings.append(Finding(year, "below_threshold", tuple(keys), relation))
-            return found
-
-        for key in sorted(masked & unknown):
-            result.cells_checked += 1
-            found = judge([key], None)
-            if found is not None:
-                intervals.append((*key, year, found[0], found[1]))
-
-        # A masked rate is recomputed when its numerator and denominator are both known.
-        for key in sorted(k for k in masked if kinds.get(k[2]) == "ratio"):
-            num_id, den_id = links.get(key[2], (None, None))
-            if num_id is None or den_id is None:
-                continue  # its terms are never published: nothing to recompute it from
-            terms = [(key[0], key[1], num_id), (key[0], key[1], den_id)]
-            if value.get(terms[1]) == 0:
-                continue  # a published zero denominator: the rate does not exist
-            if all(t in status for t in terms):
-                result.cells_checked += 1
-                if all(known_exactly(t) for t in terms):
-                    result.findings.append(Finding(year, "pinned", (key,), None))
-
-        for name, _parent, kids in relations if sums else []:
-            hidden = [k for k in kids if k in masked]
-            if len(hidden) < 2:
-                continue
-            groups: list[tuple[CellKey, ...]] = [tuple(hidden)]
-            if len(hidden) <= ALL_SUBSETS_UP_TO:
-                groups += [g for size in range(2, len(hidden)) for g in itertools.combinations(hidden, size)]
-            elif len(hidden) <= PAIRS_UP_TO:
-                groups += list(itertools.combinations(hidden, 2))
-            for group in groups:
-                result.groups_checked += 1
-                judge(list(group), name)
-
-        result.linear_programmes += sum(s.solves for s in {id(s): s for s in solvers.values()}.values())
-
+        system = reader.year_system(table, level_of, children_of)
+        _audit_year(year, system, threshold, policy.zero_publishable, sums, witnesses, result, intervals,
+                    10.0 ** (-policy.rate_decimals), relaxed)
     names = ["level", "zone_code", "indicator", "year", "low", "high"]
     result.intervals = pd.DataFrame(dict(zip(names, map(list, zip(*intervals))))) if intervals else \
         pd.DataFrame(columns=names)
     return result
+
+
+def _audit_year(year: int, system: YearSystem, threshold: float, zero_publishable: bool, sums: bool,
+                witnesses: bool, result: AuditResult, intervals: list, rate_unit: float, relaxed: bool) -> None:
+    for what in system.contradictions:
+        result.findings.append(Finding(year, "inconsistent", (), what))
+    root = _components(len(system.names), system.rows, system.disjunctions)
+    cols_of: dict[int, list[int]] = defaultdict(list)
+    for c, r in enumerate(root):
+        cols_of[r].append(c)
+    rows_of: dict[int, list] = defaultdict(list)
+    for row in system.rows:
+        rows_of[root[next(iter(row[0]))]].append(row)
+    disj_of: dict[int, list] = defaultdict(list)
+    for d in system.disjunctions:
+        disj_of[root[next(iter(d[0]))]].append(d)
+    prot_of: dict[int, list[int]] = defaultdict(list)
+    for p, item in enumerate(system.protected):
+        prot_of[root[item.coefs[0][0]]].append(p)
+    pins_of: dict[int, list[int]] = defaultdict(list)
+    for q, pin in enumerate(system.pins):
+        first = (pin.numerator[0] or pin.denominator[0])[0][0]
+        pins_of[root[first]].append(q)
+    groups = _sum_groups(system) if sums else []
+    component_of: dict[int, _Component] = {}
+    for r in sorted(set(prot_of) | set(pins_of)):
+        comp = _Component(cols_of[r], system, rows_of[r], disj_of[r], prot_of[r], pins_of[r], threshold, rate_unit,
+                          relaxed)
+        for p in prot_of[r]:
+            component_of[p] = comp
+        for k, (_name, members) in enumerate(groups):
+            if all(component_of.get(m) is comp for m in members):
+                comp.watch_sum(k, members)
+        if witnesses:
+            comp.witness()
+            if comp.feasible is False:
+                result.findings.append(Finding(year, "inconsistent", (system.protected[prot_of[r][0]].cell,)
+                                               if prot_of[r] else (), None))
+                for p in prot_of[r]:
+                    component_of[p] = None
+        for q in pins_of[r]:
+            _judge_pin(year, system, comp, q, result)
+
+    for p, item in enumerate(system.protected):
+        comp = component_of.get(p)
+        if comp is None:
+            continue
+        result.cells_checked += 1
+        found = _judge(comp, p, system, threshold, zero_publishable, witnesses)
+        if found is None:
+            result.findings.append(Finding(year, "inconsistent", (item.cell,), None, item.term))
+            continue
+        problem, low, high = found
+        if problem:
+            result.findings.append(Finding(year, problem, (item.cell,), None, item.term))
+        if item.term is None:
+            intervals.append((*item.cell, year, low, high))
+    for k, (name, members) in enumerate(groups):
+        comps = {id(component_of.get(m)): component_of.get(m) for m in members}
+        if None in comps.values():
+            continue
+        result.groups_checked += 1
+        if len(comps) == 1 and witnesses:
+            comp = next(iter(comps.values()))
+            seen, seen_whole = comp.sum_seen(k)
+            if seen_whole >= threshold - EPS or seen >= threshold + (0 if comp.relaxed else 1) - EPS:
+                continue
+        parts = []
+        for comp in comps.values():  # the parts in separate components vary independently
+            part = [m for m in members if component_of[m] is comp]
+            expr: dict[int, float] = defaultdict(float)
+            constant = 0.0
+            for m in part:
+                coefs, c0 = comp.expr[m]
+                constant += c0
+                for c, v in coefs.items():
+                    expr[c] += v
+            parts.append((comp, (dict(expr), constant), part))
+        if len(parts) == 1 and witnesses:
+            comp, expr, _part = parts[0]
+            if comp.reaches(expr, threshold):
+                continue
+            small = not (zero_publishable and not comp.reaches(expr, 1.0))
+        else:
+            high = 0.0
+            for comp, expr, part in parts:
+                found = comp.maximum(expr, _integral(comp, system, part))
+                if found is None:
+                    high = math.nan
+                    break
+                high += found[1]
+            if math.isnan(high):
+                continue  # inconsistent: already found on its cells
+            small = high < threshold - EPS and not (high < 1 - EPS and zero_publishable)
+        if small:
+            cells = tuple(system.protected[m].cell for m in members)
+            terms = {system.protected[m].term for m in members}
+            result.findings.append(Finding(year, "below_threshold", cells, name, terms.pop() if len(terms) == 1 else None))
+    result.linear_programmes += sum(c.solves for c in {id(c): c for c in component_of.values() if c}.values())
+
+
+def _sum_groups(system: YearSystem) -> list[tuple[str, list[int]]]:
+    groups = []
+    for name, hidden in system.sums:
+        chosen = [tuple(hidden)]
+        if len(hidden) <= ALL_SUBSETS_UP_TO:
+            chosen += [g for size in range(2, len(hidden)) for g in combinations(hidden, size)]
+        elif len(hidden) <= PAIRS_UP_TO:
+            chosen += list(combinations(hidden, 2))
+        groups += [(name, list(g)) for g in chosen]
+    return groups
+
+
+def _integral(comp: _Component, system: YearSystem, members: list[int]) -> bool:
+    inverse = {i: c for c, i in comp.local.items()}
+    return all(system.integral[inverse[c]] and float(v).is_integer()
+               for m in members for c, v in comp.expr[m][0].items())
+
+
+def _judge(comp: _Component, p: int, system: YearSystem, threshold: float, zero_publishable: bool,
+           witnesses: bool) -> tuple[str | None, float, float] | None:
+    """(finding or None, low, high) of one protected figure; None if nothing is feasible.
+
+    With witnesses, each question is whether some table puts the figure somewhere (at
+    the threshold or above; a unit away from the values seen), asked of the relaxation
+    and in whole numbers where the linear answer straddles the edge (`reaches`, `below`);
+    without, the exact minimum and maximum in whole numbers (the tests' reference)."""
+    expr = comp.expr[p]
+    if not witnesses:
+        integral = _integral(comp, system, [p])
+        high, low = comp.maximum(expr, integral), comp.minimum(expr, integral)
+        if high is None or low is None:
+            return None
+        high, low = high[1], low[1]  # proven bounds
+        if high < 1 - EPS and zero_publishable:
+            return None, 0.0, max(high, 0.0)
+        if high < threshold - EPS:
+            return "below_threshold", low, high
+        return ("pinned" if high - low < 1 - EPS else None), low, high
+    if comp.cleared(p):
+        return (None, *comp.seen(p))
+    if not comp.feasible_with(expr, -np.inf, np.inf):
+        return None
+    k = comp.slot[p]
+    margin = 0.0 if comp.relaxed else 1.0
+    if not (comp.int_high[k] >= threshold - EPS or comp.high[k] >= threshold + margin - EPS) and \
+            not comp.reaches(expr, threshold):
+        if zero_publishable and not comp.reaches(expr, 1.0):
+            return None, 0.0, 0.0  # proven 0: no finding
+        return "below_threshold", *comp.seen(p)
+    if comp.int_high[k] - comp.int_low[k] >= 1 - EPS or comp.high[k] - comp.low[k] >= 1 + margin - EPS:
+        return (None, *comp.seen(p))
+    # one value seen: is there a table a unit away from it?
+    value = comp.int_high[k] if math.isfinite(comp.int_high[k]) else comp.high[k]
+    if comp.below(expr, value - 1) or comp.reaches(expr, value + 1):
+        return (None, *comp.seen(p))
+    return "pinned", *comp.seen(p)
+
+
+def _judge_pin(year: int, system: YearSystem, comp: _Component, q: int, result: AuditResult) -> None:
+    """A masked rate a reader can recompute within its rounding (one unit of its last
+    decimal) is a finding; one that exists in no table is not (the reader learns only
+    that it does not exist)."""
+    result.cells_checked += 1
+    low, high = comp.seen_rate[q]
+    if high - low > 3 * comp.rate_unit:  # in the relaxation, with a margin; else in whole numbers
+        return
+    if comp.rate_apart(q) is False:
+        result.findings.append(Finding(year, "pinned", (system.pins[q].cell,), None))

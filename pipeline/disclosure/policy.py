@@ -7,6 +7,7 @@ and verifying the result is `audit`'s.
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,10 @@ class Policy:
     zero_publishable: bool
     minimum_allocataires: int
     rate_decimals: int
+    # the reader model (`reader:` of the policy): (smaller, larger) measures of one zone and
+    # year, and the measures that may hold fractions (all others are whole numbers)
     inequalities: tuple[tuple[str, str], ...]
+    fractional_measures: frozenset[str]
     cost_by_level: dict[str, float]
     max_rounds: int
     indicators: dict[str, IndicatorPolicy]
@@ -68,6 +72,9 @@ def parse_policy(text: str, where: str = "config/disclosure.yaml") -> Policy:
             if unknown:
                 raise PolicyError(f"{where}: {ind}: unknown contributors {sorted(unknown)}")
         protection = doc.get("protection") or {}
+        reader = doc.get("reader") or {}
+        # `protection.inequalities` is the place older policies (and the tests' small ones) use
+        pairs = reader.get("inequalities", protection.get("inequalities", []))
         return Policy(
             version=str(doc["version"]),
             sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
@@ -75,7 +82,8 @@ def parse_policy(text: str, where: str = "config/disclosure.yaml") -> Policy:
             zero_publishable=bool(doc.get("zero_publishable", True)),
             minimum_allocataires=int(doc["minimum_allocataires"]),
             rate_decimals=int(doc.get("rate_decimals", 1)),
-            inequalities=tuple((str(a), str(b)) for a, b in protection.get("inequalities", [])),
+            inequalities=tuple((str(a), str(b)) for a, b in pairs),
+            fractional_measures=frozenset(str(m) for m in reader.get("fractional_measures", [])),
             cost_by_level={str(k): float(v) for k, v in (protection.get("cost_by_level") or {}).items()},
             max_rounds=int(protection.get("max_rounds", 60)),
             indicators=indicators,
@@ -102,10 +110,21 @@ def check_against_indicators(policy: Policy, indicators: IndicatorSet) -> list[s
         problems.append(f"indicator {missing} has no entry in config/disclosure.yaml")
     for extra in sorted(set(policy.indicators) - ids):
         problems.append(f"config/disclosure.yaml names {extra}, which config/indicators.yaml does not define")
+    known = measures_of(indicators)
     for a, b in policy.inequalities:
-        for ind in (a, b):
-            if ind not in ids or indicators.get(ind).kind != "count":
-                problems.append(f"inequality {a} <= {b}: {ind} is not a count indicator")
+        for measure in (a, b):
+            if measure not in known:
+                problems.append(f"inequality {a} <= {b}: {measure} is the measure of no indicator "
+                                "(a count, or a rate's numerator or denominator)")
+    sources: dict[str, set[str]] = defaultdict(set)
+    for i in indicators.indicators:
+        for measure in (i.measure, i.numerator, i.denominator):
+            if measure:
+                sources[measure].add(i.source)
+    for measure, where in sorted(sources.items()):
+        if len(where) > 1:
+            problems.append(f"measure {measure} is read from several sources ({sorted(where)}): "
+                            "the reader model names a measure by itself")
     for ind in sorted(ids & set(policy.indicators)):
         kind = indicators.get(ind).kind
         contributors = set(policy.indicators[ind].contributors)
@@ -124,3 +143,14 @@ def linked_counts(indicators: IndicatorSet) -> dict[str, tuple[str | None, str |
         for i in indicators.indicators
         if i.kind == "ratio"
     }
+
+
+def measures_of(indicators: IndicatorSet) -> set[str]:
+    """Every measure a reader can reason about: counts' measures, rates' numerators and denominators."""
+    return {m for i in indicators.indicators for m in (i.measure, i.numerator, i.denominator) if m}
+
+
+def count_pairs(policy: Policy, indicators: IndicatorSet) -> list[tuple[str, str]]:
+    """The policy's inequalities between two published count indicators, as indicator ids."""
+    by_measure = {i.measure: i.id for i in indicators.indicators if i.kind == "count"}
+    return [(by_measure[a], by_measure[b]) for a, b in policy.inequalities if a in by_measure and b in by_measure]

@@ -46,7 +46,8 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 
 from pipeline.disclosure.audit import AuditResult, audit_published
-from pipeline.disclosure.policy import Policy, linked_counts
+from pipeline.disclosure.policy import Policy, count_pairs, linked_counts
+from pipeline.disclosure.reader import ReaderModel
 from pipeline.frames import as_text
 from pipeline.indicators import IndicatorSet
 from pipeline.territory import departement_of
@@ -151,10 +152,15 @@ class _YearProblem:
     relations: list[tuple[int, list[int]]]  # (parent position, children positions), count indicators
     ratio_links: list[tuple[int, int, int]]  # (rate, numerator, denominator) positions
     position: dict[tuple[str, str, str], int]
+    # (parent, children) positions of a rate: their hidden terms add up like counts
+    rate_relations: list[tuple[int, list[int]]] = field(default_factory=list)
+    count_pairs: list[tuple[str, str]] = field(default_factory=list)  # the policy's inequalities between counts
+    # rates whose denominator is 0: (rate position, the denominator's count position or -1)
+    zero_rates: tuple[np.ndarray, np.ndarray] | None = None
     cuts: list[list[int]] = field(default_factory=list)
     floor: np.ndarray | None = None  # _floor_of, computed once
     programme: tuple | None = None  # _programme, computed once
-    # per cell, its indicator group (`_indicator_groups`): no constraint ties two groups
+    # per cell, its indicator group (`ReaderModel.indicator_groups`): no constraint ties two groups
     groups: np.ndarray | None = None
 
     def __post_init__(self) -> None:
@@ -167,7 +173,8 @@ class _YearProblem:
         the cells of its indicator group there, since nothing ties the other groups to it)."""
         if self._linked is None:  # cell -> the cells of its relations and rate links, built once
             self._linked = defaultdict(set)
-            for members in [[parent, *kids] for parent, kids in self.relations] + [list(t) for t in self.ratio_links]:
+            families = [[parent, *kids] for parent, kids in self.relations + self.rate_relations]
+            for members in families + [list(t) for t in self.ratio_links]:
                 for m in members:
                     self._linked[m].update(members)
         out = set(self._linked.get(pos, ()))
@@ -180,10 +187,17 @@ class _YearProblem:
         return out
 
 
-def _year_problem(cells: pd.DataFrame, tree: _Hierarchy, root: str, indicators: IndicatorSet) -> _YearProblem:
+def _year_problem(cells: pd.DataFrame, tree: _Hierarchy, root: str, indicators: IndicatorSet,
+                  policy: Policy) -> _YearProblem:
     cells = cells.reset_index(drop=True)
     position = {key: i for i, key in enumerate(zip(cells["level"], cells["zone_code"], cells["indicator"]))}
-    relations = []
+    relations, rate_relations = [], []
+    for indicator in (i.id for i in indicators.indicators if i.kind == "ratio"):
+        for parent in tree.parents_by_root.get(root, ()):
+            p = position.get((tree.level_of.get(parent), parent, indicator))
+            k = [position.get((tree.level_of.get(kid), kid, indicator)) for kid in tree.children[parent]]
+            if p is not None and k and all(x is not None for x in k):
+                rate_relations.append((p, k))
     for indicator in (i.id for i in indicators.indicators if i.kind == "count"):
         for parent in tree.parents_by_root.get(root, ()):
             kids = tree.children[parent]
@@ -200,7 +214,25 @@ def _year_problem(cells: pd.DataFrame, tree: _Hierarchy, root: str, indicators: 
                 num, den = position.get((level, zone, num_id)), position.get((level, zone, den_id))
                 if num is not None and den is not None:
                     links.append((pos, num, den))
-    return _YearProblem(cells, relations, links, position)
+    return _YearProblem(cells, relations, links, position, rate_relations, count_pairs(policy, indicators),
+                        _zero_rates(cells, indicators))
+
+
+def _zero_rates(cells: pd.DataFrame, indicators: IndicatorSet) -> tuple[np.ndarray, np.ndarray]:
+    """The rates of `cells` whose denominator is 0, with the position of the count that
+    publishes their denominator (-1: none does). Such a rate does not exist; shown `nd`
+    beside a hidden denominator it would tell the reader the denominator is 0, so it is
+    shown masked unless its denominator is published (`_published_frame`)."""
+    den_count = {rate: den for rate, (_num, den) in linked_counts(indicators).items()}
+    is_zero = (cells["status"].to_numpy() == "not_available") & (cells["denominator"].to_numpy() == 0)
+    rates = np.flatnonzero(is_zero)
+    if not len(rates):
+        return rates, rates
+    keys = list(zip(cells["level"], cells["zone_code"], cells["indicator"], cells["year"]))
+    position = {key: i for i, key in enumerate(keys)}
+    dens = np.array([position.get((keys[r][0], keys[r][1], den_count.get(keys[r][2]), keys[r][3]), -1)
+                     for r in rates], dtype=int)
+    return rates, dens
 
 
 def _floor_of(problem: _YearProblem, policy: Policy) -> np.ndarray:
@@ -214,7 +246,7 @@ def _floor_of(problem: _YearProblem, policy: Policy) -> np.ndarray:
     state = cells["state"].to_numpy()
     value = cells["value"].to_numpy()
     levels, zones, indicators = cells["level"].to_numpy(), cells["zone_code"].to_numpy(), cells["indicator"].to_numpy()
-    for small, large in policy.inequalities:
+    for small, large in problem.count_pairs:
         for pos in np.flatnonzero(indicators == large):
             other = problem.position.get((levels[pos], zones[pos], small))
             if other is not None and state[other] in (FREE, PRIMARY):
@@ -228,7 +260,7 @@ def _inequality_pairs(problem: _YearProblem, policy: Policy) -> list[tuple[int, 
     cells = problem.cells
     levels, zones, indicators = cells["level"].to_numpy(), cells["zone_code"].to_numpy(), cells["indicator"].to_numpy()
     pairs = []
-    for small, large in policy.inequalities:
+    for small, large in problem.count_pairs:
         for pos in np.flatnonzero(indicators == small):
             other = problem.position.get((levels[pos], zones[pos], large))
             if other is not None:
@@ -300,9 +332,12 @@ def _programme(problem: _YearProblem, policy: Policy) -> tuple[np.ndarray, np.nd
 
 
 def _published_frame(frame: pd.DataFrame, masked: pd.Series | np.ndarray, kinds: dict[str, str], policy: Policy,
-                     base: pd.DataFrame | None = None) -> pd.DataFrame:
+                     base: pd.DataFrame | None = None,
+                     zero_rates: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     """The published table of `frame` with `masked` cells blanked (rates rounded).
-    `base`: `_published_frame(frame, no cell masked, ...)`, to reuse round after round."""
+    `base`: `_published_frame(frame, no cell masked, ...)`, to reuse round after round.
+    `zero_rates` (`_zero_rates`): rates without a denominator, shown masked unless their
+    denominator is published (the legend: a masked rate may not exist)."""
     if base is None:
         out = frame[["level", "zone_code", "zone_name", "parent_code", "indicator", "year"]].copy()
         is_rate = frame["indicator"].map(kinds).eq("ratio")
@@ -313,6 +348,11 @@ def _published_frame(frame: pd.DataFrame, masked: pd.Series | np.ndarray, kinds:
         out = base.copy()
     hidden = np.asarray(masked, dtype=bool) & (out["status"].to_numpy() != "not_available")
     out.loc[hidden, "status"] = "masked"
+    if zero_rates is not None and len(zero_rates[0]):
+        rates, dens = zero_rates
+        status = out["status"].to_numpy()
+        den_shown = np.where(dens >= 0, status[np.maximum(dens, 0)] == "published", False)
+        out.loc[rates[~den_shown], "status"] = "masked"
     out["value"] = out["value"].where(out["status"] == "published")
     return out
 
@@ -389,7 +429,7 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
     cuts are sharp (`_cut`).
     """
     kinds = {i.id: i.kind for i in indicators.indicators}
-    problem = _year_problem(cells, _Hierarchy(zones), key[1], indicators)
+    problem = _year_problem(cells, _Hierarchy(zones), key[1], indicators, policy)
     state = problem.cells["state"].to_numpy()
     sharp_from = sharp_cuts_from(policy) if sharp_from is None else sharp_from
     forced_from, forced = forced_cuts_from(policy), 0
@@ -399,18 +439,28 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
              "capacity": np.nan_to_num(value.astype(float)) - _floor_of(problem, policy),
              "threshold": policy.threshold}
     public = np.array([not policy.of(str(i)).sensitive for i in indicator_of], dtype=bool)
-    groups = _indicator_groups(indicators, policy)
+    groups = ReaderModel(indicators, policy).indicator_groups()
     group_of = np.array([groups.get(str(i), str(i)) for i in indicator_of], dtype=object)
     group_rows = {g: np.flatnonzero(group_of == g) for g in dict.fromkeys(group_of)}
     problem.groups = group_of
     audits: dict[str, tuple[bytes, AuditResult]] = {}  # group -> (its masked cells, its audit)
+    quick: dict[str, tuple[bytes, AuditResult]] = {}  # the same, by the relaxed reader
     unmasked = _published_frame(problem.cells, np.zeros(len(state), dtype=bool), kinds, policy)
+    # the published frame of a round: the base with the round's mask, rates without a denominator hidden
+    def published_as(mask_: pd.Series) -> pd.DataFrame:
+        return _published_frame(problem.cells, mask_, kinds, policy, unmasked, problem.zero_rates)
+
     x = _solve(problem, policy)
     for round_ in range(1, policy.max_rounds + 1):
         masked = pd.Series(x.astype(bool) | np.isin(state, (PRIMARY, SECRET)))
-        published = _published_frame(problem.cells, masked, kinds, policy, unmasked)
+        published = published_as(masked)
         # Steer with the single-cell audit; the asset check confirms with sums as well.
-        audit = _audit_by_group(published, masked.to_numpy(), group_rows, audits, zones, indicators, policy, kinds)
+        # the quick reader (real numbers) first; the real one (whole numbers where it matters) once it is clean
+        audit = _audit_by_group(published, masked.to_numpy(), group_rows, quick, zones, indicators, policy, kinds,
+                                relaxed=True)
+        if not audit.findings:
+            audit = _audit_by_group(published, masked.to_numpy(), group_rows, audits, zones, indicators, policy,
+                                    kinds)
         if not audit.findings:
             break
         for finding in audit.findings:
@@ -459,32 +509,10 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
     return _Outcome(key, masked_positions, round_, audit, protects, forced)
 
 
-def _indicator_groups(indicators: IndicatorSet, policy: Policy) -> dict[str, str]:
-    """Indicators that a constraint of the audit can tie together (a rate and its terms,
-    the policy's inequalities), as groups: indicator -> its group's first indicator.
-    Nothing a reader knows relates two groups, so each is audited on its own."""
-    parent = {i.id: i.id for i in indicators.indicators}
-
-    def find(a: str) -> str:
-        while parent.setdefault(a, a) != a:
-            a = parent[a]
-        return a
-
-    pairs = list(policy.inequalities)
-    pairs += [(rate, t) for rate, terms in linked_counts(indicators).items() for t in terms if t is not None]
-    for a, b in pairs:
-        parent[find(a)] = find(b)
-    order = [i.id for i in indicators.indicators]
-    first: dict[str, str] = {}
-    for ind in order:
-        first.setdefault(find(ind), ind)
-    return {ind: first[find(ind)] for ind in parent}
-
-
 def _audit_by_group(published: pd.DataFrame, masked: np.ndarray, group_rows: dict[str, np.ndarray],
                     audits: dict[str, tuple[bytes, AuditResult]], zones: pd.DataFrame,
-                    indicators: IndicatorSet, policy: Policy, kinds: dict[str, str]) -> AuditResult:
-    """The single-cell audit of a sub-problem, group by group (`_indicator_groups`),
+                    indicators: IndicatorSet, policy: Policy, kinds: dict[str, str], relaxed: bool = False) -> AuditResult:
+    """The single-cell audit of a sub-problem, group by group (`ReaderModel.indicator_groups`),
     auditing again only the groups whose masked cells changed since their last audit:
     the findings and intervals are those of one audit of the whole, in its order."""
     for group, rows in group_rows.items():
@@ -493,10 +521,11 @@ def _audit_by_group(published: pd.DataFrame, masked: np.ndarray, group_rows: dic
             if not masked[rows].any():  # nothing masked: nothing to recompute, nothing to audit
                 audits[group] = (pattern, AuditResult())
             else:
-                audits[group] = (pattern, audit_published(published.iloc[rows], zones, indicators, policy, sums=False))
+                audits[group] = (pattern, audit_published(published.iloc[rows], zones, indicators, policy, sums=False,
+                                                                  relaxed=relaxed))
     merged = _merged_audit([a for _p, a in audits.values()])
     # audit_published lists the masked counts first, then the masked rates, each by cell
-    merged.findings.sort(key=lambda f: (kinds.get(f.cells[0][2]) == "ratio", f.cells[0]))
+    merged.findings.sort(key=lambda f: (kinds.get(f.cells[0][2]) == "ratio", f.cells[0]) if f.cells else (False, ()))
     return merged
 
 
@@ -612,9 +641,10 @@ def mask(
         masked_array[rows[outcome.masked]] = True
         protects.update({int(rows[pos]): text for pos, text in outcome.protects.items()})
     masked = pd.Series(masked_array, index=frame.index)
-    published = _published_frame(frame, masked, kinds, policy)
+    published = _published_frame(frame, masked, kinds, policy, zero_rates=_zero_rates(frame, indicators))
     audit = _merged_audit([o.audit for o in outcomes])
-    log = _masking_log(frame, rules, masked, protects, audit)
+    log = _masking_log(frame, rules, pd.Series(published["status"].eq("masked").to_numpy(), index=frame.index),
+                       protects, audit)
     counts = {
         "cells": len(frame),
         "published": int((published["status"] == "published").sum()),
@@ -650,13 +680,15 @@ def _masking_log(
     audit: AuditResult,
 ) -> pd.DataFrame:
     """Why each masked cell is masked, and what the audit says a reader can derive."""
-    rows = frame.index[masked & (frame["status"] != "not_available")]
+    rows = frame.index[masked]
     cells = frame.loc[rows]
     state = cells["state"].to_numpy()
-    reason = np.where(state == SECRET, "secret_at_source", np.where(state == PRIMARY, "primary", "secondary"))
+    reason = np.where(state == SECRET, "secret_at_source", np.where(state == PRIMARY, "primary", np.where(
+        state == UNAVAILABLE, "not_available", "secondary")))
     rule = np.where(state == SECRET, "blanked by the producer",
-                    np.where(state == PRIMARY, rules.loc[rows].astype(str).to_numpy(),
-                             "protects a masked cell of the same relation or zone"))
+                    np.where(state == PRIMARY, rules.loc[rows].astype(str).to_numpy(), np.where(
+                        state == UNAVAILABLE, "rate with a zero denominator that is not published: shown masked",
+                        "protects a masked cell of the same relation or zone")))
     shields = [protects.get(int(r), "") if s == FREE else "" for r, s in zip(rows, state)]
     log = pd.DataFrame({
         "level": cells["level"].to_numpy(), "zone_code": cells["zone_code"].to_numpy(),

@@ -1,0 +1,270 @@
+"""The reader model: everything a reader of the published table knows, as linear facts.
+
+What belongs here: turning one year of a published table (level, zone_code, indicator,
+value, status), the zone tree and the policy's `reader:` section into the system a reader
+can reason with, and naming what that reader must not learn. The audit
+(`pipeline.disclosure.audit`) decides it; nothing here solves anything.
+
+The unknowns are the measures of each zone: a count indicator's measure, and a rate's
+numerator and denominator (some, like the women with a child under 3, are never
+published themselves). A reader knows:
+
+- a published count is its value; a published rate r, rounded to `rate_decimals`, says
+  (r - h) x den <= multiplier x num <= (r + h) x den (h half a unit of the last decimal);
+- what each status means, as the reports' legend states it: a published rate exists (its
+  denominator is at least 1) and, the primary rule being public, each of its contributors
+  (`numerator`, `denominator`, `complement` = den - num) is 0 or at least the threshold;
+  `s` (masked) and `nd` (not available) tell nothing (a masked count may be 0, a masked
+  rate may not exist: a rate whose denominator is 0 and not published is shown `s`);
+- every measure adds up from the children of a zone to the zone, for counts and for the
+  hidden terms of rates alike (so do complements, being differences of additive terms);
+- the inequalities of the policy between measures of one zone (the December actives are
+  among the year's actives, a woman with a child under 3 has at least one child under 3...);
+- measures are non-negative, and whole numbers but for the policy's `fractional_measures`.
+
+What a reader must not learn (`Protected`): the value of every masked count of a
+sensitive indicator; the numerator, denominator and complement (those the policy names as
+contributors) of every masked sensitive rate and wherever one of its terms is masked; and
+the sums of such hidden figures of one kind over the children of one zone. A masked rate
+must not be recomputable either (`RatePin`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pipeline.disclosure.policy import Policy
+from pipeline.indicators import IndicatorSet
+
+CellKey = tuple[str, str, str]  # level, zone_code, indicator
+Linear = dict[int, float]  # unknown's index -> coefficient
+# No measure of one zone reaches this: bounds every unknown, so that no solve is unbounded.
+UPPER = 1e7
+# A contributor of a published rate within h of 0 (rate 0.0 or, for a complement, 100.0)
+# is 0 or at least the threshold: a disjunction, modelled with a binary and this big M
+# (a rate that rounds to 0.0 with 10,000 or more in its numerator would need a
+# denominator of twenty million).
+DISJUNCTION_M = 1e4
+
+
+@dataclass(frozen=True)
+class Protected:
+    """A hidden figure that must be neither pinned nor proven between 1 and threshold - 1."""
+
+    cell: CellKey  # the published cell it belongs to
+    term: str | None  # None: the cell's own value; numerator, denominator or complement of a rate
+    coefs: tuple[tuple[int, float], ...]
+    constant: float
+    family: str  # what adds up over the children of a zone: a measure, or "complement of <rate>"
+    zone: str
+
+
+@dataclass(frozen=True)
+class RatePin:
+    """A masked rate, whose value a reader must not recompute within its rounding."""
+
+    cell: CellKey
+    numerator: tuple[tuple[tuple[int, float], ...], float]  # (coefs, constant)
+    denominator: tuple[tuple[tuple[int, float], ...], float]
+    multiplier: float
+
+
+@dataclass
+class YearSystem:
+    """One year's reader system: unknowns, linear rows low <= a.x <= high, disjunctions
+    a.x + c in {0} or [threshold, inf), what is protected and the sums to check."""
+
+    names: list[tuple[str, str]] = field(default_factory=list)  # (zone_code, measure) per unknown
+    integral: list[bool] = field(default_factory=list)
+    rows: list[tuple[Linear, float, float]] = field(default_factory=list)
+    disjunctions: list[tuple[Linear, float]] = field(default_factory=list)
+    contradictions: list[str] = field(default_factory=list)  # rows of published figures alone that fail
+    protected: list[Protected] = field(default_factory=list)
+    sums: list[tuple[str, list[int]]] = field(default_factory=list)  # relation name, protected indices
+    pins: list[RatePin] = field(default_factory=list)
+
+
+class ReaderModel:
+    """The reader of `config/disclosure.yaml`'s `reader:` section, for a set of indicators."""
+
+    def __init__(self, indicators: IndicatorSet, policy: Policy) -> None:
+        self.policy = policy
+        self.kind = {i.id: i.kind for i in indicators.indicators}
+        self.measure = {i.id: i.measure for i in indicators.indicators if i.kind == "count"}
+        self.terms = {i.id: (i.numerator, i.denominator) for i in indicators.indicators if i.kind == "ratio"}
+        self.multiplier = {i.id: float(i.multiplier or 100) for i in indicators.indicators if i.kind == "ratio"}
+        self.sensitive = {i.id: policy.of(i.id).sensitive for i in indicators.indicators}
+        self.contributors = {i.id: set(policy.of(i.id).contributors) for i in indicators.indicators}
+        self.half_unit = 0.5 * 10 ** (-policy.rate_decimals)
+
+    def indicator_groups(self) -> dict[str, str]:
+        """Indicators tied by some fact of the reader (a rate and its terms, an inequality
+        between their measures), as groups: indicator -> its group's first indicator.
+        Nothing a reader knows relates two groups."""
+        carriers: dict[str, list[str]] = defaultdict(list)
+        for ind, measure in self.measure.items():
+            carriers[measure].append(ind)
+        for rate, terms in self.terms.items():
+            for measure in terms:
+                carriers[measure].append(rate)
+        parent = {ind: ind for ind in self.kind}
+
+        def find(a: str) -> str:
+            while parent[a] != a:
+                a = parent[a]
+            return a
+
+        links = [carriers[m] for m in carriers]
+        links += [carriers.get(a, []) + carriers.get(b, []) for a, b in self.policy.inequalities]
+        for members in links:
+            for other in members[1:]:
+                parent[find(other)] = find(members[0])
+        first: dict[str, str] = {}
+        for ind in self.kind:  # the indicators' own order
+            first.setdefault(find(ind), ind)
+        return {ind: first[find(ind)] for ind in self.kind}
+
+    def year_system(self, table: pd.DataFrame, level_of: dict[str, str],
+                    children_of: dict[str, list[str]]) -> YearSystem:
+        """The reader's system for one year of a published table."""
+        system = YearSystem()
+        threshold = float(self.policy.threshold)
+        keys = list(zip(table["level"].tolist(), table["zone_code"].tolist(), table["indicator"].tolist()))
+        status = dict(zip(keys, table["status"].tolist()))
+        value = {k: float(v) for k, s, v in zip(keys, table["status"].tolist(), table["value"].tolist())
+                 if s == "published"}
+        index: dict[tuple[str, str], int] = {}
+        known: dict[tuple[str, str], float] = {}
+
+        def unknown(zone: str, measure: str) -> None:
+            if (zone, measure) not in index and (zone, measure) not in known:
+                index[(zone, measure)] = len(system.names)
+                system.names.append((zone, measure))
+                system.integral.append(measure not in self.policy.fractional_measures)
+
+        for (level, zone, ind), st in status.items():  # counts first: a published count is known
+            if self.kind.get(ind) == "count" and st == "published":
+                known[(zone, self.measure[ind])] = value[(level, zone, ind)]
+        for (level, zone, ind), st in status.items():
+            if self.kind.get(ind) == "count":
+                unknown(zone, self.measure[ind])
+            elif self.kind.get(ind) == "ratio":
+                for measure in self.terms[ind]:
+                    unknown(zone, measure)
+
+        def linear(terms: list[tuple[float, tuple[str, str]]]) -> tuple[Linear, float]:
+            coefs: Linear = defaultdict(float)
+            constant = 0.0
+            for coef, name in terms:
+                if name in index:
+                    coefs[index[name]] += coef
+                else:
+                    constant += coef * known[name]
+            return {k: v for k, v in coefs.items() if v != 0.0}, constant
+
+        def add(terms, low: float, high: float, what: str) -> None:
+            coefs, constant = linear(terms)
+            if coefs:
+                system.rows.append((coefs, low - constant, high - constant))
+            elif not (low - 1e-6 <= constant <= high + 1e-6):
+                system.contradictions.append(what)
+
+        def disjunction(terms) -> None:
+            coefs, constant = linear(terms)
+            if coefs:
+                system.disjunctions.append((coefs, constant))
+
+        measures_at: dict[str, set[str]] = defaultdict(set)
+        for zone, measure in list(index) + list(known):
+            measures_at[zone].add(measure)
+        # additivity of every measure, counts and hidden terms alike
+        for parent, kids in children_of.items():
+            for measure in sorted(measures_at.get(parent, ())):
+                if all(measure in measures_at.get(kid, ()) for kid in kids) and kids:
+                    add([(1.0, (kid, measure)) for kid in kids] + [(-1.0, (parent, measure))], 0.0, 0.0,
+                        f"{measure} {parent} = sum of its zones")
+        # the inequalities of the definitions
+        for small, large in self.policy.inequalities:
+            for zone, there in measures_at.items():
+                if small in there and large in there:
+                    add([(1.0, (zone, small)), (-1.0, (zone, large))], -np.inf, 0.0, f"{small} <= {large} in {zone}")
+        # what a published rate says about its terms
+        for key, rate in value.items():
+            level, zone, ind = key
+            if self.kind.get(ind) != "ratio":
+                continue
+            num, den = ((zone, m) for m in self.terms[ind])
+            m, h = self.multiplier[ind], self.half_unit
+            add([(m, num), (-(rate + h), den)], -np.inf, 0.0, f"{ind} {zone} rounding")
+            add([(m, num), (-(rate - h), den)], 0.0, np.inf, f"{ind} {zone} rounding")
+            contributors = self.contributors[ind] if self.sensitive[ind] else set()
+            add([(1.0, den)], threshold if "denominator" in contributors else 1.0, np.inf, f"{ind} {zone} exists")
+            if "numerator" in contributors:
+                if rate - h > 0:  # the numerator is not 0, so it is at least the threshold
+                    add([(1.0, num)], threshold, np.inf, f"{ind} {zone} numerator")
+                else:
+                    disjunction([(1.0, num)])
+            if "complement" in contributors:
+                if rate + h < m:
+                    add([(1.0, den), (-1.0, num)], threshold, np.inf, f"{ind} {zone} complement")
+                else:
+                    disjunction([(1.0, den), (-1.0, num)])
+
+        # what must stay hidden
+        by_signature: dict[tuple, int] = {}
+
+        def protect(cell: CellKey, term: str | None, terms, family: str, zone: str) -> int | None:
+            coefs, constant = linear(terms)
+            if not coefs:
+                return None
+            signature = (tuple(sorted(coefs.items())), constant)
+            if signature not in by_signature:
+                by_signature[signature] = len(system.protected)
+                system.protected.append(Protected(cell, term, signature[0], constant, family, zone))
+            return by_signature[signature]
+
+        members: dict[tuple[str, str], int] = {}  # (zone, family) -> protected index
+        for key, st in sorted(status.items()):
+            level, zone, ind = key
+            if not self.sensitive.get(ind):
+                continue
+            if self.kind.get(ind) == "count" and st == "masked":
+                p = protect(key, None, [(1.0, (zone, self.measure[ind]))], self.measure[ind], zone)
+                if p is not None:
+                    members[(zone, self.measure[ind])] = p
+            elif self.kind.get(ind) == "ratio" and st != "published":
+                num, den = self.terms[ind]
+                num_hidden = self._hidden(status, level, zone, num)
+                den_hidden = self._hidden(status, level, zone, den)
+                rate_masked = st == "masked"
+                if not (rate_masked or num_hidden or den_hidden):
+                    continue
+                parts = {"numerator": ([(1.0, (zone, num))], num),
+                         "denominator": ([(1.0, (zone, den))], den),
+                         "complement": ([(1.0, (zone, den)), (-1.0, (zone, num))], f"complement of {ind}")}
+                for term, (terms, family) in parts.items():
+                    if term in self.contributors[ind]:
+                        p = protect(key, term, terms, family, zone)
+                        if p is not None:
+                            members.setdefault((zone, family), p)
+                if rate_masked:
+                    num_lin, den_lin = linear([(1.0, (zone, num))]), linear([(1.0, (zone, den))])
+                    if num_lin[0] or den_lin[0]:
+                        system.pins.append(RatePin(key, (tuple(num_lin[0].items()), num_lin[1]),
+                                                   (tuple(den_lin[0].items()), den_lin[1]), self.multiplier[ind]))
+        families = sorted({family for _zone, family in members})
+        for parent, kids in children_of.items():
+            for family in families:
+                hidden = [members[(kid, family)] for kid in kids if (kid, family) in members]
+                if len(hidden) >= 2:
+                    system.sums.append((f"{family} {parent}", hidden))
+        return system
+
+    def _hidden(self, status: dict[CellKey, str], level: str, zone: str, measure: str) -> bool:
+        """A term of a rate whose count indicator is masked in that zone."""
+        carriers = [ind for ind, m in self.measure.items() if m == measure]
+        return any(status.get((level, zone, ind)) == "masked" for ind in carriers)
