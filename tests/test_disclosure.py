@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from pipeline.disclosure.audit import audit_published
 from pipeline.disclosure.policy import load_policy, parse_policy
-from pipeline.disclosure.suppression import mask
+from pipeline.disclosure.suppression import mask, primary_rules
 from pipeline.indicators import parse_indicators
 
 INDICATORS = parse_indicators(
@@ -186,11 +186,19 @@ def test_infra_communal_zone_below_100_allocataires_is_masked_whole():
 # -- the audit must be able to fail ------------------------------------------------------
 
 def published_from(frame: pd.DataFrame, masked: set[tuple[str, str]]) -> pd.DataFrame:
+    """`frame` published with `masked` (indicator, zone) cells hidden, rates rounded as published."""
     out = frame[["level", "zone_code", "zone_name", "parent_code", "indicator", "year"]].copy()
     hidden = [(i, z) in masked or s != "ok" for i, z, s in zip(frame.indicator, frame.zone_code, frame.status)]
     out["status"] = np.where(hidden, "masked", "published")
-    out["value"] = frame["value"].where(~np.array(hidden))
+    value = frame["value"].where(frame["indicator"] != "taux", frame["value"].round(POLICY.rate_decimals))
+    out["value"] = value.where(~np.array(hidden))
     return out
+
+
+def primary(frame: pd.DataFrame) -> set[tuple[str, str]]:
+    """The cells the primary rule masks: a published table never shows them (the reader knows it)."""
+    rules = primary_rules(frame, POLICY, INDICATORS, frozenset())
+    return {(i, z) for i, z, r in zip(frame.indicator, frame.zone_code, rules) if r is not None}
 
 
 def test_audit_catches_two_small_cells_masked_alone_under_a_published_total():
@@ -305,7 +313,8 @@ def masked_tables(draw):
     tree, values = draw(hierarchies())
     frame = confidential(tree, values)
     hidden = draw(st.lists(st.booleans(), min_size=len(frame), max_size=len(frame)))
-    return tree, frame, {(i, z) for (i, z), h in zip(zip(frame.indicator, frame.zone_code), hidden) if h}
+    chosen = {(i, z) for (i, z), h in zip(zip(frame.indicator, frame.zone_code), hidden) if h}
+    return tree, frame, chosen | primary(frame)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -352,3 +361,28 @@ def test_the_last_round_masks_the_whole_group_and_keeps_what_was_masked():
     result = mask(confidential(tree, values), zones(tree), INDICATORS, HURRIED)
     assert result.subproblems["forced"] == 1
     assert audit_published(result.published, zones(tree), INDICATORS, POLICY).passed
+
+
+def test_both_audit_modes_agree_on_the_case_of_issue_13():
+    """Issue 13, item 5: one year, EPCI E over R0 = {c0}, R1 = {c1..c5}, R2 = {c6..c9},
+    R3 = {c10, c11, c12}; the exact mode once called this table contradictory. Both modes
+    must give the same findings, and none may be `inconsistent` on a table whose published
+    figures obey the primary rule."""
+    tree = {"R0": ["c0"], "R1": [f"c{i}" for i in range(1, 6)], "R2": [f"c{i}" for i in range(6, 10)],
+            "R3": ["c10", "c11", "c12"]}
+    actifs = {c: 0 for rpe in tree.values() for c in rpe} | {"c11": 1, "c12": 2}
+    decembre = {c: 0 for rpe in tree.values() for c in rpe} | {"c11": 0, "c12": 1}
+    frame = confidential(tree, {"actifs": actifs, "decembre": decembre})
+    masked = {("actifs", z) for z in ("E", "R0", "R3", "c11", "c12")} | {("decembre", z) for z in ("E", "R3", "c11")}
+    masked |= {("taux", z) for z in frame.zone_code.unique() if z not in ("E", "c12")}
+    published = published_from(frame, masked)
+    fast = audit_published(published, zones(tree), INDICATORS, POLICY)
+    exact = audit_published(published, zones(tree), INDICATORS, POLICY, witnesses=False)
+    assert [(f.problem, f.cells, f.term) for f in fast.findings] == [(f.problem, f.cells, f.term) for f in exact.findings]
+    # the same pattern with the rates the primary rule masks hidden too: consistent, and
+    # both modes still agree
+    lawful = published_from(frame, masked | primary(frame))
+    fast = audit_published(lawful, zones(tree), INDICATORS, POLICY)
+    exact = audit_published(lawful, zones(tree), INDICATORS, POLICY, witnesses=False)
+    assert [(f.problem, f.cells, f.term) for f in fast.findings] == [(f.problem, f.cells, f.term) for f in exact.findings]
+    assert not any(f.problem == "inconsistent" for f in fast.findings)

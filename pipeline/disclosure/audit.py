@@ -292,7 +292,7 @@ class _Component:
             np.maximum(self._sum_seen, totals, out=self._sum_seen)
             if whole:
                 np.maximum(self._sum_int, totals, out=self._sum_int)
-        for q, (num, den, multiplier) in self.pins.items():
+        for q, (num, den, multiplier) in (self.pins.items() if whole or self.relaxed else ()):
             d = self._value(point, den)
             if d >= 0.5:
                 rate = multiplier * self._value(point, num) / d
@@ -320,6 +320,21 @@ class _Component:
         try:
             with self._with_row(coefs, low - constant, high - constant):
                 status, *_ = self._run({}, highspy.ObjSense.kMinimize)
+        finally:
+            self.whole_numbers(False)
+        return status == "optimal"
+
+    def consistent(self) -> bool:
+        """Whether some table in whole numbers agrees with everything published (the
+        relaxation first: when it has no table, neither have whole numbers)."""
+        status, *_ = self._run({}, highspy.ObjSense.kMinimize)
+        if status != "optimal":
+            return False
+        if self.relaxed:
+            return True
+        self.whole_numbers(True)
+        try:
+            status, *_ = self._run({}, highspy.ObjSense.kMinimize)
         finally:
             self.whole_numbers(False)
         return status == "optimal"
@@ -420,16 +435,6 @@ class _Component:
                 coefs[c] -= ratio * v
             return dict(coefs), multiplier * num[1] - ratio * den[1]
 
-        low, high = self.seen_rate[q]
-        if math.isfinite(low):  # the relaxation first, with a margin of three units
-            for ratio, sense in ((low + 3 * self.rate_unit, 1.0), (high - 3 * self.rate_unit, -1.0)):
-                coefs, constant = lin(ratio)
-                bounds = (-constant, np.inf) if sense > 0 else (-np.inf, -constant)
-                if coefs:
-                    with self._with_row(den[0], 1.0 - den[1], np.inf), self._with_row(coefs, *bounds):
-                        status, *_ = self._run({}, highspy.ObjSense.kMinimize)
-                    if status == "optimal":
-                        return True
         self.whole_numbers(not self.relaxed)
         try:
             return self._rate_apart(q, lin)
@@ -607,23 +612,29 @@ def _audit_year(year: int, system: YearSystem, threshold: float, zero_publishabl
         pins_of[root[first]].append(q)
     groups = _sum_groups(system) if sums else []
     component_of: dict[int, _Component] = {}
+    solvers: list[_Component] = []
     for r in sorted(set(prot_of) | set(pins_of)):
         comp = _Component(cols_of[r], system, rows_of[r], disj_of[r], prot_of[r], pins_of[r], threshold, rate_unit,
                           relaxed)
+        for k, (_name, members) in enumerate(groups):
+            if members and all(m in comp.slot for m in members):
+                comp.watch_sum(k, members)
+        solvers.append(comp)
+        if not comp.consistent():
+            # no table agrees with what is published: one finding for the component, nothing else to judge
+            cells = tuple(dict.fromkeys(system.protected[p].cell for p in prot_of[r])) or \
+                tuple(system.pins[q].cell for q in pins_of[r])
+            result.findings.append(Finding(year, "inconsistent", cells[:1], None))
+            continue
         for p in prot_of[r]:
             component_of[p] = comp
-        for k, (_name, members) in enumerate(groups):
-            if all(component_of.get(m) is comp for m in members):
-                comp.watch_sum(k, members)
         if witnesses:
             comp.witness()
-            if comp.feasible is False:
-                result.findings.append(Finding(year, "inconsistent", (system.protected[prot_of[r][0]].cell,)
-                                               if prot_of[r] else (), None))
-                for p in prot_of[r]:
-                    component_of[p] = None
         for q in pins_of[r]:
             _judge_pin(year, system, comp, q, result)
+    for cell in system.recomputed:  # a masked rate beside both its terms, published
+        result.cells_checked += 1
+        result.findings.append(Finding(year, "pinned", (cell,), None))
 
     for p, item in enumerate(system.protected):
         comp = component_of.get(p)
@@ -680,7 +691,7 @@ def _audit_year(year: int, system: YearSystem, threshold: float, zero_publishabl
             cells = tuple(system.protected[m].cell for m in members)
             terms = {system.protected[m].term for m in members}
             result.findings.append(Finding(year, "below_threshold", cells, name, terms.pop() if len(terms) == 1 else None))
-    result.linear_programmes += sum(c.solves for c in {id(c): c for c in component_of.values() if c}.values())
+    result.linear_programmes += sum(c.solves for c in solvers)
 
 
 def _sum_groups(system: YearSystem) -> list[tuple[str, list[int]]]:
@@ -718,9 +729,9 @@ def _judge(comp: _Component, p: int, system: YearSystem, threshold: float, zero_
         high, low = high[1], low[1]  # proven bounds
         if high < 1 - EPS and zero_publishable:
             return None, 0.0, max(high, 0.0)
-        if high < threshold - EPS:
-            return "below_threshold", low, high
-        return ("pinned" if high - low < 1 - EPS else None), low, high
+        if high - low < 1 - EPS:
+            return "pinned", low, high
+        return ("below_threshold" if high < threshold - EPS else None), low, high
     if comp.cleared(p):
         return (None, *comp.seen(p))
     if not comp.feasible_with(expr, -np.inf, np.inf):
@@ -731,14 +742,22 @@ def _judge(comp: _Component, p: int, system: YearSystem, threshold: float, zero_
             not comp.reaches(expr, threshold):
         if zero_publishable and not comp.reaches(expr, 1.0):
             return None, 0.0, 0.0  # proven 0: no finding
-        return "below_threshold", *comp.seen(p)
+        return _pinned_or(comp, p, expr, "below_threshold")
     if comp.int_high[k] - comp.int_low[k] >= 1 - EPS or comp.high[k] - comp.low[k] >= 1 + margin - EPS:
         return (None, *comp.seen(p))
-    # one value seen: is there a table a unit away from it?
+    return _pinned_or(comp, p, expr, None)
+
+
+def _pinned_or(comp: _Component, p: int, expr, otherwise: str | None) -> tuple[str | None, float, float]:
+    """`pinned` if no table puts the figure a unit away from a value seen, else `otherwise`."""
+    k = comp.slot[p]
+    if comp.int_high[k] - comp.int_low[k] >= 1 - EPS or \
+            comp.high[k] - comp.low[k] >= (1 if comp.relaxed else 2) - EPS:
+        return (otherwise, *comp.seen(p))
     value = comp.int_high[k] if math.isfinite(comp.int_high[k]) else comp.high[k]
     if comp.below(expr, value - 1) or comp.reaches(expr, value + 1):
-        return (None, *comp.seen(p))
-    return "pinned", *comp.seen(p)
+        return (otherwise, *comp.seen(p))
+    return ("pinned", *comp.seen(p))
 
 
 def _judge_pin(year: int, system: YearSystem, comp: _Component, q: int, result: AuditResult) -> None:
@@ -746,8 +765,8 @@ def _judge_pin(year: int, system: YearSystem, comp: _Component, q: int, result: 
     decimal) is a finding; one that exists in no table is not (the reader learns only
     that it does not exist)."""
     result.cells_checked += 1
-    low, high = comp.seen_rate[q]
-    if high - low > 3 * comp.rate_unit:  # in the relaxation, with a margin; else in whole numbers
+    low, high = comp.seen_rate[q]  # over tables in whole numbers (in real numbers for the quick reader)
+    if high - low > comp.rate_unit + EPS:
         return
     if comp.rate_apart(q) is False:
         result.findings.append(Finding(year, "pinned", (system.pins[q].cell,), None))

@@ -31,6 +31,7 @@ must not be recomputable either (`RatePin`).
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -86,6 +87,7 @@ class YearSystem:
     protected: list[Protected] = field(default_factory=list)
     sums: list[tuple[str, list[int]]] = field(default_factory=list)  # relation name, protected indices
     pins: list[RatePin] = field(default_factory=list)
+    recomputed: list[CellKey] = field(default_factory=list)  # masked rates beside both terms published
 
 
 class ReaderModel:
@@ -100,6 +102,7 @@ class ReaderModel:
         self.sensitive = {i.id: policy.of(i.id).sensitive for i in indicators.indicators}
         self.contributors = {i.id: set(policy.of(i.id).contributors) for i in indicators.indicators}
         self.half_unit = 0.5 * 10 ** (-policy.rate_decimals)
+        self.counted = set(self.measure.values())  # measures some count indicator publishes
 
     def indicator_groups(self) -> dict[str, str]:
         """Indicators tied by some fact of the reader (a rate and its terms, an inequality
@@ -144,7 +147,10 @@ class ReaderModel:
             if (zone, measure) not in index and (zone, measure) not in known:
                 index[(zone, measure)] = len(system.names)
                 system.names.append((zone, measure))
-                system.integral.append(measure not in self.policy.fractional_measures)
+                # the hidden terms of rates are whole numbers too, but a whole-number solve over
+                # them (the rounding of each rate making a Diophantine system) costs ten times
+                # more: what their rounding implies is added as bounds instead (`_rounding_bounds`)
+                system.integral.append(measure not in self.policy.fractional_measures and measure in self.counted)
 
         for (level, zone, ind), st in status.items():  # counts first: a published count is known
             if self.kind.get(ind) == "count" and st == "published":
@@ -213,6 +219,10 @@ class ReaderModel:
                     add([(1.0, den), (-1.0, num)], threshold, np.inf, f"{ind} {zone} complement")
                 else:
                     disjunction([(1.0, den), (-1.0, num)])
+            if num[1] not in self.counted and den[1] not in self.counted:
+                low_num, low_den = _rounding_bounds(rate, h, m, threshold, contributors)
+                add([(1.0, num)], low_num, np.inf, f"{ind} {zone} whole numerator")
+                add([(1.0, den)], low_den, np.inf, f"{ind} {zone} whole denominator")
 
         # what must stay hidden
         by_signature: dict[tuple, int] = {}
@@ -253,7 +263,10 @@ class ReaderModel:
                             members.setdefault((zone, family), p)
                 if rate_masked:
                     num_lin, den_lin = linear([(1.0, (zone, num))]), linear([(1.0, (zone, den))])
-                    if num_lin[0] or den_lin[0]:
+                    if not num_lin[0] and not den_lin[0]:
+                        if den_lin[1] >= 1:  # both terms published: the rate is their quotient
+                            system.recomputed.append(key)
+                    else:
                         system.pins.append(RatePin(key, (tuple(num_lin[0].items()), num_lin[1]),
                                                    (tuple(den_lin[0].items()), den_lin[1]), self.multiplier[ind]))
         families = sorted({family for _zone, family in members})
@@ -268,3 +281,24 @@ class ReaderModel:
         """A term of a rate whose count indicator is masked in that zone."""
         carriers = [ind for ind, m in self.measure.items() if m == measure]
         return any(status.get((level, zone, ind)) == "masked" for ind in carriers)
+
+
+def _rounding_bounds(rate: float, half: float, multiplier: float, threshold: float,
+                     contributors: set[str], limit: int = 100_000) -> tuple[float, float]:
+    """The smallest whole numerator and denominator a published rate allows: the first
+    denominator d (at least 1, or the threshold when it is a contributor) with a whole
+    numerator n such that the rate rounds to what is published and each contributor is
+    0 or at least the threshold. A rate of 66.7 % needs d = 6 (4 / 6), not 5."""
+    start = int(threshold) if "denominator" in contributors else 1
+    for d in range(start, limit):
+        low = math.ceil((rate - half) * d / multiplier - 1e-9)
+        high = math.floor((rate + half) * d / multiplier + 1e-9)
+        for n in range(max(low, 0), min(high, d) + 1 if multiplier == 100 and rate <= 100 else high + 1):
+            if "numerator" in contributors and 0 < n < threshold:
+                continue
+            if "complement" in contributors and 0 < d - n < threshold:
+                continue
+            numerators = [k for k in range(max(low, 0), high + 1)
+                          if not ("numerator" in contributors and 0 < k < threshold)]
+            return float(min(numerators)), float(d)
+    return 0.0, float(start)
