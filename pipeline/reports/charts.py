@@ -166,7 +166,7 @@ def trend_chart(context: ReportContext, indicator: Indicator, prefix: str) -> Ch
         scale = ("Même échelle pour l'agglomération et les RPE." if indicator.kind == "ratio" else
                  f"Même échelle pour les {len(rpe_codes)} RPE ; l'agglomération a la sienne.")
         lines = [*textwrap.wrap(scale, width), f"« {symbols.masked} » : secret statistique",
-                 f"« {symbols.not_available} » : non disponible", "(une valeur masquée n'est pas un zéro)"]
+                 f"« {symbols.not_available} » : non disponible", "(valeur masquée : ne pas la compter comme zéro)"]
         canvas.text(x, height - 0.5 * INCH - 0.1 * height, "\n".join(lines), 7.5, colour="#444444",
                     valign="bottom", line_height=1.6)
     _footer(canvas, context, indicator)

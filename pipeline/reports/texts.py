@@ -118,10 +118,15 @@ def producers_required(context: ReportContext, indicators: list[Indicator]) -> l
 def symbol_legend(context: ReportContext) -> list[tuple[str, str]]:
     s = context.config.symbols
     return [
-        (s.masked, "valeur couverte par le secret statistique (article 4 de la convention) : "
-                   "elle existe mais n'est pas diffusée. Ce n'est pas un zéro."),
-        (s.not_available, "valeur non disponible : donnée absente ou non calculable "
-                          "(par exemple un taux dont le dénominateur est nul). Ce n'est pas un zéro."),
+        # What each symbol says must be true of every cell (docs/disclosure.md, the reader
+        # model in config/disclosure.yaml): `s` tells nothing of the value, not even that it
+        # is not zero, nor, for a rate, that it exists.
+        (s.masked, "valeur couverte par le secret statistique (article 4 de la convention) : elle "
+                   "n'est pas diffusée. Le symbole ne dit rien de la valeur : elle peut être nulle "
+                   "ou non, petite ou grande ; pour un taux, il peut aussi s'agir d'un taux non "
+                   "calculable (dénominateur nul). Ne pas la compter comme un zéro."),
+        (s.not_available, "valeur non disponible : donnée absente de la source ou total non "
+                          "calculable, ou taux dont le dénominateur, diffusé, est nul."),
         (s.out_of_period, "année non couverte par la convention pour cet indicateur."),
     ]
 
@@ -129,7 +134,8 @@ def symbol_legend(context: ReportContext) -> list[tuple[str, str]]:
 def short_legend(context: ReportContext) -> str:
     s = context.config.symbols
     return (
-        f"Lecture : « {s.masked} » = secret statistique (valeur non diffusée, ce n'est pas un zéro) ; "
+        f"Lecture : « {s.masked} » = secret statistique (valeur non diffusée, qui peut être nulle : "
+        f"ne pas la compter comme zéro) ; "
         f"« {s.not_available} » = non disponible ; « {s.out_of_period} » = année hors convention."
     )
 
@@ -211,7 +217,7 @@ SECRECY_RULES = [
     "compte moins de 100 allocataires.",
     "Aucune information diffusée ne doit permettre d'identifier, directement ou indirectement, "
     "un allocataire.",
-    "Une valeur masquée n'est pas un zéro : ne pas la remplacer par 0, ne pas chercher à la "
+    "Une valeur masquée peut être nulle ou non : ne pas la remplacer par 0, ne pas chercher à la "
     "recalculer par différence.",
 ]
 
