@@ -193,23 +193,27 @@ def digest(frame: pd.DataFrame) -> str:
 # the cuts look only at the finding's indicator group in its zone (commit 82dd10e),
 # they take 2 rounds and mask fewer cells (3: 29 -> 25 masked, 20 -> 16 secondary;
 # 5: 52 -> 48, 17 -> 13), the pattern sharp cuts gave.
+# Policy 2026.3 (the reader model of issue 13: complements and hidden terms protected, what a
+# published rate says of its terms, whole numbers) changed seven of them: its reader proves
+# more, so the masking hides more (0: 38 -> 41 masked; 1: 42 -> 47; 2: 26 -> 30; 4: 67 -> 70;
+# 5: 48 -> 50; 7: 57 -> 62; 9: 40 -> 46); 3, 6 and 8 are unchanged.
 BEFORE = {
-    0: "441aa6dd797ed0dd",  # 1 round, 38 cells masked, 13 secondary
-    1: "7161cce5c902b8d0",  # 1 round, 42 masked, 10 secondary
-    2: "60def16652b7b3d0",  # 1 round, 26 masked, 10 secondary
+    0: "9151c1a6a037eb95",  # 4 rounds, 41 cells masked, 16 secondary
+    1: "b067f48e7fb6006d",  # 5 rounds, 47 masked, 15 secondary
+    2: "997bd63047707e21",  # 4 rounds, 30 masked, 14 secondary
     3: "de6fb34ae649e365",  # 2 rounds, 25 masked, 16 secondary
-    4: "7c210d05a4a41b25",  # 1 round, 67 masked, 20 secondary
-    5: "50be6b2eb2015a2e",  # 2 rounds, 48 masked, 13 secondary
+    4: "8250e8955e0a69c7",  # 2 rounds, 70 masked, 23 secondary
+    5: "87fb0e9aeb53635f",  # 3 rounds, 50 masked, 15 secondary
     6: "8923f462fc15a78c",  # 1 round, 38 masked, 12 secondary
-    7: "c113726cee2d17b0",  # 1 round, 57 masked, 20 secondary
+    7: "46c8395c722611af",  # 2 rounds, 62 masked, 25 secondary
     8: "e8fbbe8901c0ba6e",  # 1 round, 42 masked, 14 secondary
-    9: "c08e7f4b685c08a2",  # 4 rounds, 40 masked, 16 secondary
+    9: "27e55822d46d4761",  # 4 rounds, 46 masked, 22 secondary
 }
 # With sharp cuts from the first round (by default they start when the plain cuts stall,
 # at round 15), tables where an audit round finds a masked cell bounded by a published
 # cell under the threshold get the cut that protects it: secondary cells (plain cuts
 # before commit 82dd10e, sharp cuts), which plain cuts now reach as well.
-SHARP_FROM_THE_START = {3: (20, 16), 5: (17, 13)}
+SHARP_FROM_THE_START = {3: (20, 16), 5: (17, 15)}  # 5: 13 before policy 2026.3
 
 
 @pytest.mark.parametrize("seed", sorted(BEFORE))
