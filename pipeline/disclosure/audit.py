@@ -170,6 +170,13 @@ class _Component:
                                np.array(values, dtype=float))
         self.integral_cols = np.array(integral, dtype=np.int32)  # whole numbers, asked for only where it matters
         self.whole = False
+        # A row tying whole unknowns with fractional coefficients (a rate published beside
+        # two hidden counts) makes a Diophantine system: there the relaxation can be far
+        # from whole numbers, so every question is decided in whole numbers.
+        whole_cols = {self.local[c] for c in cols if system.integral[c]}
+        self.diophantine = not relaxed and any(
+            len(whole_cols.intersection(coefs)) >= 2 and any(not float(v).is_integer() for v in coefs.values())
+            for coefs, _low, _high in rows)
         self.width = width
         self.pins = {q: tuple(({self.local[c]: v for c, v in coefs}, constant) for coefs, constant in
                               (system.pins[q].numerator, system.pins[q].denominator)) + (system.pins[q].multiplier,)
@@ -218,9 +225,15 @@ class _Component:
         self.whole = on
 
     def seen(self, p: int) -> tuple[float, float]:
-        """The lowest and highest value of a protected figure over the tables seen."""
+        """A range of a protected figure the reader cannot narrow, for the masking log: over
+        the tables in whole numbers seen, else over the others rounded inwards."""
         k = self.slot[p]
-        return float(self.low[k]), float(self.high[k])
+        if math.isfinite(self.int_high[k]):
+            return float(self.int_low[k]), float(self.int_high[k])
+        if not math.isfinite(self.high[k]):
+            return math.nan, math.nan
+        low, high = math.ceil(self.low[k] - EPS), math.floor(self.high[k] + EPS)
+        return (float(low), float(high)) if low <= high else (float(high), float(high))
 
     def _run(self, objective: dict[int, float], sense, witness: bool = False) -> tuple[str, float, float]:
         """Optimise; ('optimal' | 'limit' | 'infeasible', best value found, proven bound).
@@ -307,7 +320,8 @@ class _Component:
             return self.high[k] >= self.threshold - EPS and self.high[k] - self.low[k] >= 1 - EPS
         if self.int_high[k] >= self.threshold - EPS and self.int_high[k] - self.int_low[k] >= 1 - EPS:
             return True
-        return self.high[k] >= self.threshold + 1 - EPS and self.high[k] - self.low[k] >= 2 - EPS
+        return not self.diophantine and self.high[k] >= self.threshold + 1 - EPS and \
+            self.high[k] - self.low[k] >= 2 - EPS
 
     def feasible_with(self, expr: tuple[dict[int, float], float], low: float, high: float,
                       whole: bool = False) -> bool:
@@ -345,21 +359,29 @@ class _Component:
         decide where the linear bound straddles the level."""
         if not self.feasible_with(expr, level, np.inf):
             return False
-        return self.relaxed or self.feasible_with(expr, level + 1, np.inf) or \
+        return self.relaxed or (not self.diophantine and self.feasible_with(expr, level + 1, np.inf)) or \
             self.feasible_with(expr, level, np.inf, whole=True)
 
     def below(self, expr: tuple[dict[int, float], float], level: float) -> bool:
         """Whether some table in whole numbers puts the expression at `level` or below."""
         if not self.feasible_with(expr, -np.inf, level):
             return False
-        return self.relaxed or self.feasible_with(expr, -np.inf, level - 1) or \
+        return self.relaxed or (not self.diophantine and self.feasible_with(expr, -np.inf, level - 1)) or \
             self.feasible_with(expr, -np.inf, level, whole=True)
 
     def witness(self, rounds: int = 3) -> None:
-        """Tables consistent with what is published that clear as many figures as possible."""
+        """Tables consistent with what is published that clear as many figures as possible
+        (in whole numbers where the relaxation cannot be trusted: `diophantine`)."""
+        self.whole_numbers(self.diophantine)
+        try:
+            self._witness(rounds)
+        finally:
+            self.whole_numbers(False)
+
+    def _witness(self, rounds: int) -> None:
         todo = list(self.protected)
         for _ in range(rounds):
-            low = [p for p in todo if self.seen(p)[1] < self.threshold - EPS]
+            low = [p for p in todo if self.high[self.slot[p]] < self.threshold - EPS]
             if low:
                 status, *_ = self._run({self.copy_of[p]: 1.0 for p in low}, highspy.ObjSense.kMaximize, witness=True)
                 if status == "infeasible":
@@ -658,7 +680,8 @@ def _audit_year(year: int, system: YearSystem, threshold: float, zero_publishabl
         if len(comps) == 1 and witnesses:
             comp = next(iter(comps.values()))
             seen, seen_whole = comp.sum_seen(k)
-            if seen_whole >= threshold - EPS or seen >= threshold + (0 if comp.relaxed else 1) - EPS:
+            margin = 0.0 if comp.relaxed else (np.inf if comp.diophantine else 1.0)
+            if seen_whole >= threshold - EPS or seen >= threshold + margin - EPS:
                 continue
         parts = []
         for comp in comps.values():  # the parts in separate components vary independently
@@ -737,7 +760,7 @@ def _judge(comp: _Component, p: int, system: YearSystem, threshold: float, zero_
     if not comp.feasible_with(expr, -np.inf, np.inf):
         return None
     k = comp.slot[p]
-    margin = 0.0 if comp.relaxed else 1.0
+    margin = 0.0 if comp.relaxed else (np.inf if comp.diophantine else 1.0)
     if not (comp.int_high[k] >= threshold - EPS or comp.high[k] >= threshold + margin - EPS) and \
             not comp.reaches(expr, threshold):
         if zero_publishable and not comp.reaches(expr, 1.0):
@@ -751,8 +774,8 @@ def _judge(comp: _Component, p: int, system: YearSystem, threshold: float, zero_
 def _pinned_or(comp: _Component, p: int, expr, otherwise: str | None) -> tuple[str | None, float, float]:
     """`pinned` if no table puts the figure a unit away from a value seen, else `otherwise`."""
     k = comp.slot[p]
-    if comp.int_high[k] - comp.int_low[k] >= 1 - EPS or \
-            comp.high[k] - comp.low[k] >= (1 if comp.relaxed else 2) - EPS:
+    margin = 0.0 if comp.relaxed else (np.inf if comp.diophantine else 1.0)
+    if comp.int_high[k] - comp.int_low[k] >= 1 - EPS or comp.high[k] - comp.low[k] >= 1 + margin - EPS:
         return (otherwise, *comp.seen(p))
     value = comp.int_high[k] if math.isfinite(comp.int_high[k]) else comp.high[k]
     if comp.below(expr, value - 1) or comp.reaches(expr, value + 1):

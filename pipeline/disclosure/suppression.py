@@ -57,7 +57,7 @@ PROTECTED = (FREE, PRIMARY, SECRET)  # cells whose masking must hold (not those 
 KEYS = ["level", "zone_code", "indicator", "year"]
 PUBLISHED_COLUMNS = ["level", "zone_code", "zone_name", "parent_code", "indicator", "year", "value", "status"]
 # Below this many cells to solve, sub-problems are solved in this process (no pool).
-PARALLEL_MIN_CELLS = 50_000
+PARALLEL_MIN_CELLS = 4_000  # the audit's whole-number questions make a sub-problem of the sample cost seconds
 
 
 class MaskingError(RuntimeError):
@@ -586,9 +586,10 @@ def mask(
     """Decide what `confidential` (confidential.indicators) may publish; audit it.
 
     The work is split into independent sub-problems (`decompose`); `workers` > 1 solves
-    them in that many processes, grouped by department; None: one per core when there
-    are at least `PARALLEL_MIN_CELLS` cells to solve, else none. The result does not
-    depend on it. `sharp_cuts_from_round`: from which audit round a sub-problem gets
+    them in that many processes, grouped by department (by department and year when there
+    are fewer departments than workers); None: one per core when there are at least
+    `PARALLEL_MIN_CELLS` cells to solve, else none. The result does not depend on it.
+    `sharp_cuts_from_round`: from which audit round a sub-problem gets
     sharp cuts (default `sharp_cuts_from(policy)`; 1: always).
     """
     frame = as_text(confidential.reset_index(drop=True))  # text read compactly: plain text cells again
@@ -603,9 +604,15 @@ def mask(
     zones_of = {root: zones.iloc[rows] for root, rows in pd.Series(zone_roots).groupby(zone_roots, sort=False).indices.items()}
     empty_zones = zones.iloc[0:0]
     columns = [c for c in frame.columns]
-    by_partition: dict[str, list[Subproblem]] = defaultdict(list)
+    n_cells = sum(len(sp.rows) for sp in to_solve)
+    departments = {sp.partition for sp in to_solve}
+    if workers is None:
+        workers = min(os.cpu_count() or 1, len(to_solve)) if n_cells >= PARALLEL_MIN_CELLS else 1
+    # work handed out a department at a time, or a department's year at a time when there
+    # are fewer departments than workers (one EPCI: its years side by side)
+    by_partition: dict[object, list[Subproblem]] = defaultdict(list)
     for sp in to_solve:
-        by_partition[sp.partition].append(sp)
+        by_partition[sp.partition if len(departments) >= workers else (sp.partition, sp.year)].append(sp)
 
     def batches():
         """The sub-problems' cells, one department at a time: made when handed out, so that
@@ -613,9 +620,6 @@ def mask(
         for sps in by_partition.values():
             yield [((sp.year, sp.root), frame.iloc[sp.rows][columns], zones_of.get(sp.root, empty_zones)) for sp in sps]
 
-    n_cells = sum(len(sp.rows) for sp in to_solve)
-    if workers is None:
-        workers = min(os.cpu_count() or 1, len(by_partition)) if n_cells >= PARALLEL_MIN_CELLS else 1
     workers = max(1, min(workers, len(by_partition) or 1))
     outcomes: list[_Outcome] = []
     if workers == 1:
