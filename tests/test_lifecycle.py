@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 import uuid
 import zipfile
@@ -78,23 +79,44 @@ def files_holding(root: Path, text: str) -> list[str]:
     return found
 
 
+PAUSING_DESTROY = textwrap.dedent(
+    """
+    import pathlib, sys, time
+    from pipeline.lifecycle.destruction import Destruction
+
+    flag, at = pathlib.Path(sys.argv[1]), sys.argv[2]
+
+    def pause(self, name):  # the test kills the process while it sleeps here
+        if name == at:
+            flag.write_text(name)
+            while True:
+                time.sleep(0.5)
+
+    Destruction.checkpoint = pause
+    from pipeline.__main__ import main
+    sys.exit(main(["destroy", *sys.argv[3:]]))
+    """
+)
+
+
 def kill_destruction_at(checkpoint: str, study_id: str, sentinel: str) -> None:
-    """Run `python -m pipeline destroy` in a subprocess and SIGKILL it at `checkpoint`."""
-    env = dict(os.environ, **{lifecycle.PAUSE_ENV: checkpoint})
+    """Run `python -m pipeline destroy` in a subprocess and SIGKILL it at `checkpoint`
+    (the subprocess replaces `Destruction.checkpoint`, a no-op in production, by a pause)."""
+    flag = Path(os.environ["DAGSTER_HOME"]).parent / f"paused-{uuid.uuid4().hex[:8]}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "destroy", "--study-id", study_id, "--sentinel", sentinel],
-        cwd=PACKAGE_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-c", PAUSING_DESTROY, str(flag), checkpoint, "--study-id", study_id, "--sentinel", sentinel],
+        cwd=PACKAGE_ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    journal = lifecycle.journal_path(study_id)
     deadline = time.monotonic() + 120
     try:
-        while not (journal.exists() and json.loads(journal.read_text()).get("paused_at") == checkpoint):
+        while not flag.exists():
             assert proc.poll() is None, proc.stderr.read().decode(errors="replace")
             assert time.monotonic() < deadline, f"the destruction never reached {checkpoint}"
             time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        flag.unlink(missing_ok=True)
 
 
 def published_snapshot(project: Path) -> dict[str, list]:
