@@ -42,12 +42,14 @@ def validate_files(files: list[Path]) -> int:
                     problems.append(str(exc))
                     continue
                 staged = stage(table.frame, vintage, catalog.source(vintage.source), catalog, territory)
-                report = validate(staged, territory)
+                report = validate(staged, territory, catalog)
                 where = f"{path.name}" + (f", sheet {sheet!r}" if table.sheet else "")
                 for warning in table.warnings + report.warnings:
                     print(f"warning: {where}: {warning}")
                 if report.passed:
-                    print(f"ok: {where}: {vintage.source} {vintage.year}, {report.rows_checked} zones")
+                    outside = (f", {report.rows_outside_territory} rows outside the territory left out"
+                               if report.rows_outside_territory else "")
+                    print(f"ok: {where}: {vintage.source} {vintage.year}, {report.rows_checked} zones{outside}")
                 else:
                     problems.append(str(report.to_error()))
         except IngestError as exc:

@@ -128,7 +128,9 @@ def test_file_not_in_the_catalog(tmp_path, capsys):
     stray = tmp_path / "notes_reunion.xlsx"
     stray.write_bytes(b"PK\x03\x04")
     code, output = validate_cli(capsys, stray)
-    assert code == 1 and "notes_reunion.xlsx: not a file of the convention's annex" in output
+    assert code == 1 and "notes_reunion.xlsx: not a file config/catalog.yaml knows" in output
+    # the message lists the names the catalog expects, so the user can rename the file
+    assert "BCA2017.xlsx" in output and "DS_ETAT_CIVIL_NAIS_COMMUNES_data.csv" in output
 
 
 def test_missing_raw_file_names_what_is_expected(project):
