@@ -139,7 +139,7 @@ class Destruction:
             return self.verify_again()
         self.journal.data.pop("paused_at", None)
         for step in (self.step_inventory, self.step_derive, self.step_raw_files, self.step_warehouse,
-                     self.step_dagster, self.step_markers):
+                     self.step_dagster, self.step_markers, self.step_compact):
             started = time.monotonic()
             step()
             self.log.debug(f"{step.__name__}: {time.monotonic() - started:.1f} s")
@@ -395,19 +395,25 @@ class Destruction:
                     else [self.file_item(path)]
                 shred_tree(path) if path.is_dir() else shred_file(path)
                 res["io_storage"].extend(items)
-        # what the database engine keeps of the deleted rows
-        compacted = storage.compact(self.show)
+        self.log.info(
+            f"Dagster: {len(res['runs_deleted'])} run(s) deleted with their event logs and captured output, "
+            f"{len(res['assets_wiped'])} asset(s) wiped"
+        )
+        self.journal.mark("dagster")
+
+    def step_compact(self) -> None:
+        """What the database engine keeps of deleted rows, removed: at every attempt (idempotent),
+        so that a run resumed after a failed scan compacts again what was cleaned meanwhile."""
+        res = self.journal.results.setdefault("dagster", {})
+        compacted = self.storage.compact(self.show)
         res["storage"] = compacted["storage"]
         res["sqlite_vacuumed"] = compacted.get("sqlite_vacuumed", [])
         if compacted["storage"] == "postgres":
             res["postgres"] = {k: v for k, v in compacted.items() if k != "storage"}
             for refusal in compacted["refused"]:
                 self.log.warning(f"Dagster's PostgreSQL database: {refusal}")
-        self.log.info(
-            f"Dagster: {len(res['runs_deleted'])} run(s) deleted with their event logs and captured output, "
-            f"{len(res['assets_wiped'])} asset(s) wiped; storage {compacted['storage']} compacted"
-        )
-        self.journal.mark("dagster")
+        self.journal.save()
+        self.log.info(f"Dagster storage ({compacted['storage']}) compacted")
 
 
     # -- step 6: what the UI shows afterwards --
