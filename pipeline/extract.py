@@ -245,7 +245,7 @@ def _read_csv(path: Path, encoding: str | None) -> list[list[str | None]]:
     first_line = text.split("\n", 1)[0]
     delimiter = ";" if first_line.count(";") >= first_line.count(",") else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    return [[cell if cell.strip() else None for cell in row] for row in reader]
+    return [[cell if cell and not cell.isspace() else None for cell in row] for row in reader]
 
 
 # -- cutting the table out -------------------------------------------------------------

@@ -154,3 +154,21 @@ def test_a_failed_run_prints_one_message_per_bad_file_and_no_log_flood(sample_pr
     # the logs still go to the instance
     failures = DagsterInstance.get().get_event_records(EventRecordsFilter(event_type=DagsterEventType.STEP_FAILURE))
     assert len(failures) == 2
+
+
+def test_a_measures_label_is_declared_once_in_the_catalog(project):
+    """The reports' formulas name a measure by its label in the catalog: editing it there
+    changes the reports, with no second copy in config/report.yaml."""
+    from pipeline.reports.context import load_report_config
+    from pipeline.settings import project_paths
+
+    import yaml
+
+    assert "measure_labels" not in yaml.safe_load((project / "config" / "report.yaml").read_text(encoding="utf-8"))
+    paths = project_paths()
+    assert load_report_config(paths).measure_labels["places_accueil"] == "Nombre de places d'accueil formel du jeune enfant"
+    catalog = project / "config" / "catalog.yaml"
+    text = catalog.read_text(encoding="utf-8")
+    catalog.write_text(text.replace("Nombre de places d'accueil formel du jeune enfant", "Places d'accueil (EAJE, AM...)"),
+                       encoding="utf-8")
+    assert load_report_config(paths).measure_labels["places_accueil"] == "Places d'accueil (EAJE, AM...)"
