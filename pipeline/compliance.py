@@ -194,9 +194,9 @@ def render_page(m: dict) -> str:
         f"- Audit indépendant ({audit['check']}) : **{audit_text}**"
         + (f", exécution `{audit['run_id']}` le {audit.get('at')}, {audit.get('masked_cells_checked')} cellules masquées "
            f"et {audit.get('sums_checked')} sommes vérifiées" if audit["run_id"] else ""),
-        f"- Version des données (empreinte de `{m['published_table']['table']}`) : "
-        + (f"`{m['published_table']['fingerprint']}`, {m['published_table']['rows']} lignes"
-           if m["published_table"].get("exists") else "table absente"),
+        (f"- Version des données (empreinte de `{m['published_table']['table']}`) : "
+         + (f"`{m['published_table']['fingerprint']}`, {m['published_table']['rows']} lignes"
+            if m["published_table"].get("exists") else "table absente")),
         "",
         "## Sorties publiées et leur chaîne",
         "",

@@ -77,7 +77,7 @@ def test_melodi_malformed_commune_code_fails_naming_the_row(tmp_path):
     text = MELODI.read_text(encoding="utf-8").replace("LVB;A;62178;COM;A;2019;", "LVB;A;62I78;COM;A;2019;")
     path = tmp_path / MELODI.name
     path.write_text(text, encoding="utf-8")
-    _, staged, report = staged_year(path, "naissances", 2019)
+    _, _staged, report = staged_year(path, "naissances", 2019)
     assert not report.passed
     message = str(report.to_error())
     row = text.splitlines().index("LVB;A;62I78;COM;A;2019;269") + 1
@@ -110,7 +110,7 @@ def test_the_long_form_gives_the_staging_of_the_wide_form(sample_dir, tmp_path):
     long_path.write_text("\n".join(out) + "\n", encoding="utf-8")
     for year in (2017, 2018, 2019, 2020):
         wide_staged = staged_year(wide_path, "naissances", year)[1]
-        long_table, long_staged, report = staged_year(long_path, "naissances", year)
+        _long_table, long_staged, report = staged_year(long_path, "naissances", year)
         assert report.passed, report.to_error()
         assert values(long_staged) == values(wide_staged), year
     assert long_staged.rows_outside_territory == 0  # 2020: no foreign row that year
