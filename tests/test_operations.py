@@ -13,6 +13,7 @@ import time
 
 import dagster as dg
 import duckdb
+import pytest
 
 from pipeline.settings import PACKAGE_ROOT
 from tests.helpers import materialize, query
@@ -124,3 +125,60 @@ def test_compliance_manifest_reads_the_instance_records(built_project, instance)
     assert manifest["audit"]["passed"] is True and manifest["audit"]["run_id"] == result.run_id
     assert instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.SUCCESS
     assert manifest["assets"]["raw_bca"]["last_materialization"] == {"materialized": False}  # not on this instance
+
+
+def test_make_ui_needs_the_connection_variables(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PG_")}
+    result = subprocess.run(["make", "-s", "ui-server"], cwd=PACKAGE_ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and "DAGSTER_PG_HOST is not set" in result.stderr
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("instance_storage", ["postgres"], indirect=True)
+def test_make_ui_server_runs_the_ui_and_daemon_on_postgresql(instance_storage, pg_cluster, tmp_path):
+    """`make ui-server` against an existing PostgreSQL given by DAGSTER_PG_*: the UI loads the
+    project, the daemon beats in the database's tables, and the password is in no output."""
+    import json
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, UI_PORT=str(port))
+    server_home = PACKAGE_ROOT / ".dagster_home" / "server"
+    log = open(tmp_path / "ui-server.log", "w")
+    process = subprocess.Popen(["make", "-s", "ui-server"], cwd=PACKAGE_ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    database = os.environ["DAGSTER_PG_DB"]
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, (tmp_path / "ui-server.log").read_text()
+            assert time.monotonic() < deadline, "make ui-server did not come up"
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/graphql", headers={"Content-Type": "application/json"},
+                    data=json.dumps({"query": "{ workspaceOrError { ... on Workspace { locationEntries "
+                                              "{ locationOrLoadError { __typename } } } } }"}).encode())
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    entries = json.loads(response.read())["data"]["workspaceOrError"]["locationEntries"]
+                beats = pg_cluster.sql("SELECT count(*) FROM daemon_heartbeats", database=database)[0][0]
+                if entries and entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation" and beats:
+                    break
+            except Exception:  # noqa: BLE001 - not up yet (connection refused, tables not created)
+                pass
+            time.sleep(2)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+    output = (tmp_path / "ui-server.log").read_text()
+    assert pg_cluster.password not in output
+    config = (server_home / "dagster.yaml").read_text(encoding="utf-8")
+    assert pg_cluster.password not in config and "DAGSTER_PG_PASSWORD" in config
