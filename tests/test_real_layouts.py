@@ -93,27 +93,59 @@ def test_melodi_duplicate_zone_fails_naming_the_row(tmp_path):
     assert f"row {len(text.splitlines())})" in str(report.to_error())
 
 
-def test_the_long_form_gives_the_staging_of_the_wide_form(sample_dir, tmp_path):
+def melodi_from_wide(wide_path: Path) -> str:
     """The sample's wide births file rewritten in INSEE's long layout, with the rest of
-    France around it: the same staged values, year by year."""
-    wide_path = sample_dir / "base_naissances_2017_2020.csv"
+    France and other levels around it."""
     lines = wide_path.read_text(encoding="utf-8-sig").splitlines()
     header = lines[0].split(";")
     out = ["EC_MEASURE;FREQ;GEO;GEO_OBJECT;OBS_STATUS;TIME_PERIOD;OBS_VALUE"]
     for line in lines[1:]:
         cells = dict(zip(header, line.split(";")))
-        for year in (2017, 2018, 2019, 2020):
-            value = cells[f"NAISD{year % 100}"].replace("\u202f", "").replace("\u00a0", "")
+        for year in (2016, 2017, 2018, 2019, 2020, 2021):
+            value = cells.get(f"NAISD{year % 100}", "0").replace("\u202f", "").replace("\u00a0", "")
             out.append(f"LVB;A;{cells['CODGEO']};COM;{'A' if value else 'M'};{year};{value}")
     out += [f"LVB;A;01{i:03d};COM;A;2019;{i}" for i in range(1, 40)] + ["LVB;A;62;DEP;A;2019;16000"]
+    return "\n".join(out) + "\n"
+
+
+def test_the_long_form_gives_the_staging_of_the_wide_form(sample_dir, tmp_path):
+    """Year by year, the same staged values from either form of the births table."""
+    wide_path = sample_dir / "base_naissances_2017_2020.csv"
     long_path = tmp_path / MELODI.name
-    long_path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    long_path.write_text(melodi_from_wide(wide_path), encoding="utf-8")
     for year in (2017, 2018, 2019, 2020):
         wide_staged = staged_year(wide_path, "naissances", year)[1]
-        _long_table, long_staged, report = staged_year(long_path, "naissances", year)
+        _, long_staged, report = staged_year(long_path, "naissances", year)
         assert report.passed, report.to_error()
         assert values(long_staged) == values(wide_staged), year
     assert long_staged.rows_outside_territory == 0  # 2020: no foreign row that year
+
+
+def test_a_run_on_the_national_long_file_publishes_the_same_figures(sample_project, built_warehouse):
+    """INSEE's national file dropped in raw/ under its published name instead of the wide
+    one: every asset materializes, and published.indicators is unchanged."""
+    import duckdb
+
+    from tests.helpers import materialize_all
+
+    wide = sample_project / "raw" / "base_naissances_2017_2020.csv"
+    (sample_project / "raw" / MELODI.name).write_text(melodi_from_wide(wide), encoding="utf-8")
+    wide.unlink()
+    assert not materialize_all()
+
+    def published(db: Path):
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            frame = con.sql("SELECT * FROM published.indicators").df()
+            files = con.sql("SELECT DISTINCT file_name FROM lineage.ingest_ledger WHERE source = 'naissances'").fetchall()
+        finally:
+            con.close()
+        return frame.sort_values(["indicator", "level", "zone_code", "year"]).reset_index(drop=True), files
+
+    got, files = published(sample_project / "warehouse" / "warehouse.duckdb")
+    expected, _ = published(built_warehouse)
+    assert files == [(MELODI.name,)]
+    assert got.equals(expected)
 
 
 # ---- CAF data by IRIS ----------------------------------------------------------------------------
