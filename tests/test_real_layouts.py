@@ -188,3 +188,22 @@ def test_validate_cli_takes_the_published_files_unedited(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "6 of 6 file(s) valid" in out
     assert "caf_iris 2016, 3 zones, 4 rows outside the territory left out" in out
+
+
+# ---- Cnaf coverage rate by commune (data.caf.fr) ----------------------------------------------
+
+COUVERTURE = FIXTURES / "cnaf_couverture" / "txcouv_pe_com.csv"
+
+
+def test_data_caf_coverage_rate_reads_the_rate_and_declares_the_counts_absent():
+    table, staged, report = staged_year(COUVERTURE, "couverture", 2018)
+    assert report.passed, report.to_error()
+    got = values(staged)
+    assert got[("62119", "taux_couverture_global")] == (52.9, REPORTED)
+    # places and children are not in this file: missing, never zero; named by validate
+    assert got[("62119", "places_accueil")] == (None, MISSING)
+    assert got[("62178", "enfants_moins_3_ans_cnaf")] == (None, MISSING)
+    assert any("Nombre de places d'accueil formel du jeune enfant (places_accueil)" in w for w in report.warnings)
+    # another department and Corsica (one over 100 %, never clamped) left out; other years too
+    assert staged.rows_outside_territory == 2 and staged.other_year_rows == 12
+    assert set(staged.wide["code_zone"]) == {"62119", "62178"}
