@@ -127,7 +127,7 @@ def instance_storage(request, project) -> str:
 
 
 @pytest.fixture
-def instance(instance_storage) -> "dg.DagsterInstance":
+def instance(instance_storage):
     """The persistent instance of the test's DAGSTER_HOME, on the storage of `instance_storage`."""
     import dagster as dg
 

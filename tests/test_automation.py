@@ -8,7 +8,6 @@ import os
 import shutil
 
 import dagster as dg
-import pytest
 
 from pipeline.defs.automation import raw_files_sensor
 from pipeline.sample import generate

@@ -70,7 +70,7 @@ def test_the_ingest_gate_loads_alone():
     assert out.stdout.strip() == "['pipeline.lifecycle', 'pipeline.lifecycle.gate']"
 
 
-def test_the_adapter_purges_a_run_and_runless_events_on_both_storages(sample_project, instance):
+def test_the_adapter_purges_a_run_and_runless_events_on_both_storages(sample_project, instance, request):
     """The calls the destruction makes, on a real instance: a run's events and captured output
     gone, check results and runless events of the asset gone, history wiped, storage compacted."""
     assert materialize(["raw_places_a_creer", "stg_places_a_creer"], "2020", instance).success
@@ -96,6 +96,7 @@ def test_the_adapter_purges_a_run_and_runless_events_on_both_storages(sample_pro
     assert compacted["storage"] == storage.kind
     if storage.kind == "postgres":
         assert "event_logs" in compacted["vacuum_full"] and compacted["wal_switches"] >= 1 and not compacted["refused"]
-        assert storage.data_directory() is not None
+        cluster = request.getfixturevalue("pg_cluster")  # the server's own folder, found through SQL
+        assert storage.data_directory().resolve() == cluster.data_dir.resolve()
     else:
         assert any(p.endswith("index.db") for p in compacted["sqlite_vacuumed"])

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,9 @@ _RUN_EVENT_TYPES = {
     dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
 }
 
-# Dagster's PostgreSQL tables whose rows the purge deletes or rewrites: rebuilt by VACUUM FULL
-# (a plain VACUUM leaves the bytes of dead rows in the table's pages until they are reused).
+# Dagster's PostgreSQL tables whose rows the purge deletes or rewrites, and its key-value table
+# (sensor cursors, free text): rebuilt by VACUUM FULL (a plain VACUUM leaves the bytes of dead
+# rows in the table's pages until they are reused).
 PG_PURGED_TABLES = (
     "event_logs", "asset_event_tags", "asset_keys", "asset_check_executions", "runs", "run_tags",
     "backfill_tags", "concurrency_slots", "pending_steps", "kvs",
@@ -295,7 +297,9 @@ class DagsterStorage:
     # ---- the residue scan of the instance's database -----------------------------------
 
     def data_directory(self) -> Path | None:
-        """The PostgreSQL cluster's folder, when the server tells it and this process can read it."""
+        """The PostgreSQL cluster's folder, when the server tells it, this process can read it,
+        and it is the server's own (its pg_control holds the server's system identifier: a
+        remote server's path may exist here for another cluster)."""
         if self.kind != "postgres":
             return None
         import sqlalchemy as sa
@@ -303,10 +307,15 @@ class DagsterStorage:
         with self._pg() as conn:
             try:
                 folder = conn.execute(sa.text("SHOW data_directory")).scalar_one()
+                identifier = int(conn.execute(sa.text("SELECT system_identifier FROM pg_control_system()")).scalar_one())
             except sa.exc.DBAPIError:
                 return None
         path = Path(folder)
-        return path if path.is_dir() and os.access(path, os.R_OK | os.X_OK) else None
+        try:
+            local = int.from_bytes((path / "global" / "pg_control").read_bytes()[:8], sys.byteorder)
+        except OSError:
+            return None
+        return path if local == identifier and os.access(path, os.R_OK | os.X_OK) else None
 
     def scan_database(self, sentinels: list[Sentinel]) -> tuple[dict, list[dict]]:
         """PostgreSQL: every text, JSON and bytea column of every table of the instance's

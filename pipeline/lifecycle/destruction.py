@@ -8,7 +8,6 @@ killed half-way resumes from the journal.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import socket
@@ -22,11 +21,12 @@ import dagster as dg
 import duckdb
 
 from pipeline.lifecycle.certificate import write_certificate
-from pipeline.lifecycle.dagster_storage import DagsterStorage, deserialize_metadata, serialize_metadata
-from pipeline.lifecycle.dates import fr_datetime, iso, now
+from pipeline.lifecycle.dagster_storage import DagsterStorage
+from pipeline.lifecycle.dates import iso, now
 from pipeline.lifecycle.gate import DestructionError, certificate_paths, destruction_record, journal_path, marker_path
 from pipeline.lifecycle.journal import Journal, os_user
-from pipeline.lifecycle.rules import LIFECYCLE_GROUP, REPORT_REASON, purged_asset_keys, touched_asset_keys
+from pipeline.lifecycle.markers import destroyed_observation, restated_materialization, restatements
+from pipeline.lifecycle.rules import REPORT_REASON, purged_asset_keys, touched_asset_keys
 from pipeline.lifecycle.scanner import ScanReport, Sentinel, public_text, residue_scan
 from pipeline.lifecycle.shredder import fsync_dir, overwrite_file, sha256_file, shred_file, shred_tree, write_json_atomic
 from pipeline.lifecycle.warehouse import (
@@ -204,7 +204,7 @@ class Destruction:
             inv["assets_purged"].append(dict({"asset_key": key.to_user_string(), "reason": reason}, **summary))
         runs = self.storage.runs_touching(touched_asset_keys(self.graph), {self.run_id} | self.own_runs())
         inv["runs_planned"] = len(runs)
-        inv["restate"] = self.restatements({r["run_id"] for r in runs}, set(purged))
+        inv["restate"] = restatements(self.graph, self.storage, {r["run_id"] for r in runs}, set(purged))
         self.journal.mark("inventory")
         self.log.info(
             f"inventory: {len(inv['raw_files'])} raw file(s), "
@@ -215,29 +215,6 @@ class Destruction:
 
     def own_runs(self) -> set[str]:
         return {a["run_id"] for a in self.journal.data["attempts"]}
-
-    def restatements(self, deleted_runs: set[str], purged: set[dg.AssetKey]) -> list[dict]:
-        """The latest materialization (per partition) of each kept asset that lives in a run
-        about to be deleted: re-recorded afterwards so the published lineage stays visible."""
-        out = []
-        for key in sorted(self.graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
-            node = self.graph.get(key)
-            if key in purged or node.group_name == LIFECYCLE_GROUP:
-                continue
-            latest = self.storage.latest_materializations(key)
-            for partition, record in sorted(latest.items(), key=lambda kv: str(kv[0])):
-                if record.run_id not in deleted_runs:
-                    continue
-                out.append({
-                    "asset_key": key.to_user_string(),
-                    "partition": partition,
-                    "original_run_id": record.run_id,
-                    "originally_materialized_at": record.timestamp,
-                    "metadata": serialize_metadata(record.asset_materialization.metadata),
-                    "description": record.asset_materialization.description or "",
-                    "restated_at": "",
-                })
-        return out
 
     # -- step 2: values to scan for, derived from the data (memory only) --
     def step_derive(self) -> None:
@@ -427,59 +404,18 @@ class Destruction:
             for key in run["assets"]:
                 runs_by_asset[key] = runs_by_asset.get(key, 0) + 1
         for item in self.journal.inventory["assets_purged"]:
-            if item.get("marked_at"):
-                continue
-            metadata: dict[str, Any] = {
-                "status": "détruit (destroyed)",
-                "destroyed_at": dg.MetadataValue.timestamp(moment),
-                "destruction_certificate": dg.MetadataValue.path(cert),
-                "study_id": self.study.study_id,
-                "reason": item["reason"],
-                "partitions_destroyed": dg.MetadataValue.json(item.get("partitions", [])),
-                "tables_destroyed": dg.MetadataValue.json(item.get("tables", [])),
-                "materializations_purged": item.get("materializations", 0),
-                "runs_deleted": runs_by_asset.get(item["asset_key"], 0),
-            }
-            for key in ("first_materialized_at", "last_materialized_at"):
-                if item.get(key):
-                    metadata[key] = dg.MetadataValue.timestamp(dt.datetime.fromisoformat(item[key]))
-            self.instance.report_runless_asset_event(dg.AssetObservation(
-                asset_key=dg.AssetKey.from_user_string(item["asset_key"]),
-                description=f"Données détruites le {fr_datetime(moment)} (convention art. 2) : voir {cert}",
-                metadata=metadata,
-            ))
-            item["marked_at"] = iso(moment)
-            self.journal.save()
+            if not item.get("marked_at"):
+                self.instance.report_runless_asset_event(destroyed_observation(
+                    item, self.study.study_id, cert, moment, runs_by_asset.get(item["asset_key"], 0)))
+                item["marked_at"] = iso(moment)
+                self.journal.save()
         after_tables = self.kept_table_digests()
         for item in self.journal.inventory.get("restate", []):
-            if item.get("restated_at"):
-                continue
-            metadata = deserialize_metadata(item["metadata"])
-            metadata.update({
-                "restated_after_destruction": True,
-                "original_run_id": f"{item['original_run_id']} (supprimé)",
-                "originally_materialized_at": dg.MetadataValue.timestamp(item["originally_materialized_at"]),
-                "destruction_certificate": dg.MetadataValue.path(cert),
-                "study_id": self.study.study_id,
-            })
-            table = metadata.get("dagster/table_name")
-            table = str(getattr(table, "value", table) or "")
-            if table in after_tables:
-                metadata["dagster/row_count"], metadata["content_sha256"] = after_tables[table]
-            for name, value in list(metadata.items()):
-                path = getattr(value, "path", None) if isinstance(value, dg.PathMetadataValue) else None
-                if path and Path(path).is_file():
-                    metadata[f"{name}_sha256"] = sha256_file(Path(path))
-            self.instance.report_runless_asset_event(dg.AssetMaterialization(
-                asset_key=dg.AssetKey.from_user_string(item["asset_key"]),
-                partition=item["partition"],
-                description=(item["description"] + " " if item["description"] else "")
-                + "(réenregistré après la destruction des données de l'étude : le run d'origine touchait "
-                "des données confidentielles et a été supprimé)",
-                metadata=metadata,
-            ))
-            item["restated_at"] = iso()
-            self.journal.save()
+            if not item.get("restated_at"):
+                self.instance.report_runless_asset_event(
+                    restated_materialization(item, self.study.study_id, cert, after_tables))
+                item["restated_at"] = iso()
+                self.journal.save()
         self.journal.mark("markers")
 
     def kept_table_digests(self) -> dict[str, tuple[int, str]]:
