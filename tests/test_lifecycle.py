@@ -251,6 +251,11 @@ def test_a_residue_fails_the_destruction_loudly(project):
     assert destroy(instance, study.study_id, [sentinel]).success
     assert json.loads(json_path.read_text(encoding="utf-8"))["status"] == "TERMINÉE"
     assert lifecycle.destruction_record(study.study_id)
+    # a scan that searched for nothing says so instead of a bare "no occurrence"
+    cert = json.loads(json_path.read_text(encoding="utf-8"))
+    assert "Aucune valeur n'a été recherchée" not in lifecycle.render_certificate_html(cert)
+    cert["controle_de_non_persistance"].update(sentinels_given=0, sentinels_derived=0)
+    assert "Aucune valeur n'a été recherchée" in lifecycle.render_certificate_html(cert)
 
 
 def test_killed_after_overwriting_the_old_warehouse_resumes(project):
@@ -422,8 +427,9 @@ def test_make_destroy_on_postgres_leaves_nothing_in_the_database_nor_the_cluster
 ):
     """Runs that read the data, a leaky debug session and a careless note in the instance's
     key-value table: the sentinel is in the database and in the cluster's files. `make destroy`
-    with a residue left fails naming the table; once it is removed, the re-run purges, vacuums,
-    checkpoints and switches the WAL: the sentinel is found neither by SQL nor in any file."""
+    (its scan searching for the values derived from the raw tables) fails on the residue left,
+    naming the table; once it is removed, the re-run vacuums, checkpoints and switches the WAL
+    again: the sentinel is found neither by SQL nor in any file."""
     from pipeline.defs import ingest as ingest_module
 
     database = os.environ["DAGSTER_PG_DB"]
@@ -462,7 +468,10 @@ def test_make_destroy_on_postgres_leaves_nothing_in_the_database_nor_the_cluster
     assert pg_cluster.password not in failed.stdout + failed.stderr
     pg_cluster.sql("DELETE FROM kvs WHERE key = 'debug-note'", database=database)
 
-    done = make_destroy()
+    # resumed: the raw tables are gone, so nothing can be derived any more; the operator gives
+    # the value to search for (`make destroy` runs this very command, without --sentinel)
+    done = subprocess.run([sys.executable, "-m", "pipeline", "destroy", "--study-id", study_id, "--sentinel", sentinel],
+                          cwd=PACKAGE_ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.startswith("ok:"), done.stderr[-3000:]
     assert pg_cluster.count_everywhere(database, sentinel) == {}
     assert files_holding(pg_cluster.data_dir, sentinel) == []
@@ -470,6 +479,7 @@ def test_make_destroy_on_postgres_leaves_nothing_in_the_database_nor_the_cluster
 
     cert = json.loads(lifecycle.certificate_paths(study_id)[1].read_text(encoding="utf-8"))
     assert cert["status"] == "TERMINÉE" and cert["detruit"]["dagster"]["stockage"] == "postgres"
+    assert cert["controle_de_non_persistance"]["sentinels_given"] == 1  # the clean verdict searched for it
     pg = cert["detruit"]["dagster"]["postgresql"]
     assert {"event_logs", "asset_keys", "runs", "kvs"} <= set(pg["vacuum_full"]) and pg["wal_switches"] >= 3
     assert not pg["refused"]
