@@ -5,6 +5,9 @@ it fails here, not in a destruction), and nothing else in the package reaches in
 from __future__ import annotations
 
 import ast
+import json
+import os
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -100,3 +103,21 @@ def test_the_adapter_purges_a_run_and_runless_events_on_both_storages(sample_pro
         assert storage.data_directory().resolve() == cluster.data_dir.resolve()
     else:
         assert any(p.endswith("index.db") for p in compacted["sqlite_vacuumed"])
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("instance_storage", ["postgres"], indirect=True)
+def test_the_database_scan_finds_a_value_in_text_json_and_binary_columns(instance, pg_cluster):
+    from pipeline.lifecycle.scanner import Sentinel
+
+    database = os.environ["DAGSTER_PG_DB"]
+    secret = "Écluse-" + uuid.uuid4().hex[:8]
+    pg_cluster.sql("CREATE TABLE extra (note text, doc jsonb, blob bytea)", database=database)
+    pg_cluster.sql("INSERT INTO extra VALUES (%s, %s, %s), ('rien', '{}', NULL)",
+                   (f"vu {secret}", json.dumps({"k": secret}), f"..{secret}..".encode()), database=database)
+    storage = DagsterStorage(instance, Path(instance.root_directory))
+    scope, hits = storage.scan_database([Sentinel(secret, "fourni"), Sentinel("absent-" + secret, "dérivé")])
+    assert {h["path"]: h["count"] for h in hits} == {
+        "PostgreSQL :: extra.note": 1, "PostgreSQL :: extra.doc": 1, "PostgreSQL :: extra.blob": 1}
+    assert all(h["origin"] == "fourni" for h in hits) and secret not in json.dumps(hits, ensure_ascii=False)
+    assert scope["tables"] >= 20  # Dagster's own tables and this one

@@ -324,8 +324,14 @@ class DagsterStorage:
             return {}, []
         import sqlalchemy as sa
 
+        # every sentinel as text and JSON-escaped (how Dagster serializes events), one query per column
+        origin: dict[str, str] = {}
+        for sentinel in sentinels:
+            for form, pattern in sentinel_patterns(sentinel.text).items():
+                if form in ("utf-8", "json-ascii"):
+                    origin.setdefault(pattern.decode("utf-8"), sentinel.origin)
+        texts = sorted(origin)
         hits: dict[tuple[str, str], int] = {}
-        tables = 0
         with self._pg() as conn:
             columns = conn.execute(sa.text(
                 "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c "
@@ -334,21 +340,18 @@ class DagsterStorage:
                 "AND c.data_type IN ('text', 'character varying', 'json', 'jsonb', 'bytea', 'character') "
                 "ORDER BY 1, 2")).fetchall()
             tables = len({t for t, _, _ in columns})
-            for table, column, dtype in columns:
-                for sentinel in sentinels:
-                    for form, pattern in sentinel_patterns(sentinel.text).items():
-                        if form not in ("utf-8", "json-ascii"):
-                            continue
-                        if dtype == "bytea":
-                            sql = f'SELECT count(*) FROM "{table}" WHERE position(:p IN "{column}") > 0'
-                            value: Any = pattern
-                        else:
-                            sql = f'SELECT count(*) FROM "{table}" WHERE strpos("{column}"::text, :p) > 0'
-                            value = pattern.decode("utf-8")
-                        n = conn.execute(sa.text(sql), {"p": value}).scalar_one()
-                        if n:
-                            key = (f"PostgreSQL :: {table}.{column}", sentinel.origin)
-                            hits[key] = hits.get(key, 0) + int(n)
+            for table, column, dtype in columns if texts else []:
+                if dtype == "bytea":
+                    sql = (f'SELECT convert_from(s.p, \'UTF8\'), count(*) FROM "{table}" t, unnest(:p) AS s(p) '
+                           f'WHERE position(s.p IN t."{column}") > 0 GROUP BY 1')
+                    values: Any = [x.encode("utf-8") for x in texts]
+                else:
+                    sql = (f'SELECT s.p, count(*) FROM "{table}" t, unnest(CAST(:p AS text[])) AS s(p) '
+                           f'WHERE strpos(t."{column}"::text, s.p) > 0 GROUP BY 1')
+                    values = texts
+                for text, n in conn.execute(sa.text(sql), {"p": values}).fetchall():
+                    key = (f"PostgreSQL :: {table}.{column}", origin[text])
+                    hits[key] = hits.get(key, 0) + int(n)
         scope = {
             "what": f"base PostgreSQL de l'instance Dagster ({tables} tables)",
             "how": "requête SQL de chaque colonne texte, JSON et binaire de chaque table (texte et texte échappé JSON)",
