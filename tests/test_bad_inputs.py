@@ -55,7 +55,7 @@ CASES = {
             p, BCA.sheet,
             lambda ws: setattr(ws.cell(BCA.header_row, header_columns(ws, BCA.header_row)["NB_Allocataires"]), "value", "NB_ALLOC"),
         ),
-        "columns missing on header row 6: 'NB_Allocataires' (allocataires)",
+        "columns missing on header row 6: 'NB_Allocataires' (Nombre d'allocataires (décembre), allocataires)",
     ),
     "text in a number column": (
         lambda p: edit_workbook(p, BCA.sheet, lambda ws: setattr(_cell(ws, "62119", "NB_Allocataires"), "value", "beaucoup")),
