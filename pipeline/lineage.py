@@ -87,7 +87,7 @@ STAGE_FILES: dict[str, tuple[str, ...]] = {
     "disclosure": ("pipeline/disclosure", "pipeline/defs/disclosure.py", "config/disclosure.yaml"),
     "reports": ("pipeline/reports", "pipeline/defs/reports.py", "pipeline/compliance.py", "pipeline/defs/compliance.py",
                 "config/report.yaml", "config/governance.yaml"),
-    "lifecycle": ("pipeline/lifecycle.py", "pipeline/defs/lifecycle.py"),
+    "lifecycle": ("pipeline/lifecycle", "pipeline/defs/lifecycle.py"),
 }
 
 

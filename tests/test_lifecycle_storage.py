@@ -121,3 +121,11 @@ def test_the_database_scan_finds_a_value_in_text_json_and_binary_columns(instanc
         "PostgreSQL :: extra.note": 1, "PostgreSQL :: extra.doc": 1, "PostgreSQL :: extra.blob": 1}
     assert all(h["origin"] == "fourni" for h in hits) and secret not in json.dumps(hits, ensure_ascii=False)
     assert scope["tables"] >= 20  # Dagster's own tables and this one
+
+
+def test_the_code_version_of_the_lifecycle_follows_its_package():
+    from pipeline.lineage import STAGE_FILES
+
+    for group, names in STAGE_FILES.items():  # a moved file would silently leave its stage's version
+        assert all((PACKAGE_ROOT / name).exists() for name in names), group
+    assert "pipeline/lifecycle" in STAGE_FILES["lifecycle"]
