@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run test ui sample validate bench destroy clean-venv
+.PHONY: run test ui ui-server sample validate bench destroy clean-venv
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,18 @@ test: $(BIN)/.installed
 
 ui: $(BIN)/.installed
 	$(BIN)/dagster dev -w workspace.yaml
+
+# The server variant (docs/operations.md, "On a server"): the same UI and daemon on an existing
+# PostgreSQL, storage as in deploy/dagster.postgres.yaml, the connection read from DAGSTER_PG_HOST,
+# DAGSTER_PG_PORT, DAGSTER_PG_DB, DAGSTER_PG_USER and DAGSTER_PG_PASSWORD in the environment
+# (never written to a file or a log). Its instance folder is .dagster_home/server (git-ignored).
+SERVER_HOME := $(CURDIR)/.dagster_home/server
+UI_PORT ?= 3000
+ui-server: $(BIN)/.installed
+	@for v in HOST PORT DB USER PASSWORD; do [ -n "$$(printenv DAGSTER_PG_$$v)" ] || { \
+		echo "make ui-server: DAGSTER_PG_$$v is not set (docs/operations.md, On a server)" >&2; exit 2; }; done
+	@mkdir -p "$(SERVER_HOME)" && cp deploy/dagster.postgres.yaml "$(SERVER_HOME)/dagster.yaml"
+	DAGSTER_HOME="$(SERVER_HOME)" $(BIN)/dagster dev -w workspace.yaml -p $(UI_PORT)
 
 validate: $(BIN)/.installed
 	$(BIN)/python -m pipeline validate $(FILES)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -42,12 +43,14 @@ def validate_files(files: list[Path]) -> int:
                     problems.append(str(exc))
                     continue
                 staged = stage(table.frame, vintage, catalog.source(vintage.source), catalog, territory)
-                report = validate(staged, territory)
+                report = validate(staged, territory, catalog)
                 where = f"{path.name}" + (f", sheet {sheet!r}" if table.sheet else "")
                 for warning in table.warnings + report.warnings:
                     print(f"warning: {where}: {warning}")
                 if report.passed:
-                    print(f"ok: {where}: {vintage.source} {vintage.year}, {report.rows_checked} zones")
+                    outside = (f", {report.rows_outside_territory} rows outside the territory left out"
+                               if report.rows_outside_territory else "")
+                    print(f"ok: {where}: {vintage.source} {vintage.year}, {report.rows_checked} zones{outside}")
                 else:
                     problems.append(str(report.to_error()))
         except IngestError as exc:
@@ -138,9 +141,35 @@ def materialize_run(defs, instance, selection: list, years: list[str] | None, ru
 
 
 def failure_messages(result) -> list[str]:
-    """The messages of the failed steps of a run (they name files and rules, never a value)."""
-    return [event.step_failure_data.error.message.strip() for event in result.all_events
-            if event.is_step_failure and event.step_failure_data and event.step_failure_data.error]
+    """The messages of the failed steps of a run (they name files and rules, never a value),
+    without the exception's class name."""
+    messages = []
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            message = event.step_failure_data.error.message.strip()
+            messages.append(re.sub(r"^[\w.]*(Failure|Error|Exception): ", "", message))
+    return messages
+
+
+def per_file(messages: list[str], raw_dir: Path) -> list[str]:
+    """One paragraph per failing file (its problems, then what to do); other failures as they are."""
+    names = {p.name for p in raw_dir.iterdir()} if raw_dir.is_dir() else set()
+    blocks: dict[str, list[str]] = {}
+    for message in messages:
+        current = None
+        for line in message.splitlines():
+            name = line.split(": ", 1)[0]
+            if not line.startswith(" ") and name in names:
+                current = name
+            blocks.setdefault(current or "", []).append(line)
+    out = []
+    for name, lines in blocks.items():
+        text = "\n".join(lines)
+        if name:
+            text += (f"\n  -> what to do: check it with `make validate FILES=raw/{name}`, then fix or replace the file, "
+                     "or edit its entry in config/catalog.yaml, and run `make run` again")
+        out.append(text)
+    return out
 
 
 def run_all() -> int:
@@ -149,8 +178,9 @@ def run_all() -> int:
 
     from pipeline.definitions import defs
 
-    # Step-by-step events go to the instance (the UI shows them); the console gets a line per run.
-    quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    # Step-by-step events, errors and stack traces included, go to the instance (the UI shows
+    # them); the console gets a line per run and one message per failing file.
+    quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     instance = dg.DagsterInstance.get()
     register_years(instance)
     failed = 0
@@ -160,8 +190,11 @@ def run_all() -> int:
         result, label = materialize_run(defs, instance, selection, years, quiet)
         failed += not result.success
         print(f"{'ok' if result.success else 'FAILED'}: {label} (run {result.run_id[:8]})")
-        for message in failure_messages(result):
+        for message in per_file(failure_messages(result), project_paths().raw):
             print("  " + message.replace("\n", "\n  "))
+    if failed:
+        print(f"{failed} run(s) failed: nothing downstream was rebuilt, the last good tables and reports stay. "
+              "The runs' logs are in the Dagster UI (make ui).")
     return failed
 
 

@@ -1,8 +1,13 @@
-"""The source catalog: which file, sheet, header row and column map hold each table
-and year of the convention's annex.
+"""The source catalog: each source table declared once, as data, in `config/catalog.yaml`.
 
-This module only reads and resolves `config/catalog.yaml`; it never opens a data file.
-Reading files is `pipeline.extract`'s job.
+A source says where its files are (vintages: file, sheet, header row, layout, column
+labels), what its zones are (zone level, and the scope of the file: only the territory,
+or a whole department or France), and what it measures (each measure's label, type and
+rules). The pandera schema (`schemas`), the staging, the lineage and the sample all
+derive from this declaration: a new source or vintage is an edit of the catalog only.
+
+This module only reads and resolves the catalog; it never opens a data file. Reading
+files is `pipeline.extract`'s job.
 """
 
 from __future__ import annotations
@@ -22,24 +27,110 @@ class CatalogError(ValueError):
     pass
 
 
+KEY_COLUMNS = ("code_zone", "nom_zone")
+MEASURE_TYPES = ("count", "decimal_count", "rate")
+SCOPES = ("territory", "departement", "france")
+LAYOUTS = ("wide", "long")
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """A canonical measure, declared once: its label, its type, how it is computed."""
+
+    name: str
+    label: str
+    type: str = "count"  # count (whole numbers) | decimal_count (weighted) | rate
+    maximum: float | None = None  # rates: an upper bound that only catches misplaced decimals
+    sum_of: tuple[str, ...] = ()  # derived: the sum of these measures (unknown if one is blank)
+
+    @property
+    def integer(self) -> bool:
+        return self.type == "count"
+
+
+@dataclass(frozen=True)
+class AtMost:
+    """Cross-measure rule: `smaller` ≤ `larger` on every row where both are known."""
+
+    smaller: str
+    larger: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.smaller} ≤ {self.larger}"
+
+
+@dataclass(frozen=True)
+class ZoneLevel:
+    """A level of zone codes: its pattern, and the level above it (an IRIS lies in a commune)."""
+
+    name: str
+    pattern: str
+    within: str | None = None
+    parent_length: int | None = None  # the parent's code is the first n characters
+
+    def well_formed(self, code: str) -> bool:
+        return re.fullmatch(self.pattern, code) is not None
+
+    def parent(self, code: str) -> str | None:
+        return code[: self.parent_length] if self.parent_length else None
+
+
+@dataclass(frozen=True)
+class LongLayout:
+    """A long file: one row per zone, period and measure (INSEE's Melodi files)."""
+
+    period: str  # column holding the year
+    measure: str  # column holding the measure code
+    value: str  # column holding the value
+    status: str | None = None  # column whose codes mark a value missing
+    measure_codes: dict[str, str] = field(default_factory=dict)  # file's code -> canonical measure
+    status_flags: dict[str, str] = field(default_factory=dict)  # status code -> flag (missing...)
+
+    @property
+    def labels(self) -> list[str]:
+        return [c for c in (self.period, self.measure, self.value, self.status) if c]
+
+
 @dataclass(frozen=True)
 class Vintage:
-    """One year of one source table: where it is and how its columns are named."""
+    """One year of one source table in one form: where it is and how its columns are named."""
 
     source: str
     year: int
     file: str
     sheet: str | None
     header_row: int
-    columns: dict[str, str]  # source label -> canonical name
+    columns: dict[str, str]  # source label -> canonical name (long files: the zone columns)
     year_column: str | None = None
     bundle_sheet: str | None = None
     encoding: str | None = None
+    layout: str = "wide"
+    long: LongLayout | None = None
+    filters: dict[str, tuple[str, ...]] = field(default_factory=dict)  # label -> values kept
+    absent: tuple[str, ...] = ()  # measures this vintage does not have (not_available downstream)
+    option: int = 0  # 0: the main form of the year; 1, 2...: other published forms
+    labels: dict[str, str] = field(default_factory=dict, compare=False)  # measure -> its declared label
 
     @property
     def label_of(self) -> dict[str, str]:
         """canonical name -> source label."""
         return {canonical: label for label, canonical in self.columns.items()}
+
+    @property
+    def required_labels(self) -> list[str]:
+        """Every column label the file must have."""
+        labels = list(self.columns)
+        if self.long:
+            labels += [c for c in self.long.labels if c not in labels]
+        return labels + [c for c in self.filters if c not in labels]
+
+    @property
+    def measures(self) -> list[str]:
+        """The measures read from the file (not the derived ones, not the absent ones)."""
+        if self.long:
+            return list(dict.fromkeys(self.long.measure_codes.values()))
+        return [c for label, c in self.columns.items() if c not in KEY_COLUMNS and label != self.year_column]
 
     def matches_file(self, name: str) -> bool:
         return fnmatch.fnmatch(name.lower(), self.file.lower())
@@ -52,12 +143,33 @@ class Source:
     producer: str
     file_regex: str
     blank_means: str
-    vintages: dict[int, Vintage]
-    derived: dict[str, list[str]] = field(default_factory=dict)
+    vintages: dict[int, Vintage]  # the main form of each year
+    measures: dict[str, MeasureSpec] = field(default_factory=dict)
+    rules: tuple[AtMost, ...] = ()
+    zone_level: str = "commune"
+    scope: str = "territory"
+    other_forms: dict[int, tuple[Vintage, ...]] = field(default_factory=dict)
+    description: str = ""
 
     @property
     def years(self) -> list[int]:
         return sorted(self.vintages)
+
+    @property
+    def derived(self) -> dict[str, list[str]]:
+        return {m.name: list(m.sum_of) for m in self.measures.values() if m.sum_of}
+
+    def forms(self, year: int) -> list[Vintage]:
+        """Every form of a year, the main one first (tried in this order in raw/)."""
+        return [self.vintages[year], *self.other_forms.get(year, ())]
+
+    @property
+    def all_vintages(self) -> list[Vintage]:
+        return [v for year in self.years for v in self.forms(year)]
+
+    def label(self, measure: str) -> str:
+        spec = self.measures.get(measure)
+        return f"{spec.label} ({measure})" if spec else measure
 
     def claims(self, name: str) -> bool:
         return re.search(self.file_regex, name) is not None
@@ -71,6 +183,7 @@ class Catalog:
     technical_codes: frozenset[str]
     bundle_regex: str | None
     path: Path
+    zone_levels: dict[str, ZoneLevel] = field(default_factory=dict)
 
     def source(self, source_id: str) -> Source:
         try:
@@ -79,21 +192,38 @@ class Catalog:
             raise CatalogError(f"{self.path}: no source named {source_id!r}") from None
 
     def vintage(self, source_id: str, year: int | str) -> Vintage:
+        """The main form of a year."""
+        return self.forms(source_id, year)[0]
+
+    def forms(self, source_id: str, year: int | str) -> list[Vintage]:
         source = self.source(source_id)
         try:
-            return source.vintages[int(year)]
+            return source.forms(int(year))
         except (KeyError, ValueError):
             raise CatalogError(
                 f"{self.path}: source {source_id!r} has no vintage for year {year} "
                 f"(years known: {', '.join(map(str, source.years))})"
             ) from None
 
+    def form_of_file(self, source_id: str, year: int | str, file_name: str) -> Vintage:
+        """The form of a year that a file (its own or a bundle workbook) holds."""
+        forms = self.forms(source_id, year)
+        for vintage in forms:
+            if vintage.matches_file(file_name):
+                return vintage
+        if self.is_bundle(file_name):
+            for vintage in forms:
+                if vintage.bundle_sheet:
+                    return vintage
+        return forms[0]
+
     def is_bundle(self, name: str) -> bool:
         return self.bundle_regex is not None and re.search(self.bundle_regex, name) is not None
 
     @cached_property
     def all_vintages(self) -> list[Vintage]:
-        return [v for s in self.sources.values() for v in s.vintages.values()]
+        """Every form of every year of every source."""
+        return [v for s in self.sources.values() for v in s.all_vintages]
 
     def vintages_for_file(self, name: str) -> list[Vintage]:
         """Every vintage stored in the file `name` (a bundle holds them all)."""
@@ -106,6 +236,23 @@ class Catalog:
             if source.claims(name):
                 return source
         return None
+
+    def expected_files(self) -> list[str]:
+        """The file names (or patterns) the catalog knows, for messages."""
+        return sorted({v.file for v in self.all_vintages}, key=str.lower)
+
+    def level(self, name: str) -> ZoneLevel:
+        try:
+            return self.zone_levels[name]
+        except KeyError:
+            raise CatalogError(f"{self.path}: unknown zone level {name!r} (known: {', '.join(self.zone_levels)})") from None
+
+
+# -- reading the YAML ----------------------------------------------------------------------
+
+DEFAULT_LEVELS = {
+    "commune": ZoneLevel("commune", r"(\d{5}|2[AB]\d{3})"),
+}
 
 
 def _merge_columns(base: dict[str, str | None], override: dict[str, str | None]) -> dict[str, str]:
@@ -122,6 +269,138 @@ def _merge_columns(base: dict[str, str | None], override: dict[str, str | None])
     return merged
 
 
+def _str_map(doc: dict | None) -> dict[str, str | None]:
+    return {str(k): (None if v is None else str(v)) for k, v in (doc or {}).items()}
+
+
+def _measure(where: str, name: str, spec: dict | str) -> MeasureSpec:
+    if isinstance(spec, str):
+        spec = {"label": spec}
+    kind = str(spec.get("type", "count"))
+    if kind not in MEASURE_TYPES:
+        raise CatalogError(f"{where}: measure {name}: type must be one of {', '.join(MEASURE_TYPES)}")
+    if "label" not in spec:
+        raise CatalogError(f"{where}: measure {name} has no label")
+    maximum = spec.get("max")
+    return MeasureSpec(
+        name=name, label=str(spec["label"]), type=kind,
+        maximum=None if maximum is None else float(maximum),
+        sum_of=tuple(str(t) for t in spec.get("sum_of", ()) or ()),
+    )
+
+
+def _rule(where: str, text: str, measures: dict[str, MeasureSpec]) -> AtMost:
+    match = re.fullmatch(r"\s*(\w+)\s*(<=|≤)\s*(\w+)\s*", str(text))
+    if not match:
+        raise CatalogError(f"{where}: rule {text!r} must read 'measure <= measure'")
+    smaller, larger = match.group(1), match.group(3)
+    for name in (smaller, larger):
+        if name not in measures:
+            raise CatalogError(f"{where}: rule {text!r} names {name!r}, which is not a declared measure")
+    return AtMost(smaller, larger)
+
+
+def _vintage(where: str, source_id: str, year: int, spec: dict, base_columns: dict,
+             forms: dict[str, dict], measures: dict[str, MeasureSpec], option: int) -> Vintage:
+    if "form" in spec:
+        if spec["form"] not in forms:
+            raise CatalogError(f"{where}: form {spec['form']!r} is not declared under `forms`")
+        spec = {**forms[spec["form"]], **{k: v for k, v in spec.items() if k != "form"}}
+    if "file" not in spec:
+        raise CatalogError(f"{where}: no `file`")
+    layout = str(spec.get("layout", "wide"))
+    if layout not in LAYOUTS:
+        raise CatalogError(f"{where}: layout must be wide or long")
+    columns = _merge_columns(base_columns, _str_map(spec.get("columns")))
+    absent = tuple(str(m) for m in spec.get("absent", ()) or ())
+    for measure in absent:
+        if measure not in measures:
+            raise CatalogError(f"{where}: absent measure {measure!r} is not declared under `measures`")
+    columns = {label: c for label, c in columns.items() if c not in absent}
+    long = None
+    if layout == "long":
+        lspec = spec.get("long") or {}
+        for key in ("period", "measure", "value"):
+            if key not in lspec:
+                raise CatalogError(f"{where}: a long layout needs long.{key} (the column holding it)")
+        codes = _str_map(lspec.get("measure_codes"))
+        if not codes:
+            raise CatalogError(f"{where}: a long layout needs long.measure_codes (code in the file -> measure)")
+        long = LongLayout(
+            period=str(lspec["period"]), measure=str(lspec["measure"]), value=str(lspec["value"]),
+            status=None if lspec.get("status") is None else str(lspec["status"]),
+            measure_codes={k: v for k, v in codes.items() if v and v not in absent},
+            status_flags=_str_map(lspec.get("status_flags")),
+        )
+        columns = {label: c for label, c in columns.items() if c in KEY_COLUMNS}
+    if "code_zone" not in columns.values():
+        raise CatalogError(f"{where}: maps no column to code_zone")
+    unknown = [c for c in columns.values() if c not in KEY_COLUMNS and c not in measures
+               and c != spec.get("year_column")]
+    if long:
+        unknown += [c for c in long.measure_codes.values() if c not in measures]
+    if unknown:
+        raise CatalogError(f"{where}: column(s) mapped to {sorted(set(unknown))}, not declared under `measures`")
+    mapped = set(long.measure_codes.values()) if long else set(columns.values())
+    unread = [m.name for m in measures.values() if not m.sum_of and m.name not in mapped and m.name not in absent]
+    if unread:
+        raise CatalogError(
+            f"{where}: no column for measure(s) {', '.join(unread)}: map the label that holds it, "
+            "or list it under the vintage's `absent` if this year does not have it"
+        )
+    filters = {str(k): tuple(map(str, v if isinstance(v, list) else [v])) for k, v in (spec.get("filters") or {}).items()}
+    return Vintage(
+        source=source_id, year=year, file=str(spec["file"]),
+        sheet=None if spec.get("sheet") is None else str(spec["sheet"]),
+        header_row=int(spec.get("header_row", 1)), columns=columns,
+        year_column=long.period if long else spec.get("year_column"),
+        bundle_sheet=spec.get("bundle_sheet"), encoding=spec.get("encoding"),
+        layout=layout, long=long, filters=filters, absent=absent, option=option,
+        labels={name: m.label for name, m in measures.items()},
+    )
+
+
+def _source(path: Path, source_id: str, spec: dict, levels: dict[str, ZoneLevel]) -> Source:
+    where = f"{path}: {source_id}"
+    for key in ("title", "producer", "file_regex", "measures"):
+        if key not in spec:
+            raise CatalogError(f"{where}: no `{key}`")
+    if spec.get("blank_means") not in ("secret_at_source", "missing"):
+        raise CatalogError(f"{where}.blank_means must be secret_at_source or missing")
+    measures = {str(name): _measure(where, str(name), m) for name, m in (spec.get("measures") or {}).items()}
+    for m in measures.values():
+        for term in m.sum_of:
+            if term not in measures:
+                raise CatalogError(f"{where}: measure {m.name} sums {term!r}, which is not declared")
+    rules = tuple(_rule(where, text, measures) for text in spec.get("rules", ()) or ())
+    zone = spec.get("zone") or {}
+    level, scope = str(zone.get("level", "commune")), str(zone.get("scope", "territory"))
+    if level not in levels:
+        raise CatalogError(f"{where}: zone.level {level!r} is not declared under zone_levels")
+    if scope not in SCOPES:
+        raise CatalogError(f"{where}: zone.scope must be one of {', '.join(SCOPES)}")
+    base_columns = _str_map(spec.get("columns"))
+    forms = {str(k): dict(v) for k, v in (spec.get("forms") or {}).items()}
+    vintages: dict[int, Vintage] = {}
+    others: dict[int, tuple[Vintage, ...]] = {}
+    for year, vspec in (spec.get("vintages") or {}).items():
+        options = vspec if isinstance(vspec, list) else [vspec]
+        built = [
+            _vintage(f"{where} {year}" + (f" (form {i + 1})" if len(options) > 1 else ""), source_id, int(year),
+                     dict(o), base_columns, forms, measures, i)
+            for i, o in enumerate(options)
+        ]
+        vintages[int(year)] = built[0]
+        if built[1:]:
+            others[int(year)] = tuple(built[1:])
+    return Source(
+        id=source_id, title=str(spec["title"]), producer=str(spec["producer"]),
+        file_regex=str(spec["file_regex"]), blank_means=str(spec["blank_means"]),
+        vintages=vintages, measures=measures, rules=rules, zone_level=level, scope=scope,
+        other_forms=others, description=str(spec.get("description", spec["title"])),
+    )
+
+
 def load_catalog(paths: Paths | None = None) -> Catalog:
     paths = paths or project_paths()
     path = paths.catalog
@@ -131,36 +410,17 @@ def load_catalog(paths: Paths | None = None) -> Catalog:
         raise CatalogError(f"{path}: the source catalog is missing") from None
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML ({exc})") from None
-    sources: dict[str, Source] = {}
-    for source_id, spec in doc["sources"].items():
-        base_columns = {str(k): v for k, v in (spec.get("columns") or {}).items()}
-        vintages: dict[int, Vintage] = {}
-        for year, vspec in (spec.get("vintages") or {}).items():
-            columns = _merge_columns(base_columns, {str(k): v for k, v in (vspec.get("columns") or {}).items()})
-            if "code_zone" not in columns.values():
-                raise CatalogError(f"{path}: {source_id} {year} maps no column to code_zone")
-            vintages[int(year)] = Vintage(
-                source=source_id,
-                year=int(year),
-                file=str(vspec["file"]),
-                sheet=None if vspec.get("sheet") is None else str(vspec["sheet"]),
-                header_row=int(vspec.get("header_row", 1)),
-                columns=columns,
-                year_column=vspec.get("year_column"),
-                bundle_sheet=vspec.get("bundle_sheet"),
-                encoding=vspec.get("encoding"),
-            )
-        if spec.get("blank_means") not in ("secret_at_source", "missing"):
-            raise CatalogError(f"{path}: {source_id}.blank_means must be secret_at_source or missing")
-        sources[source_id] = Source(
-            id=source_id,
-            title=str(spec["title"]),
-            producer=str(spec["producer"]),
-            file_regex=str(spec["file_regex"]),
-            blank_means=str(spec["blank_means"]),
-            vintages=vintages,
-            derived={k: list(v) for k, v in (spec.get("derived") or {}).items()},
+    levels = dict(DEFAULT_LEVELS)
+    for name, spec in (doc.get("zone_levels") or {}).items():
+        levels[str(name)] = ZoneLevel(
+            str(name), str(spec["code"]), within=spec.get("within"),
+            parent_length=None if spec.get("parent_code_length") is None else int(spec["parent_code_length"]),
         )
+    for level in levels.values():
+        if level.within is not None and (level.within not in levels or not level.parent_length):
+            raise CatalogError(f"{path}: zone level {level.name} lies within an undeclared level "
+                               "or has no parent_code_length")
+    sources = {str(sid): _source(path, str(sid), spec, levels) for sid, spec in (doc.get("sources") or {}).items()}
     markers = doc.get("markers") or {}
     return Catalog(
         sources=sources,
@@ -169,4 +429,5 @@ def load_catalog(paths: Paths | None = None) -> Catalog:
         technical_codes=frozenset(map(str, doc.get("technical_codes", []))),
         bundle_regex=(doc.get("bundle") or {}).get("file_regex"),
         path=path,
+        zone_levels=levels,
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from pipeline.fingerprint import PUBLISHED_TABLE, table_digest
 from pipeline.lineage import CLASSIFICATION_TAG, CONFIDENTIAL, PUBLIABLE, repository_commit
 
 # Where each schema of the warehouse stands (what the destruction keeps is `publiable`).
@@ -70,6 +71,14 @@ def tables_on_disk(con: duckdb.DuckDBPyConnection) -> list[dict]:
         {"table": f"{schema}.{name}", "type": kind.lower(), "classification": SCHEMA_CLASSIFICATION.get(schema, CONFIDENTIAL)}
         for schema, name, kind in rows
     ]
+
+
+def _published_fingerprint(con: duckdb.DuckDBPyConnection) -> dict:
+    """The published table's fingerprint, as out_indicators, the reports and the certificate give it."""
+    if not _has_table(con, *PUBLISHED_TABLE.split(".")):
+        return {"table": PUBLISHED_TABLE, "exists": False}
+    rows, digest = table_digest(con, PUBLISHED_TABLE)
+    return {"table": PUBLISHED_TABLE, "exists": True, "rows": rows, "fingerprint": digest}
 
 
 def build_manifest(
@@ -146,6 +155,7 @@ def build_manifest(
         "ingest_ledger": files,
         "outputs": chains,
         "tables_on_disk": tables_on_disk(con),
+        "published_table": _published_fingerprint(con),
         "assets": assets,
     }
 
@@ -184,6 +194,9 @@ def render_page(m: dict) -> str:
         f"- Audit indépendant ({audit['check']}) : **{audit_text}**"
         + (f", exécution `{audit['run_id']}` le {audit.get('at')}, {audit.get('masked_cells_checked')} cellules masquées "
            f"et {audit.get('sums_checked')} sommes vérifiées" if audit["run_id"] else ""),
+        (f"- Version des données (empreinte de `{m['published_table']['table']}`) : "
+         + (f"`{m['published_table']['fingerprint']}`, {m['published_table']['rows']} lignes"
+            if m["published_table"].get("exists") else "table absente")),
         "",
         "## Sorties publiées et leur chaîne",
         "",

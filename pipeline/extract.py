@@ -80,6 +80,7 @@ class RawTable:
     label_of: dict[str, str]  # canonical name -> label as found in the file
     warnings: list[str] = field(default_factory=list)
     notes_rows: int = 0
+    other_period_rows: int = 0  # long files: rows of other years, left out of this year's copy
 
     @property
     def where(self) -> str:
@@ -136,9 +137,31 @@ def sheet_names(path: Path) -> list[str]:
         raise IngestError(path, f"the workbook cannot be read ({type(exc).__name__})") from None
 
 
+_GRID_CACHE: dict[tuple, list[list[str | None]]] = {}
+
+
 def read_grid(path: Path, sheet: str | None, encoding: str | None = None) -> list[list[str | None]]:
-    """All cells of a sheet (or CSV file) as text, row 1 first."""
+    """All cells of a sheet (or CSV file) as text, row 1 first.
+
+    The last grid read is kept (keyed by path, size, modification time, sheet and
+    encoding): a national file holding several years is read once per run, not per year.
+    """
     path = Path(path)
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, sheet, encoding)
+    except OSError:
+        key = None
+    if key is not None and key in _GRID_CACHE:
+        return _GRID_CACHE[key]
+    grid = _read_grid(path, sheet, encoding)
+    if key is not None:
+        _GRID_CACHE.clear()
+        _GRID_CACHE[key] = grid
+    return grid
+
+
+def _read_grid(path: Path, sheet: str | None, encoding: str | None) -> list[list[str | None]]:
     if not path.exists():
         raise IngestError(path, "the file does not exist")
     kind = _sniff(path)
@@ -222,7 +245,7 @@ def _read_csv(path: Path, encoding: str | None) -> list[list[str | None]]:
     first_line = text.split("\n", 1)[0]
     delimiter = ";" if first_line.count(";") >= first_line.count(",") else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    return [[cell if cell.strip() else None for cell in row] for row in reader]
+    return [[cell if cell and not cell.isspace() else None for cell in row] for row in reader]
 
 
 # -- cutting the table out -------------------------------------------------------------
@@ -251,6 +274,14 @@ def _is_note_row(row: list[str | None]) -> bool:
     return len(filled) == 1 and row[0] is not None and len(row[0]) > 12 and " " in row[0]
 
 
+def _what(vintage: Vintage, label: str) -> str:
+    """What a column label holds, for messages: the measure's declared label and name."""
+    canonical = vintage.columns.get(label)
+    if canonical is None:
+        return "a column of the layout"
+    return f"{vintage.labels[canonical]}, {canonical}" if canonical in vintage.labels else canonical
+
+
 def cut_table(grid: list[list[str | None]], vintage: Vintage, file: str, sheet: str | None) -> RawTable:
     """The table of `vintage` inside `grid`: header located, title block and notes removed."""
     where = f"sheet {sheet!r}: " if sheet else ""
@@ -276,16 +307,19 @@ def cut_table(grid: list[list[str | None]], vintage: Vintage, file: str, sheet: 
             f"{HEADER_SEARCH_ROWS} rows; was the column renamed? Then declare the new label in the catalog",
         )
     header = grid[header_index]
-    found = _match_labels(header, list(vintage.columns))
-    missing = [label for label in vintage.columns if label not in found]
+    required = vintage.required_labels
+    found = _match_labels(header, required)
+    missing = [label for label in required if label not in found]
     if missing:
         present = ", ".join(repr(_norm(h)) for h in header if h)
         raise IngestError(
             file,
             f"{where}columns missing on header row {header_index + 1}: "
-            + ", ".join(f"{lbl!r} ({vintage.columns[lbl]})" for lbl in missing)
-            + f". Columns present: {present}. If the CAF renamed a column, map the new label in config/catalog.yaml",
+            + ", ".join(f"{lbl!r} ({_what(vintage, lbl)})" for lbl in missing)
+            + f". Columns present: {present}. If the producer renamed a column, map the new label in "
+            f"config/catalog.yaml; if this year lacks a measure, list it under the vintage's `absent`",
         )
+    period_index = found.get(vintage.long.period) if vintage.long else None
 
     # Unique, non-empty column names for the faithful copy.
     names: list[str] = []
@@ -298,9 +332,14 @@ def cut_table(grid: list[list[str | None]], vintage: Vintage, file: str, sheet: 
 
     body: list[list[str | None]] = []
     rows: list[int] = []
-    notes = 0
+    notes = other_period = 0
     ended = False
+    wanted_period = str(vintage.year)
     for offset, row in enumerate(grid[header_index + 1 :], start=header_index + 2):
+        if period_index is not None and period_index < len(row) and row[period_index] is not None \
+                and row[period_index].strip()[:4] != wanted_period:
+            other_period += 1  # a long file: this year's copy holds this year's rows only
+            continue
         cells = (list(row) + [None] * width)[:width]
         if ended:
             notes += any(c is not None for c in row)
@@ -316,14 +355,15 @@ def cut_table(grid: list[list[str | None]], vintage: Vintage, file: str, sheet: 
         body.append(cells)
         rows.append(offset)
     if not body:
-        raise IngestError(file, f"{where}the table under the header (row {header_index + 1}) has no rows")
+        period = f" for {vintage.year}" if period_index is not None else ""
+        raise IngestError(file, f"{where}the table under the header (row {header_index + 1}) has no rows{period}")
 
     frame = pd.DataFrame(body, columns=names, dtype="string")
     frame[ROW_COLUMN] = rows
     frame[FILE_COLUMN] = file
     frame[SHEET_COLUMN] = sheet
-    label_of = {vintage.columns[label]: names[idx] for label, idx in found.items()}
-    return RawTable(frame, file, sheet, header_index + 1, label_of, warnings, notes)
+    label_of = {vintage.columns[label]: names[idx] for label, idx in found.items() if label in vintage.columns}
+    return RawTable(frame, file, sheet, header_index + 1, label_of, warnings, notes, other_period)
 
 
 # -- finding a vintage's file in raw/ --------------------------------------------------
@@ -352,13 +392,29 @@ def raw_files(raw_dir: Path) -> list[Path]:
     )
 
 
+def locate_year(raw_dir: Path, source_id: str, year: int, catalog: Catalog) -> tuple[Path, str | None, Vintage]:
+    """The file (and sheet) holding a year of a source, trying each of its forms in the
+    catalog's order; with the form found."""
+    forms = catalog.forms(source_id, year)
+    for vintage in forms:
+        try:
+            path, sheet = locate(raw_dir, vintage, catalog)
+        except IngestError:
+            continue
+        return path, sheet, vintage
+    expected = " or ".join(
+        repr(v.file) + (f" or a workbook holding a sheet {v.bundle_sheet!r}" if v.bundle_sheet else "") for v in forms
+    )
+    raise IngestError(raw_dir, f"no file for {source_id} {year}: expected {expected}")
+
+
 def present_years(raw_dir: Path, catalog: Catalog) -> dict[str, list[int]]:
     """For each source, the catalog years whose file (or bundle sheet) is in raw/."""
     found: dict[str, list[int]] = {}
     for source in catalog.sources.values():
-        for year, vintage in sorted(source.vintages.items()):
+        for year in source.years:
             try:
-                locate(raw_dir, vintage, catalog)
+                locate_year(raw_dir, source.id, year, catalog)
             except IngestError:
                 continue
             found.setdefault(source.id, []).append(year)
@@ -390,13 +446,17 @@ def vintages_in_file(path: Path, catalog: Catalog) -> list[tuple[Vintage, str | 
         return [(v, v.sheet) for v in vintages]
     source = catalog.source_of_file(name)
     if source is not None:
-        known = ", ".join(sorted({v.file for v in source.vintages.values()}))
+        known = ", ".join(sorted({v.file for v in source.all_vintages}))
         raise IngestError(
             path,
             f"looks like a {source.id} table but config/catalog.yaml has no vintage for this file "
             f"(files known: {known}); a new year needs a vintage entry in the catalog",
         )
-    raise IngestError(path, "not a file of the convention's annex according to config/catalog.yaml")
+    raise IngestError(
+        path,
+        "not a file config/catalog.yaml knows; the files it expects are: " + ", ".join(catalog.expected_files())
+        + ". Rename the file to its published name, or declare it in the catalog",
+    )
 
 
 __all__ = [
@@ -408,6 +468,7 @@ __all__ = [
     "extract",
     "fingerprint",
     "locate",
+    "locate_year",
     "present_years",
     "raw_files",
     "read_grid",

@@ -87,7 +87,7 @@ STAGE_FILES: dict[str, tuple[str, ...]] = {
     "disclosure": ("pipeline/disclosure", "pipeline/defs/disclosure.py", "config/disclosure.yaml"),
     "reports": ("pipeline/reports", "pipeline/defs/reports.py", "pipeline/compliance.py", "pipeline/defs/compliance.py",
                 "config/report.yaml", "config/governance.yaml"),
-    "lifecycle": ("pipeline/lifecycle.py", "pipeline/defs/lifecycle.py"),
+    "lifecycle": ("pipeline/lifecycle", "pipeline/defs/lifecycle.py"),
 }
 
 
@@ -118,10 +118,11 @@ def staging_lineage(source_id: str) -> dg.TableColumnLineage:
     """staging.<source> columns from the raw copy's columns (labels of every vintage)."""
     source = load_catalog().source(source_id)
     raw = f"raw_{source_id}"
-    code_labels = sorted({v.label_of["code_zone"] for v in source.vintages.values()})
+    code_labels = sorted({v.label_of["code_zone"] for v in source.all_vintages})
     measure_labels = sorted(
-        {label for v in source.vintages.values() for label, canonical in v.columns.items()
+        {label for v in source.all_vintages for label, canonical in v.columns.items()
          if canonical not in ("code_zone", "nom_zone") and canonical != v.year_column}
+        | {label for v in source.all_vintages if v.long for label in (v.long.measure, v.long.value)}
     )
     return dg.TableColumnLineage(
         deps_by_column={
@@ -209,7 +210,10 @@ def apply_governance(defs: dg.Definitions) -> dg.Definitions:
     governance = load_governance()
     graph = defs.resolve_asset_graph()
     producers = producers_by_asset(graph)
-    staging_sources = sorted(k.to_user_string().removeprefix("stg_") for k in graph.get_all_asset_keys()
+    # the staging tables the indicators read (a declared source no indicator uses is not one)
+    inputs = dg.AssetKey("core_indicator_inputs")
+    readers = graph.get(inputs).parent_keys if graph.has(inputs) else set(graph.get_all_asset_keys())
+    staging_sources = sorted(k.to_user_string().removeprefix("stg_") for k in readers
                              if k.to_user_string().startswith("stg_"))
 
     def govern(spec: dg.AssetSpec) -> dg.AssetSpec:

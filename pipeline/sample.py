@@ -278,6 +278,12 @@ class _Sample:
     missing: frozenset[tuple[str, int, str, str]]  # (source, year, commune code, measure)
 
 
+def sampled_sources(catalog: Catalog) -> list[Source]:
+    """The sources the sample writes: those of commune-level zones (the model knows no
+    IRIS). Each year is written in its main form."""
+    return [s for s in catalog.sources.values() if s.zone_level == "commune"]
+
+
 def _measures(v: Vintage) -> list[str]:
     """Canonical measures of a vintage: every mapped column but keys and the year."""
     return [c for label, c in v.columns.items() if c not in KEY_MEASURES and label != v.year_column]
@@ -299,13 +305,13 @@ def _build(seed: int, paths: Paths | None) -> _Sample:
         communes["population_2021"].to_numpy(dtype=float),
         rng.integers(*TECHNICAL_POPULATION, size=len(technical)).astype(float),
     ])
-    years = sorted(set(MODEL_YEARS) | {v.year for v in catalog.all_vintages})
+    years = sorted(set(MODEL_YEARS) | {year for s in sampled_sources(catalog) for year in s.years})
     model = simulate(codes, population, years, rng)
 
     # Empty cells of INSEE files: drawn per file, after the model, so that the model
     # does not depend on them.
     missing: set[tuple[str, int, str, str]] = set()
-    for source in catalog.sources.values():
+    for source in sampled_sources(catalog):
         bounds = MISSING_CELLS_PER_FILE.get(source.producer)
         if not bounds:
             continue
@@ -377,7 +383,7 @@ def _blank_masks(s: _Sample, source: Source, year: int, frame: pd.DataFrame,
 
 def _truth(s: _Sample) -> pd.DataFrame:
     parts = []
-    for source in s.catalog.sources.values():
+    for source in sampled_sources(s.catalog):
         for year in source.years:
             measures = _measures(source.vintages[year])
             frame = _zone_frame(s, source, year, measures)
@@ -714,7 +720,7 @@ def generate(out_dir: Path, seed: int = 2022, *, bundle: bool = False, sentinel:
 
     workbooks: dict[str, dict[str, list[Vintage]]] = {}  # file -> sheet -> vintages
     csvs: dict[str, list[Vintage]] = {}
-    for source in s.catalog.sources.values():
+    for source in sampled_sources(s.catalog):
         for year in source.years:
             v = source.vintages[year]
             if bundle and v.bundle_sheet:

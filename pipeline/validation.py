@@ -1,8 +1,9 @@
 """Validation: the staged frame of one table and year against its pandera schema.
 
-What belongs here: running the schemas of `schemas/` (lazily, so every broken rule is
-reported at once), merging their failures with the cells staging could not read, and
-wording the report with file, sheet, source rows, source column, rule and row count.
+What belongs here: running the schema derived from the source's declaration in
+`config/catalog.yaml` (`schemas.schema_for`, lazily, so every broken rule is reported at
+once), merging its failures with the cells staging could not read, and wording the
+report with file, sheet, source rows, source column, rule and row count.
 Failure *values* are never reported: cells may be confidential. Zone codes are not
 confidential and are named when unknown, with the hint to map former codes.
 """
@@ -14,11 +15,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import pandera.errors
+import pandera.pandas as pa
 
+from pipeline.catalog import Catalog, Source, load_catalog
 from pipeline.extract import FILE_COLUMN, ROW_COLUMN, SHEET_COLUMN, IngestError
 from pipeline.staging import StagedTable
 from pipeline.territory import Territory
-from schemas import SPECS
+from schemas import schema_for
 
 MAX_ROWS_LISTED = 10
 
@@ -47,6 +50,8 @@ class ValidationReport:
     rows_checked: int
     failures: list[RuleFailure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    rows_outside_territory: int = 0
+    absent_measures: list[str] = field(default_factory=list)  # labels of the measures declared absent
 
     @property
     def passed(self) -> bool:
@@ -72,6 +77,8 @@ class ValidationReport:
             "rows_failed": self.failed_rows,
             "failures": [f.describe() for f in self.failures],
             "warnings": list(self.warnings),
+            "rows_outside_territory": self.rows_outside_territory,
+            "absent_measures": list(self.absent_measures),
         }
 
 
@@ -88,20 +95,43 @@ def _readable_check(check: str) -> str:
     return check
 
 
-def validate(staged: StagedTable, territory: Territory) -> ValidationReport:
+def _zone_check(staged: StagedTable, source: Source, catalog: Catalog, territory: Territory) -> pa.Check:
+    """Codes of the territory (communes, RPE, EPCI) or, for a level under the commune
+    (IRIS), well-formed codes lying within a commune of the territory."""
+    known = set(territory.commune_codes | territory.rpe_codes | territory.epci_codes)
+    if catalog.level(source.zone_level).within is not None:
+        known |= set(staged.wide.loc[staged.wide["level"] == source.zone_level, "code_zone"])
+    if source.scope == "territory":
+        error = "must be a zone of the territory referential"
+    else:
+        level = catalog.level(source.zone_level)
+        error = (f"must be a well-formed {level.name} code (pattern {level.pattern}) or a zone of the territory "
+                 "referential: codes outside the territory are dropped, malformed ones are not")
+    return pa.Check.isin(sorted(known), error=error, name=error)
+
+
+def validate(staged: StagedTable, territory: Territory, catalog: Catalog | None = None) -> ValidationReport:
+    catalog = catalog or load_catalog()
+    source = catalog.source(staged.source)
     wide = staged.wide
     file = str(wide[FILE_COLUMN].iloc[0]) if len(wide) else "?"
     sheet = wide[SHEET_COLUMN].iloc[0] if len(wide) else None
     report = ValidationReport(file, sheet if isinstance(sheet, str) else None, staged.source, staged.year, len(wide))
+    report.rows_outside_territory = staged.rows_outside_territory
+    report.absent_measures = [source.label(m) for m in staged.absent]
+    if staged.absent:
+        report.warnings.append(
+            "measures absent from this vintage (declared in config/catalog.yaml, not_available downstream): "
+            + "; ".join(report.absent_measures)
+        )
 
     by_rule: dict[tuple[str, str | None], list[int]] = defaultdict(list)
     for problem in staged.problems:
         by_rule[(f"must be {problem.rule}", problem.column)].append(problem.row)
 
-    known = territory.commune_codes | territory.rpe_codes | territory.epci_codes
-    spec = SPECS[staged.source]
-    rules = {rule.name: rule for rule in spec.rules}
-    schema = spec.schema(known)
+    rules = {rule.name: rule for rule in source.rules}
+    schema = schema_for(source, _zone_check(staged, source, catalog, territory),
+                        [m for m in staged.measures if m in source.measures])
     unknown_codes: list[str] = []
     try:
         schema.validate(wide.reset_index(drop=True), lazy=True)
@@ -120,7 +150,8 @@ def validate(staged: StagedTable, territory: Territory) -> ValidationReport:
                 unknown_codes.append(str(case["failure_case"]))
             rule = _readable_check(check)
             if check in rules:
-                labels = (staged.label_of.get(rules[check].smaller), staged.label_of.get(rules[check].larger))
+                terms = (rules[check].smaller, rules[check].larger)
+                labels = [staged.label_of.get(m, m) for m in terms]
                 rule = f"rule {check} (columns {labels[0]!r} and {labels[1]!r})"
             key = (rule, label)
             if row is None:
@@ -135,10 +166,15 @@ def validate(staged: StagedTable, territory: Territory) -> ValidationReport:
             hint = (
                 f"unknown codes: {codes}; a former commune code needs a line in config/commune_changes.csv, "
                 "a new commune a line in config/territory.csv"
+            ) if source.scope == "territory" else (
+                f"codes: {codes}; is the zone column of config/catalog.yaml the right one?"
             )
         report.failures.append(RuleFailure(rule, column, tuple(sorted(set(rows))), hint))
 
     present = set(wide["code_zone"].dropna())
+    level = catalog.level(source.zone_level)
+    if level.within is not None:  # an IRIS file covers the communes its IRIS lie in
+        present |= {level.parent(c) for c in wide.loc[wide["level"] == level.name, "code_zone"]}
     absent = sorted(territory.commune_codes - present)
     if absent and staged.source:
         listed = ", ".join(absent[:MAX_ROWS_LISTED]) + (" ..." if len(absent) > MAX_ROWS_LISTED else "")

@@ -1,9 +1,11 @@
-"""Pandera schemas, one module per source table of the convention's annex."""
+"""Pandera schemas of the source tables, derived from their declaration in
+`config/catalog.yaml` (measures, types, rules, zone level): no per-source module.
 
-from schemas import bca, bcecpaj, couverture, naissances, places_a_creer, scolarisation
-from schemas._build import TableSpec
+`schema_for(source, zone_check)` builds the schema of the staged frame of one year (one
+row per zone); the zone check (codes known to the territory, or lying within it) is
+given by validation, since the territory is configuration.
+"""
 
-SPECS: dict[str, TableSpec] = {
-    module.SPEC.source: module.SPEC
-    for module in (bca, bcecpaj, naissances, scolarisation, couverture, places_a_creer)
-}
+from schemas._build import measure_checks, rule_check, schema_for
+
+__all__ = ["measure_checks", "rule_check", "schema_for"]

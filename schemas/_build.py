@@ -1,88 +1,38 @@
-"""Building blocks of the source-table schemas: declarations in, pandera schemas out.
-
-Each module of `schemas/` declares one source table as a `TableSpec` (its measures and
-their kind, and the rules that tie measures together); `TableSpec.schema()` turns the
-declaration into a pandera `DataFrameSchema` for the staged frame of one year (one row
-per zone). The referential-dependent rule (zone codes known to the territory) is
-added at build time, since the territory is configuration.
-"""
+"""Building blocks of the source-table schemas: a catalog declaration in, a pandera
+`DataFrameSchema` out, for the staged frame of one year (one row per zone)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pandera.pandas as pa
 
-
-@dataclass(frozen=True)
-class Measure:
-    """A canonical measure: a count (integer or weighted) or a rate in percent."""
-
-    description: str
-    kind: str = "count"  # count | rate
-    integer: bool = True
-    maximum: float | None = None  # for rates; None: no upper bound (never clamp)
-
-    def checks(self) -> list[pa.Check]:
-        checks = [pa.Check.ge(0, error="must be ≥ 0")]
-        if self.kind == "count" and self.integer:
-            checks.append(
-                pa.Check(lambda s: (s.dropna() % 1 == 0), element_wise=False, name="integer", error="must be a whole number")
-            )
-        if self.maximum is not None:
-            checks.append(pa.Check.le(self.maximum, error=f"must be ≤ {self.maximum:g}"))
-        return checks
+from pipeline.catalog import AtMost, MeasureSpec, Source
 
 
-def count(description: str, integer: bool = True) -> Measure:
-    return Measure(description, "count", integer)
-
-
-def rate(description: str, maximum: float | None = None) -> Measure:
-    return Measure(description, "rate", integer=False, maximum=maximum)
-
-
-@dataclass(frozen=True)
-class AtMost:
-    """Cross-field rule: `smaller` ≤ `larger` on every row where both are known."""
-
-    smaller: str
-    larger: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.smaller} ≤ {self.larger}"
-
-    def check(self) -> pa.Check:
-        a, b = self.smaller, self.larger
-        return pa.Check(
-            lambda df: df[a].isna() | df[b].isna() | (df[a] <= df[b] + 1e-9),
-            name=self.name,
+def measure_checks(measure: MeasureSpec) -> list[pa.Check]:
+    """≥ 0 always; whole numbers for counts; the declared bound for rates (never a clamp)."""
+    checks = [pa.Check.ge(0, error="must be ≥ 0")]
+    if measure.integer:
+        checks.append(
+            pa.Check(lambda s: (s.dropna() % 1 == 0), element_wise=False, name="integer", error="must be a whole number")
         )
+    if measure.maximum is not None:
+        checks.append(pa.Check.le(measure.maximum, error=f"must be ≤ {measure.maximum:g}"))
+    return checks
 
 
-@dataclass(frozen=True)
-class TableSpec:
-    source: str
-    description: str
-    measures: dict[str, Measure]
-    rules: list[AtMost] = field(default_factory=list)
+def rule_check(rule: AtMost) -> pa.Check:
+    a, b = rule.smaller, rule.larger
+    return pa.Check(lambda df: df[a].isna() | df[b].isna() | (df[a] <= df[b] + 1e-9), name=rule.name)
 
-    def schema(self, known_codes: frozenset[str] | set[str]) -> pa.DataFrameSchema:
-        columns = {
-            "code_zone": pa.Column(
-                str,
-                nullable=False,
-                unique=True,
-                checks=pa.Check.isin(sorted(known_codes), error="must be a zone of the territory referential"),
-            ),
-        }
-        for name, measure in self.measures.items():
-            columns[name] = pa.Column(float, nullable=True, checks=measure.checks())
-        return pa.DataFrameSchema(
-            columns,
-            checks=[rule.check() for rule in self.rules],
-            name=self.source,
-            strict=False,
-            coerce=False,
-        )
+
+def schema_for(source: Source, zone_check: pa.Check, measures: list[str] | None = None) -> pa.DataFrameSchema:
+    """The schema of one year of `source`: a unique, known zone code per row, and each
+    measure (those of `measures`, default all declared) typed and checked."""
+    columns = {"code_zone": pa.Column(str, nullable=False, unique=True, checks=zone_check)}
+    names = measures if measures is not None else list(source.measures)
+    for name in names:
+        columns[name] = pa.Column(float, nullable=True, checks=measure_checks(source.measures[name]))
+    rules = [r for r in source.rules if r.smaller in names and r.larger in names]
+    return pa.DataFrameSchema(
+        columns, checks=[rule_check(r) for r in rules], name=source.id, strict=False, coerce=False,
+    )

@@ -1,12 +1,15 @@
 """Shared fixtures: an isolated copy of the project (config, raw, warehouse, reports,
-DAGSTER_HOME) per test, and the generated sample files, made once per session."""
+DAGSTER_HOME) per test, the generated sample files, made once per session, and the Dagster
+instance on SQLite or on a throw-away PostgreSQL cluster (`pytest -m postgres`)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, settings
 
 from pipeline.settings import PACKAGE_ROOT
@@ -82,3 +85,64 @@ def built_project(sample_project, built_warehouse) -> Path:
     """The isolated project with the sample in raw/ and the warehouse built from it."""
     shutil.copy2(built_warehouse, sample_project / "warehouse" / "warehouse.duckdb")
     return sample_project
+
+
+# ---- the Dagster instance on SQLite or on a throw-away PostgreSQL cluster ----------------------
+
+STORAGES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(tmp_path_factory):
+    """A PostgreSQL cluster of the tests' own (initdb in a temporary folder, a free port on
+    127.0.0.1, password authentication), stopped and removed at the end of the session.
+
+    Without the server binaries the PostgreSQL tests are skipped on a developer's machine
+    but fail under CI (`CI` set: .ci/run installs Debian's postgresql)."""
+    from tests.pg_cluster import Cluster, server_bindir
+
+    bindir = server_bindir()
+    if bindir is None:
+        message = "PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (.ci/run installs them)")
+        pytest.skip(message)
+    cluster = Cluster(bindir)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=STORAGES)
+def instance_storage(request, project) -> str:
+    """The test's DAGSTER_HOME configured like the project's instance (`.dagster_home/dagster.yaml`),
+    on SQLite or, for `postgres`, with the storage of `deploy/dagster.postgres.yaml` pointed by the
+    DAGSTER_PG_* variables at a fresh database of the test cluster (the password stays in the
+    environment, never in a file)."""
+    home = Path(os.environ["DAGSTER_HOME"])
+    config = yaml.safe_load((PACKAGE_ROOT / ".dagster_home" / "dagster.yaml").read_text(encoding="utf-8"))
+    if request.param == "postgres":
+        cluster = request.getfixturevalue("pg_cluster")
+        database = cluster.create_database()
+        request.addfinalizer(lambda: cluster.drop_database(database))
+        monkeypatch = request.getfixturevalue("monkeypatch")
+        for name, value in cluster.environment(database).items():
+            monkeypatch.setenv(name, value)
+        deploy = yaml.safe_load((PACKAGE_ROOT / "deploy" / "dagster.postgres.yaml").read_text(encoding="utf-8"))
+        config["storage"] = deploy["storage"]
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return request.param
+
+
+@pytest.fixture
+def instance(instance_storage):
+    """The persistent instance of the test's DAGSTER_HOME, on the storage of `instance_storage`."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    expected = "PostgresEventLogStorage" if instance_storage == "postgres" else "SqliteEventLogStorage"
+    assert type(instance.event_log_storage).__name__ == expected
+    yield instance
+    instance.dispose()

@@ -1,4 +1,6 @@
-"""The file sensor, the year partitions that grow with the files, and the downstream refresh."""
+"""The file sensor, the year partitions that grow with the files, and the downstream refresh,
+on the instance's two storages: SQLite (the default) and PostgreSQL (the server variant,
+`pytest -m postgres`; tests/conftest.py starts a throw-away cluster)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,6 @@ import os
 import shutil
 
 import dagster as dg
-import pytest
 
 from pipeline.defs.automation import raw_files_sensor
 from pipeline.sample import generate
@@ -26,8 +27,7 @@ def requested(result) -> list[tuple[str, str]]:
     )
 
 
-def test_first_tick_asks_for_every_source_and_year_and_adds_the_years(sample_project):
-    instance = dg.DagsterInstance.ephemeral()
+def test_first_tick_asks_for_every_source_and_year_and_adds_the_years(sample_project, instance):
     result = tick(instance)
     runs = requested(result)
     assert ("bca", "2017") in runs and ("places_a_creer", "2020") in runs and ("couverture", "2019") in runs
@@ -41,8 +41,7 @@ def test_first_tick_asks_for_every_source_and_year_and_adds_the_years(sample_pro
     assert {r.tags["caf/fichier"] for r in bcecpaj} == {"BCECPAJ20.xlsx", "BCECPAJ21.xlsx"}
 
 
-def test_same_files_twice_run_nothing_and_a_touched_file_is_not_a_new_one(sample_project):
-    instance = dg.DagsterInstance.ephemeral()
+def test_same_files_twice_run_nothing_and_a_touched_file_is_not_a_new_one(sample_project, instance):
     first = tick(instance)
     second = tick(instance, first.cursor)
     assert not second.run_requests
@@ -52,8 +51,7 @@ def test_same_files_twice_run_nothing_and_a_touched_file_is_not_a_new_one(sample
     assert not third.run_requests
 
 
-def test_replaced_file_runs_only_its_source_and_year(sample_project):
-    instance = dg.DagsterInstance.ephemeral()
+def test_replaced_file_runs_only_its_source_and_year(sample_project, instance):
     first = tick(instance)
     bca = sample_project / "raw" / "BCA2019.xlsx"
     edit_workbook(bca, "BCA2019", lambda ws: setattr(ws.cell(find_row(ws, "62119"), 3), "value", 4321))
@@ -64,8 +62,7 @@ def test_replaced_file_runs_only_its_source_and_year(sample_project):
     assert request.run_key not in {r.run_key for r in first.run_requests}
 
 
-def test_file_for_an_unknown_year_is_reported_in_the_tick_and_runs_nothing(sample_project):
-    instance = dg.DagsterInstance.ephemeral()
+def test_file_for_an_unknown_year_is_reported_in_the_tick_and_runs_nothing(sample_project, instance):
     first = tick(instance)
     shutil.copy(sample_project / "raw" / "BCA2021.xlsx", sample_project / "raw" / "BCA2023.xlsx")
     second = tick(instance, first.cursor)
@@ -74,8 +71,7 @@ def test_file_for_an_unknown_year_is_reported_in_the_tick_and_runs_nothing(sampl
     assert "no vintage" in second.skip_reason.skip_message
 
 
-def test_invalid_file_gives_one_failed_run_and_no_retry(sample_project):
-    instance = dg.DagsterInstance.ephemeral()
+def test_invalid_file_gives_one_failed_run_and_no_retry(sample_project, instance):
     first = tick(instance)
     bca = sample_project / "raw" / "BCA2018.xlsx"
     edit_workbook(bca, "BCA2018", lambda ws: setattr(ws.cell(find_row(ws, "62119"), 3), "value", -7))
@@ -87,13 +83,12 @@ def test_invalid_file_gives_one_failed_run_and_no_retry(sample_project):
     assert not third.run_requests  # the same bad file is not proposed again
 
 
-def test_new_year_end_to_end(sample_project):
+def test_new_year_end_to_end(sample_project, instance):
     """A 2022 file arrives: the sensor adds the year, its run ingests it, earlier years stay
     untouched, and the automation asks for the refresh of everything downstream."""
     from pipeline.definitions import defs
     from tests.helpers import materialize_all
 
-    instance = dg.DagsterInstance.ephemeral()
     assert not materialize_all(instance)
     cursor = tick(instance).cursor
     baseline = dg.evaluate_automation_conditions(defs=defs, instance=instance)
@@ -123,25 +118,24 @@ def test_new_year_end_to_end(sample_project):
     assert not any(defs.resolve_asset_graph().get(dg.AssetKey(k)).group_name == "lifecycle" for k in wanted)
 
 
-def test_sensor_refuses_new_files_once_the_study_is_closed(sample_project):
+def test_sensor_refuses_new_files_once_the_study_is_closed(sample_project, instance):
     import datetime as dt
 
     from pipeline.study import set_study_status
 
     set_study_status("closed", dt.date(2026, 6, 30))
-    result = tick(dg.DagsterInstance.ephemeral())
+    result = tick(instance)
     assert not result.run_requests
     assert result.skip_reason.skip_message.startswith("ingest refused:")
     assert "closed" in result.skip_reason.skip_message
 
 
-def test_weekly_check_revalidates_every_ingested_year_and_is_off_by_default(sample_project):
+def test_weekly_check_revalidates_every_ingested_year_and_is_off_by_default(sample_project, instance):
     from pipeline.__main__ import register_years
     from pipeline.definitions import defs
 
     schedule = defs.get_schedule_def("verification_hebdomadaire")
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED  # config/operations.yaml: enabled: false
-    instance = dg.DagsterInstance.get()  # a schedule's context needs a persistent instance (the test's DAGSTER_HOME)
     register_years(instance)
     import datetime as dt
 
@@ -153,10 +147,10 @@ def test_weekly_check_revalidates_every_ingested_year_and_is_off_by_default(samp
     assert all(r.asset_selection[0].to_user_string().startswith("stg_") for r in requests)
 
 
-def test_files_already_in_the_ledger_are_not_ingested_again(sample_project):
+def test_files_already_in_the_ledger_are_not_ingested_again(sample_project, instance):
     """`make run` ingested everything; the UI's sensor, looking at raw/ for the first time,
     asks for nothing but what the ledger does not hold."""
-    assert materialize(["raw_bca", "stg_bca"], "2017").success
-    result = tick(dg.DagsterInstance.ephemeral())
+    assert materialize(["raw_bca", "stg_bca"], "2017", instance).success
+    result = tick(instance)
     runs = requested(result)
     assert ("bca", "2017") not in runs and ("bca", "2018") in runs

@@ -55,7 +55,7 @@ CASES = {
             p, BCA.sheet,
             lambda ws: setattr(ws.cell(BCA.header_row, header_columns(ws, BCA.header_row)["NB_Allocataires"]), "value", "NB_ALLOC"),
         ),
-        "columns missing on header row 6: 'NB_Allocataires' (allocataires)",
+        "columns missing on header row 6: 'NB_Allocataires' (Nombre d'allocataires (décembre), allocataires)",
     ),
     "text in a number column": (
         lambda p: edit_workbook(p, BCA.sheet, lambda ws: setattr(_cell(ws, "62119", "NB_Allocataires"), "value", "beaucoup")),
@@ -128,7 +128,9 @@ def test_file_not_in_the_catalog(tmp_path, capsys):
     stray = tmp_path / "notes_reunion.xlsx"
     stray.write_bytes(b"PK\x03\x04")
     code, output = validate_cli(capsys, stray)
-    assert code == 1 and "notes_reunion.xlsx: not a file of the convention's annex" in output
+    assert code == 1 and "notes_reunion.xlsx: not a file config/catalog.yaml knows" in output
+    # the message lists the names the catalog expects, so the user can rename the file
+    assert "BCA2017.xlsx" in output and "DS_ETAT_CIVIL_NAIS_COMMUNES_data.csv" in output
 
 
 def test_missing_raw_file_names_what_is_expected(project):

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 import uuid
 import zipfile
@@ -78,23 +79,44 @@ def files_holding(root: Path, text: str) -> list[str]:
     return found
 
 
+PAUSING_DESTROY = textwrap.dedent(
+    """
+    import pathlib, sys, time
+    from pipeline.lifecycle.destruction import Destruction
+
+    flag, at = pathlib.Path(sys.argv[1]), sys.argv[2]
+
+    def pause(self, name):  # the test kills the process while it sleeps here
+        if name == at:
+            flag.write_text(name)
+            while True:
+                time.sleep(0.5)
+
+    Destruction.checkpoint = pause
+    from pipeline.__main__ import main
+    sys.exit(main(["destroy", *sys.argv[3:]]))
+    """
+)
+
+
 def kill_destruction_at(checkpoint: str, study_id: str, sentinel: str) -> None:
-    """Run `python -m pipeline destroy` in a subprocess and SIGKILL it at `checkpoint`."""
-    env = dict(os.environ, **{lifecycle.PAUSE_ENV: checkpoint})
+    """Run `python -m pipeline destroy` in a subprocess and SIGKILL it at `checkpoint`
+    (the subprocess replaces `Destruction.checkpoint`, a no-op in production, by a pause)."""
+    flag = Path(os.environ["DAGSTER_HOME"]).parent / f"paused-{uuid.uuid4().hex[:8]}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "destroy", "--study-id", study_id, "--sentinel", sentinel],
-        cwd=PACKAGE_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-c", PAUSING_DESTROY, str(flag), checkpoint, "--study-id", study_id, "--sentinel", sentinel],
+        cwd=PACKAGE_ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    journal = lifecycle.journal_path(study_id)
     deadline = time.monotonic() + 120
     try:
-        while not (journal.exists() and json.loads(journal.read_text()).get("paused_at") == checkpoint):
+        while not flag.exists():
             assert proc.poll() is None, proc.stderr.read().decode(errors="replace")
             assert time.monotonic() < deadline, f"the destruction never reached {checkpoint}"
             time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        flag.unlink(missing_ok=True)
 
 
 def published_snapshot(project: Path) -> dict[str, list]:
@@ -229,6 +251,11 @@ def test_a_residue_fails_the_destruction_loudly(project):
     assert destroy(instance, study.study_id, [sentinel]).success
     assert json.loads(json_path.read_text(encoding="utf-8"))["status"] == "TERMINÉE"
     assert lifecycle.destruction_record(study.study_id)
+    # a scan that searched for nothing says so instead of a bare "no occurrence"
+    cert = json.loads(json_path.read_text(encoding="utf-8"))
+    assert "Aucune valeur n'a été recherchée" not in lifecycle.render_certificate_html(cert)
+    cert["controle_de_non_persistance"].update(sentinels_given=0, sentinels_derived=0)
+    assert "Aucune valeur n'a été recherchée" in lifecycle.render_certificate_html(cert)
 
 
 def test_killed_after_overwriting_the_old_warehouse_resumes(project):
@@ -388,3 +415,76 @@ def test_destruction_end_to_end(project, monkeypatch):
     assert again.success
     assert "already_destroyed_on" in again.asset_materializations_for_node(DESTROY)[0].metadata
     assert json.loads(json_path.read_text(encoding="utf-8")) == cert
+
+
+# ---- the server variant: Dagster on PostgreSQL ------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("instance_storage", ["postgres"], indirect=True)
+def test_make_destroy_on_postgres_leaves_nothing_in_the_database_nor_the_cluster_files(
+    project, instance, pg_cluster, monkeypatch
+):
+    """Runs that read the data, a leaky debug session and a careless note in the instance's
+    key-value table: the sentinel is in the database and in the cluster's files. `make destroy`
+    (its scan searching for the values derived from the raw tables) fails on the residue left,
+    naming the table; once it is removed, the re-run vacuums, checkpoints and switches the WAL
+    again: the sentinel is found neither by SQL nor in any file."""
+    from pipeline.defs import ingest as ingest_module
+
+    database = os.environ["DAGSTER_PG_DB"]
+    sentinel = "PGSENTINEL" + uuid.uuid4().hex[:12].upper()
+    generate(project / "raw", seed=SEED, sentinel=sentinel)
+    real_extract = ingest_module.extract
+
+    def leaky_extract(*args, **kwargs):
+        table = real_extract(*args, **kwargs)
+        print(f"debug: {sentinel}")
+        table.warnings.append(f"debug: {sentinel}")
+        return table
+
+    monkeypatch.setattr(ingest_module, "extract", leaky_extract)
+    assert materialize(["raw_bca", "stg_bca"], "2017", instance).success
+    monkeypatch.setattr(ingest_module, "extract", real_extract)
+    instance.report_runless_asset_event(dg.AssetObservation("raw_bcecpaj", metadata={"note": f"vu {sentinel}"}))
+    pg_cluster.sql("INSERT INTO kvs (key, value) VALUES ('debug-note', %s)", (f"vu {sentinel}",), database=database)
+    pg_cluster.sql("CHECKPOINT")
+
+    # the sentinel is where the test says it is (else the zeros below would prove nothing)
+    planted = pg_cluster.count_everywhere(database, sentinel)
+    assert "event_logs.event" in planted and "kvs.value" in planted, planted
+    assert files_holding(pg_cluster.data_dir, sentinel)
+
+    close_study()
+    study_id = load_study().study_id
+
+    def make_destroy() -> subprocess.CompletedProcess:
+        return subprocess.run(["make", "-e", "-s", "destroy", f"STUDY_ID={study_id}", "OPERATOR=test postgres"],
+                              cwd=PACKAGE_ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=600)
+
+    failed = make_destroy()
+    assert failed.returncode != 0 and "RESIDUE FOUND" in failed.stderr and "PostgreSQL :: kvs.value" in failed.stderr
+    assert sentinel not in failed.stdout + failed.stderr
+    assert pg_cluster.password not in failed.stdout + failed.stderr
+    pg_cluster.sql("DELETE FROM kvs WHERE key = 'debug-note'", database=database)
+
+    # resumed: the raw tables are gone, so nothing can be derived any more; the operator gives
+    # the value to search for (`make destroy` runs this very command, without --sentinel)
+    done = subprocess.run([sys.executable, "-m", "pipeline", "destroy", "--study-id", study_id, "--sentinel", sentinel],
+                          cwd=PACKAGE_ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.startswith("ok:"), done.stderr[-3000:]
+    assert pg_cluster.count_everywhere(database, sentinel) == {}
+    assert files_holding(pg_cluster.data_dir, sentinel) == []
+    assert files_holding(project, sentinel) == [] and files_holding(Path(os.environ["DAGSTER_HOME"]), sentinel) == []
+
+    cert = json.loads(lifecycle.certificate_paths(study_id)[1].read_text(encoding="utf-8"))
+    assert cert["status"] == "TERMINÉE" and cert["detruit"]["dagster"]["stockage"] == "postgres"
+    assert cert["controle_de_non_persistance"]["sentinels_given"] == 1  # the clean verdict searched for it
+    pg = cert["detruit"]["dagster"]["postgresql"]
+    assert {"event_logs", "asset_keys", "runs", "kvs"} <= set(pg["vacuum_full"]) and pg["wal_switches"] >= 3
+    assert not pg["refused"]
+    scopes = " | ".join(s["what"] for s in cert["controle_de_non_persistance"]["scopes"])
+    assert "base PostgreSQL" in scopes and "fichiers du cluster PostgreSQL" in scopes
+    page = lifecycle.certificate_paths(study_id)[0].read_text(encoding="utf-8")
+    assert "VACUUM FULL" in page and "fichiers du cluster PostgreSQL" in page
+    assert pg_cluster.password not in page + json.dumps(cert)

@@ -1,4 +1,6 @@
-"""Safe operations on the warehouse: two runs at once, and a run killed mid-write."""
+"""Safe operations on the warehouse and the instance: two runs at once, a run killed
+mid-write, the compliance manifest reading the instance's records; on SQLite and on
+PostgreSQL (`pytest -m postgres`)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ import sys
 import textwrap
 import time
 
+import dagster as dg
 import duckdb
+import pytest
 
 from pipeline.settings import PACKAGE_ROOT
 from tests.helpers import materialize, query
@@ -17,10 +21,12 @@ from tests.helpers import materialize, query
 RUNNER = textwrap.dedent(
     """
     import sys
+    import dagster as dg
     from tests.helpers import materialize
     source, years = sys.argv[1], sys.argv[2:]
+    instance = dg.DagsterInstance.get()  # the test's DAGSTER_HOME: SQLite or PostgreSQL
     for year in years:
-        result = materialize([f"raw_{source}", f"stg_{source}"], year)
+        result = materialize([f"raw_{source}", f"stg_{source}"], year, instance)
         print(source, year, "ok" if result.success else "FAILED", flush=True)
         if not result.success:
             sys.exit(1)
@@ -35,18 +41,24 @@ def _start(source: str, *years: str) -> subprocess.Popen:
     )
 
 
-def test_two_runs_started_together_both_finish(sample_project):
+def test_two_runs_started_together_both_finish(sample_project, instance):
     first, second = _start("bca", "2017", "2018"), _start("bcecpaj", "2017", "2018")
     outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outputs
-    assert "lock" not in " ".join(outputs).lower()
+    # on the project's instance the pool `warehouse` makes one step wait for the other ("Step
+    # blocked by limit for pool warehouse"); no DuckDB lock error may show
+    locked = [line for out in outputs for line in out.splitlines()
+              if "lock" in line.lower() and "blocked by limit for pool warehouse" not in line.lower()]
+    assert not locked, locked
     ledger = query(sample_project, "SELECT source, year FROM lineage.ingest_ledger ORDER BY ALL")
     assert ledger == [("bca", 2017), ("bca", 2018), ("bcecpaj", 2017), ("bcecpaj", 2018)]
     assert query(sample_project, "SELECT count(DISTINCT year) FROM staging.bcecpaj")[0][0] == 2
+    runs = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS]))
+    assert len(runs) == 4  # both processes recorded their runs in the one instance
 
 
-def test_run_killed_mid_write_leaves_the_previous_tables_and_a_rerun_completes(sample_project):
-    assert materialize(["raw_bca", "stg_bca"], "2017").success
+def test_run_killed_mid_write_leaves_the_previous_tables_and_a_rerun_completes(sample_project, instance):
+    assert materialize(["raw_bca", "stg_bca"], "2017", instance).success
     before = query(sample_project, "SELECT count(*), sum(value) FROM staging.bca")
     raw_before = query(sample_project, "SELECT count(*) FROM raw.bca_2017")
     killed = 0
@@ -60,7 +72,7 @@ def test_run_killed_mid_write_leaves_the_previous_tables_and_a_rerun_completes(s
         assert query(sample_project, "SELECT count(*), sum(value) FROM staging.bca") == before
         assert query(sample_project, "SELECT count(*) FROM raw.bca_2017") == raw_before
     assert killed >= 4
-    assert materialize(["raw_bca", "stg_bca"], "2017").success
+    assert materialize(["raw_bca", "stg_bca"], "2017", instance).success
     assert query(sample_project, "SELECT count(*), sum(value) FROM staging.bca") == before
 
 
@@ -95,3 +107,78 @@ def test_a_transaction_is_all_or_nothing_under_sigkill(tmp_path):
         finally:
             con.close()
         assert versions == [(200_000, 1)]  # one whole version, never a mix or a half
+
+
+def test_compliance_manifest_reads_the_instance_records(built_project, instance):
+    """The manifest names the runs of this instance that produced the published table and
+    passed the audit (on PostgreSQL as on SQLite)."""
+    import json
+
+    from pipeline.__main__ import register_years
+
+    register_years(instance)
+    result = materialize(["core_masking", "out_indicators", "out_manifeste_conformite"], None, instance)
+    assert result.success
+    manifest = json.loads((built_project / "reports" / "manifeste_conformite.json").read_text(encoding="utf-8"))
+    produced = manifest["assets"]["out_indicators"]["last_materialization"]
+    assert produced["materialized"] and produced["run_id"] == result.run_id
+    assert manifest["audit"]["passed"] is True and manifest["audit"]["run_id"] == result.run_id
+    assert instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.SUCCESS
+    assert manifest["assets"]["raw_bca"]["last_materialization"] == {"materialized": False}  # not on this instance
+
+
+def test_make_ui_needs_the_connection_variables(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PG_")}
+    result = subprocess.run(["make", "-s", "ui-server"], cwd=PACKAGE_ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and "DAGSTER_PG_HOST is not set" in result.stderr
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("instance_storage", ["postgres"], indirect=True)
+def test_make_ui_server_runs_the_ui_and_daemon_on_postgresql(instance_storage, pg_cluster, tmp_path):
+    """`make ui-server` against an existing PostgreSQL given by DAGSTER_PG_*: the UI loads the
+    project, the daemon beats in the database's tables, and the password is in no output."""
+    import json
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, UI_PORT=str(port))
+    server_home = PACKAGE_ROOT / ".dagster_home" / "server"
+    log = open(tmp_path / "ui-server.log", "w")
+    process = subprocess.Popen(["make", "-s", "ui-server"], cwd=PACKAGE_ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    database = os.environ["DAGSTER_PG_DB"]
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, (tmp_path / "ui-server.log").read_text()
+            assert time.monotonic() < deadline, "make ui-server did not come up"
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/graphql", headers={"Content-Type": "application/json"},
+                    data=json.dumps({"query": "{ workspaceOrError { ... on Workspace { locationEntries "
+                                              "{ locationOrLoadError { __typename } } } } }"}).encode())
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    entries = json.loads(response.read())["data"]["workspaceOrError"]["locationEntries"]
+                beats = pg_cluster.sql("SELECT count(*) FROM daemon_heartbeats", database=database)[0][0]
+                if entries and entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation" and beats:
+                    break
+            except Exception:  # noqa: BLE001 - not up yet (connection refused, tables not created)
+                pass
+            time.sleep(2)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+    output = (tmp_path / "ui-server.log").read_text()
+    assert pg_cluster.password not in output
+    config = (server_home / "dagster.yaml").read_text(encoding="utf-8")
+    assert pg_cluster.password not in config and "DAGSTER_PG_PASSWORD" in config

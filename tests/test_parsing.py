@@ -91,7 +91,8 @@ def test_cut_table_renamed_key_column_is_a_clear_error():
 def test_cut_table_renamed_measure_column_is_a_clear_error():
     vintage = load_catalog().vintage("bca", 2017)
     labels = [lbl if lbl != "NB_Enfants_0_2_ans" else "NB_ENF_MOINS_3" for lbl in _bca_labels(vintage)]
-    with pytest.raises(IngestError, match=r"columns missing.*'NB_Enfants_0_2_ans' \(enfants_moins_3_ans\)"):
+    with pytest.raises(IngestError, match=r"columns missing.*'NB_Enfants_0_2_ans' \(Nombre d'enfants de moins de 3 ans des foyers allocataires, "
+                       r"enfants_moins_3_ans\)"):
         cut_table(_grid(vintage.header_row, labels, [["62023"] * len(labels)]), vintage, "BCA2017.xlsx", "BCA2017")
 
 

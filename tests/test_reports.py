@@ -148,7 +148,7 @@ def test_read_published_reads_only_the_published_table(tmp_path):
 def test_report_config_defaults_and_checks(tmp_path):
     paths = repo_paths(tmp_path)
     config = load_report_config(paths)
-    assert config.geometry_path == SHARED_GEO
+    assert config.geometry_path == (PACKAGE_ROOT / "config" / "geo" / "communes-cabbalr.geojson").resolve()  # shipped
     assert (config.symbols.masked, config.symbols.not_available) == ("s", "nd")
     bad = tmp_path / "report.yaml"
     bad.write_text("symbols:\n  masked: '=1+1'\n", encoding="utf-8")

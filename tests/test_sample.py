@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from python_calamine import CalamineWorkbook
 
 from pipeline.catalog import Vintage, load_catalog
+from pipeline.sample import sampled_sources
 from pipeline.sample import (
     BUNDLE_FILE,
     FIXED_TIME,
@@ -40,7 +41,9 @@ CATALOG = load_catalog()
 TERRITORY = load_territory()
 COMMUNES = set(TERRITORY.communes["code_commune"])
 RPE_OF = dict(zip(TERRITORY.communes["code_commune"], TERRITORY.communes["code_rpe"]))
-SECRET_SOURCES = [s for s in CATALOG.sources.values() if s.blank_means == "secret_at_source"]
+# the sources the sample writes (commune-level ones; the IRIS file is not modelled)
+SAMPLED = sampled_sources(CATALOG)
+SECRET_SOURCES = [s for s in SAMPLED if s.blank_means == "secret_at_source"]
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -118,7 +121,7 @@ def by_name(files: list[Path]) -> dict[str, Path]:
 
 
 def vintages_with_file() -> list[Vintage]:
-    return [v for s in CATALOG.sources.values() for v in s.vintages.values()]
+    return [v for s in SAMPLED for v in s.vintages.values()]
 
 
 # --------------------------------------------------------------------------- determinism
@@ -232,7 +235,7 @@ def test_truth_shape(truth: pd.DataFrame) -> None:
     plain = sample_truth(2022)
     assert list(plain.columns) == ["source", "year", "level", "zone_code", "measure", "value"]
     assert set(plain["level"]) == {"commune", "rpe", "epci"}
-    for source in CATALOG.sources.values():
+    for source in SAMPLED:
         assert sorted(plain.loc[plain["source"] == source.id, "year"].unique()) == source.years
     assert not plain.duplicated(["source", "year", "level", "zone_code", "measure"]).any()
     # INSEE files hold communes only.

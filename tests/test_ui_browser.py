@@ -19,6 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from pipeline.settings import PACKAGE_ROOT
 from tests.test_reports_browser import _driver
@@ -45,14 +46,13 @@ def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
 
 
 @pytest.fixture
-def webserver(sample_project, tmp_path):
-    """dagster-webserver on the project's workspace, runs launched at once (no daemon)."""
+def webserver(sample_project, instance_storage, tmp_path):
+    """dagster-webserver on the project's workspace and instance (SQLite, or PostgreSQL whose
+    DAGSTER_PG_* variables the server inherits), runs launched at once (no daemon)."""
     home = Path(os.environ["DAGSTER_HOME"])
-    (home / "dagster.yaml").write_text(
-        "telemetry:\n  enabled: false\n"
-        "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n",
-        encoding="utf-8",
-    )
+    config = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8"))
+    config["run_coordinator"] = {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     instance = dg.DagsterInstance.get()
     instance.add_dynamic_partitions("annees_places_a_creer", ["2020"])
     port = _free_port()
@@ -153,6 +153,11 @@ def test_asset_graph_lineage_and_a_materialization_from_the_ui(webserver, sample
             assert time.monotonic() < deadline, f"run still {status}"
             time.sleep(1)
         assert status == "SUCCESS"
+        # the run is in the instance's storage the webserver was given (SQLite or PostgreSQL)
+        instance = dg.DagsterInstance.get()
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
+        assert instance.fetch_materializations(dg.AssetKey("stg_places_a_creer"), limit=1).records
+        instance.dispose()
 
         driver.get(f"http://127.0.0.1:{port}/runs/{run_id}")
         deadline = time.monotonic() + 60

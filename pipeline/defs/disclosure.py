@@ -21,6 +21,7 @@ import pandas as pd
 from pipeline.disclosure.audit import audit_published
 from pipeline.disclosure.policy import PolicyError, check_against_indicators, load_policy
 from pipeline.disclosure.suppression import PUBLISHED_COLUMNS, MaskingError, mask
+from pipeline.fingerprint import table_fingerprint
 from pipeline.frames import as_text, read_compact
 from pipeline.indicators import load_indicators
 from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction, write_table
@@ -152,6 +153,7 @@ def out_indicators(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{PUBLISHED_TABLE.split(".")[0]}"')
             con.execute(f"CREATE OR REPLACE TABLE {PUBLISHED_TABLE} AS SELECT {columns} FROM {CANDIDATE_TABLE}")
         published = as_text(read_compact(con, f"SELECT * FROM {PUBLISHED_TABLE}"))
+        fingerprint = table_fingerprint(con, PUBLISHED_TABLE)
     status = published["status"].value_counts()
     return dg.MaterializeResult(
         metadata={
@@ -161,5 +163,7 @@ def out_indicators(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "not_available": int(status.get("not_available", 0)),
             "study_id": str(published["study_id"].iloc[0]) if len(published) else "",
             "table_sha256": table_sha256(published),
+            # the fingerprint the reports, the manifest and the destruction certificate show
+            "fingerprint": fingerprint,
         }
     )

@@ -6,8 +6,9 @@ the catalog lists for it:
   included, plus source row numbers) in `raw.<source>_<year>`, and the file's
   fingerprint in the ingest ledger `lineage.ingest_ledger`;
 - `stg_<source>`: the canonical long table `staging.<source>`, validated against the
-  pandera schema of `schemas/` before anything is written, so a bad file leaves the
-  last good table in place and nothing downstream runs.
+  pandera schema derived from the source's declaration in `config/catalog.yaml` before
+  anything is written, so a bad file leaves the last good table in place and nothing
+  downstream runs.
 
 A run covers one year (the file sensor's runs) or several (`python -m pipeline run`
 launches one run per source over the range of its years): each year still has its own
@@ -27,7 +28,7 @@ import dagster as dg
 import pandas as pd
 
 from pipeline.catalog import CatalogError, Source, load_catalog
-from pipeline.extract import IngestError, extract, fingerprint, locate
+from pipeline.extract import IngestError, extract, fingerprint, locate_year
 from pipeline.lifecycle import assert_ingest_allowed
 from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction, write_rows, write_table
 from pipeline.settings import project_paths
@@ -89,6 +90,8 @@ def _check_metadata(reports: list) -> dict:
         "rows_failed": sum(r.failed_rows for r in reports),
         "failures": [f"{r.year}: {f.describe()}" for r in reports for f in r.failures],
         "warnings": [f"{r.year}: {w}" for r in reports for w in r.warnings],
+        "rows_outside_territory": sum(r.rows_outside_territory for r in reports),
+        "absent_measures": [f"{r.year}: {m}" for r in reports for m in r.absent_measures],
     }
 
 
@@ -117,7 +120,7 @@ def _build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
-        kinds={"csv" if all(v.file.lower().endswith(".csv") for v in source.vintages.values()) else "excel", "duckdb"},
+        kinds={"csv" if all(v.file.lower().endswith(".csv") for v in source.all_vintages) else "excel", "duckdb"},
         tags=tags,
         description=f"{source.title}: faithful text copy of the file the {source.producer} sent, "
         f"one table per year (raw.{source.id}_<year>), fingerprinted in the ingest ledger.",
@@ -134,8 +137,7 @@ def _build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
         extracted, errors, prints = {}, [], {}
         for year in years:
             try:
-                vintage = catalog.vintage(source.id, year)
-                path, sheet = locate(project_paths().raw, vintage, catalog)
+                path, sheet, vintage = locate_year(project_paths().raw, source.id, year, catalog)
                 table = extract(path, vintage, sheet)
                 for warning in table.warnings:
                     context.log.warning(f"{table.file}: {warning}")
@@ -179,6 +181,7 @@ def _build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
                     "header_row": table.header_row,
                     "extra_columns": table.extra_columns,
                     "notes_rows_skipped": table.notes_rows,
+                    "rows_of_other_years_left_out": table.other_period_rows,
                     "warnings": table.warnings,
                     "dagster/row_count": len(table.frame),
                     "dagster/table_name": raw_table_name(source.id, year),
@@ -201,14 +204,14 @@ def _build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
         kinds={"pandas", "duckdb"},
         tags=tags,
         description=f"{source.title}: canonical measures per zone and year (staging.{source.id}), "
-        "secret-at-source blanks flagged, validated with the pandera schema of schemas/.",
+        "secret-at-source blanks flagged, validated with the pandera schema derived from config/catalog.yaml.",
         check_specs=[
             dg.AssetCheckSpec(
                 SCHEMA_CHECK,
                 asset=stg_key,
                 blocking=True,
                 description=f"The {source.id} table of every year of the run passes its pandera schema "
-                f"(schemas/{source.id}.py); run before anything is written.",
+                "(derived from its declaration in config/catalog.yaml); run before anything is written.",
             )
         ],
         metadata={"dagster/column_schema": STAGING_SCHEMA, "dagster/table_name": f"staging.{source.id}"},
@@ -218,7 +221,8 @@ def _build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
         try:
             catalog = load_catalog()
             territory = load_territory()
-            vintages = {year: catalog.vintage(source.id, year) for year in years}
+            for year in years:
+                catalog.forms(source.id, year)
         except (CatalogError, TerritoryError) as exc:
             raise _failure(exc) from None
         raws = {}
@@ -235,8 +239,11 @@ def _build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
         for year in years:
             raw = raws.pop(year)
             raw = raw.astype({c: "object" for c in raw.columns if c != "_row"}).where(raw.notna(), None)
-            staged = stage(raw, vintages[year], catalog.source(source.id), catalog, territory)
-            report = validate(staged, territory)
+            # the form of the year that was copied: the one whose file the raw copy names
+            file_name = str(raw["_file"].iloc[0]) if len(raw) else ""
+            vintage = catalog.form_of_file(source.id, year, file_name)
+            staged = stage(raw, vintage, catalog.source(source.id), catalog, territory)
+            report = validate(staged, territory, catalog)
             for warning in report.warnings:
                 context.log.warning(f"{report.file}: {warning}")
             reports.append(report)
@@ -259,6 +266,9 @@ def _build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
                     "zones": len(staged.wide),
                     "technical_rows_dropped": staged.technical_rows,
                     "rows_of_other_years": staged.other_year_rows,
+                    "rows_outside_territory": staged.rows_outside_territory,
+                    "rows_filtered_out": staged.rows_filtered,
+                    "measures_absent": staged.absent,
                     "cells_reported": int(flags.get("reported", 0)),
                     "cells_secret_at_source": int(flags.get("secret_at_source", 0)),
                     "cells_missing": int(flags.get("missing", 0)),

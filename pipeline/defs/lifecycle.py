@@ -3,7 +3,7 @@
 One asset, group `lifecycle`, that nothing starts on its own: no schedule, sensor or
 automation condition, a required run config that repeats the study id, and `python -m
 pipeline run` leaves the group out. It runs with `make destroy STUDY_ID=<id>` (or from the
-UI's launchpad with the same config). The logic lives in `pipeline.lifecycle`.
+UI's launchpad with the same config). The logic lives in the package `pipeline.lifecycle`.
 """
 
 
@@ -12,15 +12,9 @@ import sys
 import dagster as dg
 from pydantic import Field
 
-from pipeline.lifecycle import (
-    LIFECYCLE_GROUP,
-    DestructionError,
-    StudyError,
-    decode_sentinels,
-    destruction_problems,
-    encode_sentinel,
-    load_study,
-)
+from pipeline.lifecycle.gate import DestructionError, decode_sentinels, destruction_problems, encode_sentinel
+from pipeline.lifecycle.rules import LIFECYCLE_GROUP
+from pipeline.study import StudyError, load_study
 from pipeline.resources import WarehouseResource, _file_lock
 
 ASSET_NAME = "study_data_destruction"
@@ -50,7 +44,7 @@ def study_data_destruction(
 ) -> dg.MaterializeResult:
     """Destroys every CAF data of the closed study (raw files, raw/staging/confidential tables, Dagster history), proves it by a residue scan and issues the procès-verbal de destruction in reports/."""
     from pipeline.definitions import defs
-    from pipeline.lifecycle import Destruction
+    from pipeline.lifecycle.destruction import Destruction
 
     try:
         study = load_study()

@@ -16,7 +16,6 @@ from the frame it holds, and never refreshed: build a new context for new figure
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import duckdb
 import pandas as pd
 import yaml
 
+from pipeline.fingerprint import frame_fingerprint
 from pipeline.indicators import Indicator, IndicatorSet, load_indicators
 from pipeline.settings import Paths, project_paths
 from pipeline.study import StudyError
@@ -92,7 +92,9 @@ def _check_symbol(value: object, what: str, where: str) -> str:
 
 
 def load_report_config(paths: Paths | None = None, path: Path | None = None) -> ReportConfig:
-    """Read `config/report.yaml`; every key is optional."""
+    """Read `config/report.yaml`; every key is optional. The French names of the measures
+    come from their declaration in `config/catalog.yaml` (report.yaml's `measure_labels`,
+    if any, override them)."""
     paths = paths or project_paths()
     path = path or paths.config / REPORT_CONFIG
     where = str(path)
@@ -137,7 +139,7 @@ def load_report_config(paths: Paths | None = None, path: Path | None = None) -> 
         name_property=str(geometry.get("name_property", "nom")),
         symbols=symbols,
         sheet_names=mapping("sheet_names"),
-        measure_labels=mapping("measure_labels"),
+        measure_labels={**_catalog_labels(paths), **mapping("measure_labels")},
         notes=mapping("notes"),
         producers=mapping("producers"),
         colours=colours,
@@ -250,10 +252,19 @@ def read_published(con: duckdb.DuckDBPyConnection, indicators: IndicatorSet | No
 
 
 def fingerprint(published: pd.DataFrame) -> str:
-    """sha256 of the published figures (order-independent): the version of the data."""
-    frame = published[list(PUBLISHED_COLUMNS)].sort_values(["indicator", "level", "zone_code", "year"])
-    text = frame.to_csv(index=False, float_format="%.17g", na_rep="NULL")
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """The fingerprint of the published table (pipeline.fingerprint, order-independent):
+    the version of the data, the same as in out_indicators' metadata and the manifest."""
+    return frame_fingerprint(published[list(PUBLISHED_COLUMNS)])
+
+
+def _catalog_labels(paths: Paths) -> dict[str, str]:
+    from pipeline.catalog import CatalogError, load_catalog
+
+    try:
+        catalog = load_catalog(paths)
+    except CatalogError:
+        return {}
+    return {name: m.label for source in catalog.sources.values() for name, m in source.measures.items()}
 
 
 # ---- the context ----------------------------------------------------------------------

@@ -155,3 +155,22 @@ def load_geometry(path: Path | None, code_property: str, territory: Territory) -
         return read_geojson(Path(path), code_property, territory)
     except GeometryError as exc:
         return Geometry(source=Path(path), problem=f"le fichier de contours des communes est inutilisable ({exc})")
+
+
+def territory_outlines(source: Path, code_property: str, name_property: str, territory: Territory) -> str:
+    """The features of `source` whose code is a commune of the territory (former codes mapped
+    through config/commune_changes.csv), as compact GeoJSON text sorted by code, with only
+    the code and name properties: the file shipped in config/geo/ is made this way."""
+    doc = json.loads(Path(source).read_text(encoding="utf-8"))
+    wanted, changes = set(territory.commune_codes), territory.code_changes
+    kept = []
+    for feature in doc.get("features", []):
+        props = feature.get("properties") or {}
+        code = str(props.get(code_property, "")).strip().split(".")[0].zfill(5)
+        code = changes.get(code, code)
+        if code in wanted:
+            kept.append({"type": "Feature", "properties": {"code": code, "nom": props.get(name_property)},
+                         "geometry": feature["geometry"]})
+    kept.sort(key=lambda f: f["properties"]["code"])
+    lines = [json.dumps(f, ensure_ascii=False, separators=(",", ":")) for f in kept]
+    return '{"type":"FeatureCollection","features":[\n' + ",\n".join(lines) + "\n]}\n"
