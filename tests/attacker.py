@@ -296,7 +296,10 @@ class Model:
                         c = complement_of[(zone, year, ind)]
                         if not all(self.lo[j] == self.hi[j] for j in (self.index[(zone, year, terms["numerator"])],
                                                                         self.index[(zone, year, terms["denominator"])])):
-                            add(c, {((lvl, zone, ind), "complement")})
+                            # a finding on a term of the rate names it too (the root of the pin)
+                            add(c, {((lvl, zone, ind), "complement")}
+                                | {((lvl, zone, count_of[m]), None) for m in terms.values()
+                                   if m in count_of and (zone, year, count_of[m]) in status})
                 if st == "masked":
                     self.rate_targets.append(RateTarget(
                         self.index[(zone, year, terms["numerator"])], self.index[(zone, year, terms["denominator"])],
@@ -789,7 +792,8 @@ def exact_attack(published: pd.DataFrame, zones: pd.DataFrame, indicators, polic
 def _cells(t: Target) -> tuple:
     """The cells a leak is about: its masked count cells, else the rates whose term it is."""
     counts = sorted({cell for cell, term in t.cells if term is None})
-    return tuple(counts) if counts else tuple(sorted({cell for cell, _ in t.cells}))
+    complement = any(term == "complement" for _, term in t.cells)
+    return tuple(counts) if counts and not complement else tuple(sorted({cell for cell, _ in t.cells}))
 
 
 def _names(t: Target) -> tuple:
