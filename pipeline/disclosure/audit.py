@@ -18,7 +18,7 @@ allocataire; a reader learns no more than a published 0 would tell).
 
 How it decides: every solve gives a complete table consistent with everything published,
 and a reader cannot exclude the values it holds. A few such tables per connected
-component (`_Component.witness`: the hidden figures capped at the threshold maximised,
+component (`Component.witness`: the hidden figures capped at the threshold maximised,
 then minimised) clear most figures: one table puts the figure at the threshold or above
 and another a unit apart. Only the figures they do not clear get their exact maximum
 (and minimum when needed), so the findings are those of the exact bounds. A solve that
@@ -40,20 +40,15 @@ from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-import highspy
 import numpy as np
 import pandas as pd
 
 from pipeline.disclosure.policy import Policy
-from pipeline.disclosure.reader import UPPER, DISJUNCTION_M, CellKey, ReaderModel, YearSystem
+from pipeline.disclosure.audit_solver import EPS, Component, components
+from pipeline.disclosure.reader import CellKey, ReaderModel, YearSystem
 from pipeline.frames import as_text
-from scipy.sparse import coo_matrix
 from pipeline.indicators import IndicatorSet
 
-EPS = 1e-6
-TIME_LIMIT = 60.0
-WITNESS_GAP = 0.05  # a witness table needs no optimum: the solve stops within this relative gap,
-WITNESS_TIME_LIMIT = 2.0  # or after this many seconds with the best table found  # seconds per solve; a solve stopped there proves nothing in the figure's favour
 ALL_SUBSETS_UP_TO = 6  # sums with at most this many hidden figures: every subset is checked
 PAIRS_UP_TO = 16  # beyond that, the whole set and the pairs only up to this many
 
@@ -91,430 +86,6 @@ class AuditResult:
     @property
     def passed(self) -> bool:
         return not self.findings
-
-
-def _components(n: int, rows: list[tuple[dict[int, float], float, float]],
-                disjunctions: list[tuple[dict[int, float], float]]) -> list[int]:
-    """The connected component of each unknown (the unknowns a fact ties together)."""
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for coefs, *_ in [*rows, *disjunctions]:
-        cols = list(coefs)
-        for other in cols[1:]:
-            parent[find(other)] = find(cols[0])
-    return [find(i) for i in range(n)]
-
-
-class _Component:
-    """One HiGHS model of the unknowns a fact ties together; only the objective changes.
-
-    Columns: the unknowns (0..n-1, whole numbers unless fractional), one binary per
-    disjunction, one capped copy y <= min(expression, threshold) per protected figure.
-    `low`/`high` (by `slot`) keep each protected figure's lowest and highest value over the
-    tables the solves gave, `seen_rate` each masked rate's, `seen_sum` each sum's highest.
-    """
-
-    def __init__(self, cols: list[int], system: YearSystem, rows: list, disjunctions: list,
-                 protected: list[int], pins: list[int], threshold: float, rate_unit: float,
-                 relaxed: bool = False) -> None:
-        self.rate_unit = rate_unit
-        self.relaxed = relaxed  # the linear relaxation only: a quick reader, to steer the masking
-        self.local = {c: i for i, c in enumerate(cols)}
-        self.n = len(cols)
-        self.threshold = threshold
-        self.highs = highspy.Highs()
-        self.highs.setOptionValue("output_flag", False)
-        self.highs.setOptionValue("time_limit", TIME_LIMIT)
-        self.highs.setOptionValue("mip_rel_gap", 0.0)
-        self.highs.addVars(self.n, np.zeros(self.n), _upper_bounds(self.n, [
-            ({self.local[c]: v for c, v in coefs.items()}, low, high) for coefs, low, high in rows]))
-        integral = [i for c, i in self.local.items() if system.integral[c]]
-        width = self.n
-        lows, highs, starts, index, values = [], [], [], [], []
-
-        def row(coefs: dict[int, float], low: float, high: float) -> None:
-            lows.append(low), highs.append(high), starts.append(len(index))
-            index.extend(coefs), values.extend(coefs.values())
-
-        for coefs, low, high in rows:
-            row({self.local[c]: v for c, v in coefs.items()}, low, high)
-        if disjunctions:  # a + c in {0} or [threshold, M]: a + c >= threshold b, a + c <= M b
-            self.highs.addVars(len(disjunctions), np.zeros(len(disjunctions)), np.ones(len(disjunctions)))
-            for k, (coefs, constant) in enumerate(disjunctions):
-                b = width + k
-                integral.append(b)
-                local = {self.local[c]: v for c, v in coefs.items()}
-                row({**local, b: -threshold}, -constant, np.inf)
-                row({**local, b: -DISJUNCTION_M}, -np.inf, -constant)
-            width += len(disjunctions)
-        self.protected = protected
-        self.expr = {p: ({self.local[c]: v for c, v in system.protected[p].coefs}, system.protected[p].constant)
-                     for p in protected}
-        self.copy_of: dict[int, int] = {}
-        if protected:
-            self.highs.addVars(len(protected), np.zeros(len(protected)), np.full(len(protected), threshold))
-            for k, p in enumerate(protected):  # y - expression <= constant
-                self.copy_of[p] = width + k
-                coefs, constant = self.expr[p]
-                row({width + k: 1.0, **{c: -v for c, v in coefs.items()}}, -np.inf, constant)
-            width += len(protected)
-        if lows:
-            self.highs.addRows(len(lows), np.array(lows, dtype=float), np.array(highs, dtype=float), len(index),
-                               np.array(starts, dtype=np.int32), np.array(index, dtype=np.int32),
-                               np.array(values, dtype=float))
-        self.integral_cols = np.array(integral, dtype=np.int32)  # whole numbers, asked for only where it matters
-        self.whole = False
-        # A row tying whole unknowns with fractional coefficients (a rate published beside
-        # two hidden counts) makes a Diophantine system: there the relaxation can be far
-        # from whole numbers, so every question is decided in whole numbers.
-        whole_cols = {self.local[c] for c in cols if system.integral[c]}
-        self.diophantine = not relaxed and any(
-            len(whole_cols.intersection(coefs)) >= 2 and any(not float(v).is_integer() for v in coefs.values())
-            for coefs, _low, _high in rows)
-        self.width = width
-        self.pins = {q: tuple(({self.local[c]: v for c, v in coefs}, constant) for coefs, constant in
-                              (system.pins[q].numerator, system.pins[q].denominator)) + (system.pins[q].multiplier,)
-                     for q in pins}
-        # each protected figure's expression as a row of one matrix: a table's values in one product
-        self.slot = {p: k for k, p in enumerate(protected)}
-        entries = [(k, c, v) for k, p in enumerate(protected) for c, v in self.expr[p][0].items()]
-        self.matrix = coo_matrix(([v for *_, v in entries], ([k for k, *_ in entries], [c for _, c, _ in entries])),
-                                 shape=(len(protected), self.n)).tocsr()
-        self.constants = np.array([self.expr[p][1] for p in protected], dtype=float)
-        # over every table seen (`low`, `high`), and over the tables in whole numbers (`int_`)
-        self.low = np.full(len(protected), np.inf)
-        self.high = np.full(len(protected), -np.inf)
-        self.int_low = np.full(len(protected), np.inf)
-        self.int_high = np.full(len(protected), -np.inf)
-        self.seen_rate = {q: [math.inf, -math.inf] for q in pins}
-        self.sums: dict[int, np.ndarray] = {}  # sum key -> slots of its members
-        self._sum_matrix = None
-        self.solves = 0
-        self.feasible: bool | None = None
-        self.extra_rows = 0  # rows of a question (`_with_row`) currently in the model
-        self.start: list[float] | None = None  # the last table found: where the next solve starts
-
-    @staticmethod
-    def _value(point: np.ndarray, expr: tuple[dict[int, float], float]) -> float:
-        coefs, constant = expr
-        return constant + sum(v * point[c] for c, v in coefs.items())
-
-    def watch_sum(self, key: int, members: list[int]) -> None:
-        self.sums[key] = np.array([self.slot[m] for m in members])
-        self._sum_matrix = None
-
-    def sum_seen(self, key: int) -> tuple[float, float]:
-        """The highest value of a sum over every table seen, and over those in whole numbers."""
-        if key not in self.sums or self._sum_matrix is None:
-            return -math.inf, -math.inf
-        r = self._sum_row[key]
-        return float(self._sum_seen[r]), float(self._sum_int[r])
-
-    def whole_numbers(self, on: bool) -> None:
-        """Solve in whole numbers (a mixed-integer programme) or not (its linear relaxation)."""
-        if on != self.whole and len(self.integral_cols):
-            kind = highspy.HighsVarType.kInteger if on else highspy.HighsVarType.kContinuous
-            self.highs.changeColsIntegrality(len(self.integral_cols), self.integral_cols,
-                                             np.array([kind] * len(self.integral_cols)))
-        self.whole = on
-
-    def seen(self, p: int) -> tuple[float, float]:
-        """A range of a protected figure the reader cannot narrow, for the masking log: over
-        the tables in whole numbers seen, else over the others rounded inwards."""
-        k = self.slot[p]
-        if math.isfinite(self.int_high[k]):
-            return float(self.int_low[k]), float(self.int_high[k])
-        if not math.isfinite(self.high[k]):
-            return math.nan, math.nan
-        low, high = math.ceil(self.low[k] - EPS), math.floor(self.high[k] + EPS)
-        return (float(low), float(high)) if low <= high else (float(high), float(high))
-
-    def _run(self, objective: dict[int, float], sense, witness: bool = False) -> tuple[str, float, float]:
-        """Optimise; ('optimal' | 'limit' | 'infeasible', best value found, proven bound).
-        A `witness` solve needs no optimum, only good tables: it stops at a loose gap or
-        a short time limit."""
-        self.highs.setOptionValue("mip_rel_gap", WITNESS_GAP if witness else 0.0)
-        self.highs.setOptionValue("mip_abs_gap", 1.0 if witness else 1e-6)
-        self.highs.setOptionValue("time_limit", WITNESS_TIME_LIMIT if witness else TIME_LIMIT)
-        cost = np.zeros(self.width)
-        for c, v in objective.items():
-            cost[c] += v
-        self.highs.changeColsCost(self.width, np.arange(self.width, dtype=np.int32), cost)
-        self.highs.changeObjectiveSense(sense)
-        if self.start is not None and witness and self.whole:  # a table known to fit: never ends empty-handed
-            start = highspy.HighsSolution()
-            start.col_value = self.start
-            start.value_valid = True
-            self.highs.setSolution(start)
-        self.highs.run()
-        self.solves += 1
-        status = self.highs.getModelStatus()
-        if status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
-            # presolve may call a model "unbounded or infeasible" from tolerances alone: ask again without it
-            self.highs.setOptionValue("presolve", "off")
-            self.highs.run()
-            self.solves += 1
-            self.highs.setOptionValue("presolve", "choose")
-            status = self.highs.getModelStatus()
-        info = self.highs.getInfo()
-        solution = self.highs.getSolution()
-        has_point = info.primal_solution_status == 2 and solution.value_valid
-        if has_point:
-            self._record(np.asarray(solution.col_value))
-            if not self.extra_rows and self.whole:
-                self.start = list(solution.col_value)
-        if status == highspy.HighsModelStatus.kOptimal:
-            self.feasible = True
-            return "optimal", info.objective_function_value, info.objective_function_value
-        if status == highspy.HighsModelStatus.kInfeasible:
-            if not self.extra_rows:  # the component itself, not a question asked of it
-                self.feasible = self.feasible or False
-            return "infeasible", math.nan, math.nan
-        self.feasible = True if has_point else self.feasible
-        best = info.objective_function_value if has_point else math.nan
-        bound = info.mip_dual_bound if math.isfinite(info.mip_dual_bound) else \
-            (math.inf if sense == highspy.ObjSense.kMaximize else -math.inf)
-        return "limit", best, bound
-
-    def _record(self, full: np.ndarray) -> None:
-        point = full[: self.n]
-        values = self.matrix @ point + self.constants
-        np.minimum(self.low, values, out=self.low)
-        np.maximum(self.high, values, out=self.high)
-        cols = self.integral_cols
-        whole = not len(cols) or bool(np.all(np.abs(full[cols] - np.round(full[cols])) <= 1e-6))
-        if whole:
-            np.minimum(self.int_low, values, out=self.int_low)
-            np.maximum(self.int_high, values, out=self.int_high)
-        if self.sums:
-            if self._sum_matrix is None:  # built once every sum is declared
-                keys = list(self.sums)
-                entries = [(r, slot) for r, key in enumerate(keys) for slot in self.sums[key]]
-                self._sum_row = {key: r for r, key in enumerate(keys)}
-                self._sum_matrix = coo_matrix((np.ones(len(entries)), ([r for r, _ in entries], [c for _, c in entries])),
-                                              shape=(len(keys), len(values))).tocsr()
-                self._sum_seen = np.full(len(keys), -np.inf)
-                self._sum_int = np.full(len(keys), -np.inf)
-            totals = self._sum_matrix @ values
-            np.maximum(self._sum_seen, totals, out=self._sum_seen)
-            if whole:
-                np.maximum(self._sum_int, totals, out=self._sum_int)
-        for q, (num, den, multiplier) in (self.pins.items() if whole or self.relaxed else ()):
-            d = self._value(point, den)
-            if d >= 0.5:
-                rate = multiplier * self._value(point, num) / d
-                low_high = self.seen_rate[q]
-                low_high[0], low_high[1] = min(low_high[0], rate), max(low_high[1], rate)
-
-    def cleared(self, p: int) -> bool:
-        """Tables seen show the figure can reach the threshold and differ by a unit: in
-        whole numbers, or in the relaxation with a unit to spare on both counts."""
-        k = self.slot[p]
-        if self.relaxed:
-            return self.high[k] >= self.threshold - EPS and self.high[k] - self.low[k] >= 1 - EPS
-        if self.int_high[k] >= self.threshold - EPS and self.int_high[k] - self.int_low[k] >= 1 - EPS:
-            return True
-        return not self.diophantine and self.high[k] >= self.threshold + 1 - EPS and \
-            self.high[k] - self.low[k] >= 2 - EPS
-
-    def feasible_with(self, expr: tuple[dict[int, float], float], low: float, high: float,
-                      whole: bool = False) -> bool:
-        """Whether some table (in whole numbers if `whole`) has low <= expression <= high;
-        its values are recorded. A solve stopped by its time limit answers no: fails safe."""
-        coefs, constant = expr
-        if not coefs:
-            return low - EPS <= constant <= high + EPS
-        self.whole_numbers(whole)
-        try:
-            with self._with_row(coefs, low - constant, high - constant):
-                status, *_ = self._run({}, highspy.ObjSense.kMinimize)
-        finally:
-            self.whole_numbers(False)
-        return status == "optimal"
-
-    def consistent(self) -> bool:
-        """Whether some table in whole numbers agrees with everything published (the
-        relaxation first: when it has no table, neither have whole numbers)."""
-        status, *_ = self._run({}, highspy.ObjSense.kMinimize)
-        if status != "optimal":
-            return False
-        if self.relaxed:
-            return True
-        self.whole_numbers(True)
-        try:
-            status, *_ = self._run({}, highspy.ObjSense.kMinimize)
-        finally:
-            self.whole_numbers(False)
-        return status == "optimal"
-
-    def reaches(self, expr: tuple[dict[int, float], float], level: float) -> bool:
-        """Whether some table in whole numbers puts the expression at `level` or above: the
-        relaxation answers when it can (no, or yes with a unit to spare); whole numbers
-        decide where the linear bound straddles the level."""
-        if not self.feasible_with(expr, level, np.inf):
-            return False
-        return self.relaxed or (not self.diophantine and self.feasible_with(expr, level + 1, np.inf)) or \
-            self.feasible_with(expr, level, np.inf, whole=True)
-
-    def below(self, expr: tuple[dict[int, float], float], level: float) -> bool:
-        """Whether some table in whole numbers puts the expression at `level` or below."""
-        if not self.feasible_with(expr, -np.inf, level):
-            return False
-        return self.relaxed or (not self.diophantine and self.feasible_with(expr, -np.inf, level - 1)) or \
-            self.feasible_with(expr, -np.inf, level, whole=True)
-
-    def witness(self, rounds: int = 3) -> None:
-        """Tables consistent with what is published that clear as many figures as possible
-        (in whole numbers where the relaxation cannot be trusted: `diophantine`)."""
-        self.whole_numbers(self.diophantine)
-        try:
-            self._witness(rounds)
-        finally:
-            self.whole_numbers(False)
-
-    def _witness(self, rounds: int) -> None:
-        todo = list(self.protected)
-        for _ in range(rounds):
-            low = [p for p in todo if self.high[self.slot[p]] < self.threshold - EPS]
-            if low:
-                status, *_ = self._run({self.copy_of[p]: 1.0 for p in low}, highspy.ObjSense.kMaximize, witness=True)
-                if status == "infeasible":
-                    return
-            narrow = [p for p in todo if not self.cleared(p)]
-            if not narrow:
-                return
-            objective: dict[int, float] = defaultdict(float)
-            for p in narrow:
-                for c, v in self.expr[p][0].items():
-                    objective[c] += v
-            self._run(objective, highspy.ObjSense.kMinimize, witness=True)
-            still = [p for p in narrow if not self.cleared(p)]
-            if len(still) == len(narrow):
-                return  # no progress: the exact bounds decide the rest
-            todo = still
-
-    def maximum(self, expr: tuple[dict[int, float], float], integral: bool) -> tuple[float, float] | None:
-        """(best found, proven upper bound) of an expression in whole numbers; None if
-        nothing is feasible."""
-        self.whole_numbers(True)
-        try:
-            status, best, bound = self._run(expr[0], highspy.ObjSense.kMaximize)
-        finally:
-            self.whole_numbers(False)
-        if status == "infeasible":
-            return None
-        best, bound = best + expr[1], bound + expr[1]
-        return (round(best), math.floor(bound + EPS)) if integral and status == "optimal" else (best, bound)
-
-    def minimum(self, expr: tuple[dict[int, float], float], integral: bool) -> tuple[float, float] | None:
-        """(best found, proven lower bound) of an expression in whole numbers; None if
-        nothing is feasible."""
-        self.whole_numbers(True)
-        try:
-            status, best, bound = self._run(expr[0], highspy.ObjSense.kMinimize)
-        finally:
-            self.whole_numbers(False)
-        if status == "infeasible":
-            return None
-        best, bound = best + expr[1], bound + expr[1]
-        return (round(best), math.ceil(bound - EPS)) if integral and status == "optimal" else (best, bound)
-
-    def _with_row(self, coefs: dict[int, float], low: float, high: float):
-        """Optimise with one more row, removed afterwards (a context manager)."""
-        component = self
-
-        class _Row:
-            def __enter__(self):
-                component.extra_rows += 1
-                self.at = component.highs.getNumRow()
-                component.highs.addRow(low, high, len(coefs), np.array(list(coefs), dtype=np.int32),
-                                       np.array(list(coefs.values()), dtype=float))
-
-            def __exit__(self, *exc):
-                component.extra_rows -= 1
-                component.highs.deleteRows(1, np.array([self.at], dtype=np.int32))
-
-        return _Row()
-
-    def rate_apart(self, q: int) -> bool | None:
-        """Whether two tables give a masked rate values more than one rounding unit apart
-        (True), or not (False); None when the rate exists in no table. A table with the
-        rate beyond a seen value +/- the unit is looked for as a feasibility question,
-        the rate's exact range (Dinkelbach's method) only if neither exists."""
-        num, den, multiplier = self.pins[q]
-
-        def lin(ratio: float) -> tuple[dict[int, float], float]:  # multiplier x num - ratio x den
-            coefs: dict[int, float] = defaultdict(float)
-            for c, v in num[0].items():
-                coefs[c] += multiplier * v
-            for c, v in den[0].items():
-                coefs[c] -= ratio * v
-            return dict(coefs), multiplier * num[1] - ratio * den[1]
-
-        self.whole_numbers(not self.relaxed)
-        try:
-            return self._rate_apart(q, lin)
-        finally:
-            self.whole_numbers(False)
-
-    def _rate_apart(self, q: int, lin) -> bool | None:
-        num, den, multiplier = self.pins[q]
-        with self._with_row(den[0], 1.0 - den[1], np.inf):
-            low, high = self.seen_rate[q]
-            if not math.isfinite(low):
-                status, *_ = self._run({}, highspy.ObjSense.kMinimize)
-                if status == "infeasible":
-                    return None
-                low, high = self.seen_rate[q]
-                if not math.isfinite(low):
-                    return False  # no table found in time: fails safe
-            if high - low > self.rate_unit + EPS:
-                return True
-            for ratio, sense in ((low + self.rate_unit + 2 * EPS, 1.0), (high - self.rate_unit - 2 * EPS, -1.0)):
-                coefs, constant = lin(ratio)  # sense x (multiplier num - ratio den) >= 0
-                bounds = (-constant, np.inf) if sense > 0 else (-np.inf, -constant)
-                if coefs:
-                    with self._with_row(coefs, *bounds):
-                        self._run({}, highspy.ObjSense.kMinimize)
-                low, high = self.seen_rate[q]
-                if high - low > self.rate_unit + EPS:
-                    return True
-            return False
-
-
-def _upper_bounds(n: int, rows: list[tuple[dict[int, float], float, float]], passes: int = 4) -> np.ndarray:
-    """Upper bounds of non-negative unknowns implied by the rows (a few passes of interval
-    propagation): a zone's measure is at most its parent's, a hidden term at most what an
-    inequality puts above it... Tight bounds make the whole-number solves much faster;
-    they exclude no table, being implied by the rows."""
-    upper = np.full(n, UPPER)
-    for _ in range(passes):
-        changed = False
-        for coefs, low, high in rows:
-            # sum(a x) <= high: a_i x_i <= high - sum_{j != i} min(a_j x_j), with min = 0 or a_j u_j
-            for bound, sign in ((high, 1.0), (-low, -1.0)):
-                if not math.isfinite(bound):
-                    continue
-                mins = {c: min(0.0, sign * v * upper[c]) for c, v in coefs.items()}
-                total = sum(mins.values())
-                if not math.isfinite(total):
-                    continue
-                for c, v in coefs.items():
-                    a = sign * v
-                    if a > 0:
-                        cap = (bound - (total - mins[c])) / a
-                        if cap < upper[c] - 1e-9:
-                            upper[c] = max(cap, 0.0)
-                            changed = True
-        if not changed:
-            break
-    return upper
 
 
 # From this many cells, `audit_published` audits the zone trees in worker processes.
@@ -615,7 +186,9 @@ def _audit_year(year: int, system: YearSystem, threshold: float, zero_publishabl
                 witnesses: bool, result: AuditResult, intervals: list, rate_unit: float, relaxed: bool) -> None:
     for what in system.contradictions:
         result.findings.append(Finding(year, "inconsistent", (), what))
-    root = _components(len(system.names), system.rows, system.disjunctions)
+    # a masked rate ties its numerator and denominator: they must be solved in one model
+    ties = [({c: 1.0 for c, _v in (*pin.numerator[0], *pin.denominator[0])}, 0.0) for pin in system.pins]
+    root = components(len(system.names), system.rows, system.disjunctions + ties)
     cols_of: dict[int, list[int]] = defaultdict(list)
     for c, r in enumerate(root):
         cols_of[r].append(c)
@@ -633,10 +206,10 @@ def _audit_year(year: int, system: YearSystem, threshold: float, zero_publishabl
         first = (pin.numerator[0] or pin.denominator[0])[0][0]
         pins_of[root[first]].append(q)
     groups = _sum_groups(system) if sums else []
-    component_of: dict[int, _Component] = {}
-    solvers: list[_Component] = []
+    component_of: dict[int, Component] = {}
+    solvers: list[Component] = []
     for r in sorted(set(prot_of) | set(pins_of)):
-        comp = _Component(cols_of[r], system, rows_of[r], disj_of[r], prot_of[r], pins_of[r], threshold, rate_unit,
+        comp = Component(cols_of[r], system, rows_of[r], disj_of[r], prot_of[r], pins_of[r], threshold, rate_unit,
                           relaxed)
         for k, (_name, members) in enumerate(groups):
             if members and all(m in comp.slot for m in members):
@@ -729,13 +302,13 @@ def _sum_groups(system: YearSystem) -> list[tuple[str, list[int]]]:
     return groups
 
 
-def _integral(comp: _Component, system: YearSystem, members: list[int]) -> bool:
+def _integral(comp: Component, system: YearSystem, members: list[int]) -> bool:
     inverse = {i: c for c, i in comp.local.items()}
     return all(system.integral[inverse[c]] and float(v).is_integer()
                for m in members for c, v in comp.expr[m][0].items())
 
 
-def _judge(comp: _Component, p: int, system: YearSystem, threshold: float, zero_publishable: bool,
+def _judge(comp: Component, p: int, system: YearSystem, threshold: float, zero_publishable: bool,
            witnesses: bool) -> tuple[str | None, float, float] | None:
     """(finding or None, low, high) of one protected figure; None if nothing is feasible.
 
@@ -771,7 +344,7 @@ def _judge(comp: _Component, p: int, system: YearSystem, threshold: float, zero_
     return _pinned_or(comp, p, expr, None)
 
 
-def _pinned_or(comp: _Component, p: int, expr, otherwise: str | None) -> tuple[str | None, float, float]:
+def _pinned_or(comp: Component, p: int, expr, otherwise: str | None) -> tuple[str | None, float, float]:
     """`pinned` if no table puts the figure a unit away from a value seen, else `otherwise`."""
     k = comp.slot[p]
     margin = 0.0 if comp.relaxed else (np.inf if comp.diophantine else 1.0)
@@ -783,7 +356,7 @@ def _pinned_or(comp: _Component, p: int, expr, otherwise: str | None) -> tuple[s
     return ("pinned", *comp.seen(p))
 
 
-def _judge_pin(year: int, system: YearSystem, comp: _Component, q: int, result: AuditResult) -> None:
+def _judge_pin(year: int, system: YearSystem, comp: Component, q: int, result: AuditResult) -> None:
     """A masked rate a reader can recompute within its rounding (one unit of its last
     decimal) is a finding; one that exists in no table is not (the reader learns only
     that it does not exist)."""

@@ -246,7 +246,7 @@ class ReaderModel:
                 p = protect(key, None, [(1.0, (zone, self.measure[ind]))], self.measure[ind], zone)
                 if p is not None:
                     members[(zone, self.measure[ind])] = p
-            elif self.kind.get(ind) == "ratio" and st != "published":
+            elif self.kind.get(ind) == "ratio":
                 num, den = self.terms[ind]
                 num_hidden = self._hidden(status, level, zone, num)
                 den_hidden = self._hidden(status, level, zone, den)
