@@ -3,8 +3,9 @@
 What belongs here: deciding, for the reader of `pipeline.disclosure.reader` (everything
 published, the legend's meaning of each status, the public primary rule, additivity of
 every measure, the policy's inequalities, non-negativity and whole numbers), what that
-reader can prove about each hidden figure, with mixed-integer programming (HiGHS through
-highspy: the reader reasons with whole numbers, so a linear relaxation could miss a proof).
+reader can prove about each hidden figure, with HiGHS (highspy): in real numbers where that
+answers with a unit to spare, in whole numbers where the linear bound straddles the
+verdict's edge or the system is Diophantine (a relaxation could miss a proof there).
 Findings, any of which blocks publication:
 
 - `pinned`: a hidden figure (a masked count, a hidden numerator, denominator or
@@ -20,14 +21,16 @@ How it decides: every solve gives a complete table consistent with everything pu
 and a reader cannot exclude the values it holds. A few such tables per connected
 component (`Component.witness`: the hidden figures capped at the threshold maximised,
 then minimised) clear most figures: one table puts the figure at the threshold or above
-and another a unit apart. Only the figures they do not clear get their exact maximum
-(and minimum when needed), so the findings are those of the exact bounds. A solve that
+and another a unit apart. Only the figures they do not clear get their own questions
+(`_judge`): is there a table with the figure at the threshold or above, one a unit away
+from the value seen; the findings are those of the exact bounds (tested against
+`witnesses=False`, which solves them). A solve that
 stops at its time limit decides nothing in the figure's favour: the bound it cannot
 prove counts as a finding (the audit fails safe).
 
-What does not: choosing what to mask (`suppression`), which never shares code with this
-module, so a mistake in the solver's model cannot hide here. The audit never sees a
-masked value.
+What does not: what the reader knows (`reader`), solving the questions (`audit_solver`),
+choosing what to mask (`suppression`), which never shares code with the audit, so a
+mistake in the masking's model cannot hide here. The audit never sees a masked value.
 """
 
 from __future__ import annotations
