@@ -308,7 +308,7 @@ class Model:
         # sums of hidden figures of one kind under one zone
         groups = defaultdict(list)
         for t in self.targets:
-            level, zone, year, name = self.names[t.var]
+            _, zone, year, name = self.names[t.var]
             if zone in parent:
                 groups[(parent[zone], year, name)].append(t)
         for (p, year, name), members in groups.items():
