@@ -436,6 +436,25 @@ MASKING_LEAK_TWO_RATES = ({"R0": ["c0"], "R1": ["c1"], "R2": ["c2"]},
                               INDICATORS_B),
                           INDICATORS_B, POLICY_B)
 
+# two more found on mask()'s output (the audit passed both): complements of the female
+# activity rate proven between 0 and 3 or 4 through published rates in whole numbers
+MASKING_LEAK_COMPLEMENTS = ({"R0": ["c0", "c1", "c2", "c3"], "R1": ["c4"]}, table(
+    {"R0": ["c0", "c1", "c2", "c3"], "R1": ["c4"]}, {
+        "enfants": {"c0": 5, "c1": 4, "c2": 61, "c3": 4, "c4": 3}, "cmg": {"c0": 4, "c1": 3, "c2": 17, "c3": 3, "c4": 3},
+        "femmes_actives": {"c0": 0, "c1": 3, "c2": 32, "c3": 1, "c4": 1},
+        "femmes": {"c0": 0, "c1": 4, "c2": 39, "c3": 3, "c4": 1},
+        "places": {"c0": 3, "c1": 4, "c2": 26, "c3": 56, "c4": 6},
+        "enfants_cnaf": {"c0": 2, "c1": 51, "c2": 26, "c3": 12, "c4": 87}}, INDICATORS_B), INDICATORS_B, POLICY_B)
+MASKING_LEAK_SMALL_COMMUNE = ({"R0": ["c0"], "R1": ["c1", "c2", "c3", "c4"], "R2": ["c5", "c6", "c7"]}, table(
+    {"R0": ["c0"], "R1": ["c1", "c2", "c3", "c4"], "R2": ["c5", "c6", "c7"]}, {
+        "enfants": {"c0": 3, "c1": 1, "c2": 31, "c3": 47, "c4": 2, "c5": 71, "c6": 2, "c7": 6},
+        "cmg": {"c0": 2, "c1": 1, "c2": 8, "c3": 40, "c4": 2, "c5": 64, "c6": 0, "c7": 5},
+        "femmes_actives": {"c0": 0, "c1": 0, "c2": 22, "c3": 9, "c4": 0, "c5": 6, "c6": 0, "c7": 0},
+        "femmes": {"c0": 2, "c1": 1, "c2": 22, "c3": 34, "c4": 2, "c5": 55, "c6": 0, "c7": 2},
+        "places": {"c0": 5, "c1": 7, "c2": 24, "c3": 1, "c4": 0, "c5": 6, "c6": 51, "c7": 4},
+        "enfants_cnaf": {"c0": 2, "c1": 5, "c2": 2, "c3": 66, "c4": 29, "c5": 89, "c6": 88, "c7": 6}},
+    INDICATORS_B), INDICATORS_B, POLICY_B)
+
 
 def test_the_masking_leaves_no_sum_of_hidden_women_pinned_by_two_rates():
     tree, frame, indicators, policy = MASKING_LEAK_TWO_RATES
@@ -537,6 +556,8 @@ def test_the_attacker_proves_nothing_on_the_masking(case):
 @given(tables_b())
 @example(ALL_ZEROS_B)
 @example(MASKING_LEAK_TWO_RATES)
+@example(MASKING_LEAK_COMPLEMENTS)
+@example(MASKING_LEAK_SMALL_COMMUNE)
 def test_the_attacker_proves_nothing_on_the_masking_of_hidden_terms(case):
     check_masking(*case)
 
