@@ -218,6 +218,8 @@ def _audit_year(year: int, system: YearSystem, threshold: float, zero_publishabl
             if members and all(m in comp.slot for m in members):
                 comp.watch_sum(k, members)
         solvers.append(comp)
+        if not relaxed:
+            comp.snap(system.rate_terms, threshold)
         if not comp.consistent():
             # no table agrees with what is published: one finding for the component, nothing else to judge
             cells = tuple(dict.fromkeys(system.protected[p].cell for p in prot_of[r])) or \

@@ -16,7 +16,7 @@ import highspy
 import numpy as np
 from scipy.sparse import coo_matrix
 
-from pipeline.disclosure.reader import DISJUNCTION_M, UPPER, YearSystem
+from pipeline.disclosure.reader import DISJUNCTION_M, UPPER, YearSystem, allowed_terms
 
 EPS = 1e-6
 TIME_LIMIT = 60.0  # seconds per solve; a solve stopped there proves nothing in the figure's favour
@@ -129,6 +129,7 @@ class Component:
         self.solves = 0
         self.feasible: bool | None = None
         self.extra_rows = 0  # rows of a question (`_with_row`) currently in the model
+        self.recording = True  # whether the tables solves give are kept as witnesses
         self.start: list[float] | None = None  # the last table found: where the next solve starts
 
     @staticmethod
@@ -214,6 +215,8 @@ class Component:
         return "limit", best, bound
 
     def _record(self, full: np.ndarray) -> None:
+        if not self.recording:
+            return
         point = full[: self.n]
         values = self.matrix @ point + self.constants
         np.minimum(self.low, values, out=self.low)
@@ -268,6 +271,41 @@ class Component:
         finally:
             self.whole_numbers(False)
         return status == "optimal"
+
+    def snap(self, rate_terms: list, threshold: float, dense_from: int = 1000, passes: int = 3) -> None:
+        """Bounds of the hidden terms of published rates snapped to the whole values their
+        rounding allows: the linear bounds of each denominator, then the first and last
+        denominator in them with a whole numerator that rounds right (and the numerators
+        that go with them), until nothing moves. 34.4 % with at most 54 women means 32.
+        From `dense_from` on, every denominator has a numerator (1 / 1000 < 0.1 %): skipped."""
+        mine = [t for t in rate_terms if t[0] in self.local and t[1] in self.local]
+        self.recording = False  # a table of the model before snapping may not fit after it
+        try:
+            self._snap(mine, threshold, dense_from, passes)
+        finally:
+            self.recording = True
+
+    def _snap(self, mine: list, threshold: float, dense_from: int, passes: int) -> None:
+        for _ in range(passes if mine else 0):
+            moved = False
+            for num, den, rate, half, multiplier, contributors in mine:
+                n, d = self.local[num], self.local[den]
+                low = self._run({d: 1.0}, highspy.ObjSense.kMinimize)
+                high = self._run({d: 1.0}, highspy.ObjSense.kMaximize)
+                if low[0] != "optimal" or high[0] != "optimal" or high[1] >= dense_from:
+                    continue
+                dens, nums = allowed_terms(rate, half, multiplier, threshold, contributors,
+                                           math.ceil(low[1] - EPS), math.floor(high[1] + EPS))
+                if not dens:
+                    continue  # no whole table at all: `consistent` in whole numbers says so
+                for col, lo, hi in ((d, dens[0], dens[-1]), (n, nums[0], nums[-1])):
+                    current = self.highs.getLp()
+                    old_lo, old_hi = current.col_lower_[col], current.col_upper_[col]
+                    if lo > old_lo + EPS or hi < old_hi - EPS:
+                        self.highs.changeColBounds(col, max(lo, old_lo), min(hi, old_hi))
+                        moved = True
+            if not moved:
+                break
 
     def consistent(self) -> bool:
         """Whether some table in whole numbers agrees with everything published (the

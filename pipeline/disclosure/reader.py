@@ -88,6 +88,9 @@ class YearSystem:
     sums: list[tuple[str, list[int]]] = field(default_factory=list)  # relation name, protected indices
     pins: list[RatePin] = field(default_factory=list)
     recomputed: list[CellKey] = field(default_factory=list)  # masked rates beside both terms published
+    # published rates over two hidden terms: (numerator, denominator unknowns, rate, half unit,
+    # multiplier, contributors), whose whole values the audit snaps bounds to (`allowed_terms`)
+    rate_terms: list[tuple[int, int, float, float, float, frozenset]] = field(default_factory=list)
 
 
 class ReaderModel:
@@ -223,6 +226,8 @@ class ReaderModel:
                 low_num, low_den = _rounding_bounds(rate, h, m, threshold, contributors)
                 add([(1.0, num)], low_num, np.inf, f"{ind} {zone} whole numerator")
                 add([(1.0, den)], low_den, np.inf, f"{ind} {zone} whole denominator")
+                if num in index and den in index:
+                    system.rate_terms.append((index[num], index[den], rate, h, m, frozenset(contributors)))
 
         # what must stay hidden
         by_signature: dict[tuple, int] = {}
@@ -302,3 +307,23 @@ def _rounding_bounds(rate: float, half: float, multiplier: float, threshold: flo
                           if not ("numerator" in contributors and 0 < k < threshold)]
             return float(min(numerators)), float(d)
     return 0.0, float(start)
+
+
+def allowed_terms(rate: float, half: float, multiplier: float, threshold: float, contributors: frozenset,
+                  low: int, high: int) -> tuple[list[int], list[int]]:
+    """The whole denominators in [low, high] a published rate allows, and the numerators
+    that go with them: each d with a whole n such that the rate rounds to what is
+    published and each contributor is 0 or at least the threshold."""
+    dens, nums = [], set()
+    for d in range(max(low, 1), high + 1):
+        if "denominator" in contributors and 0 < d < threshold:
+            continue
+        first = max(math.ceil((rate - half) * d / multiplier - 1e-9), 0)
+        last = math.floor((rate + half) * d / multiplier + 1e-9)
+        found = [n for n in range(first, last + 1)
+                 if not ("numerator" in contributors and 0 < n < threshold)
+                 and not ("complement" in contributors and (d - n < 0 or 0 < d - n < threshold))]
+        if found:
+            dens.append(d)
+            nums.update(found)
+    return dens, sorted(nums)
