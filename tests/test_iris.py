@@ -180,3 +180,164 @@ def test_a_secret_iris_stays_secret_and_is_protected():
     relation = result.published[result.published["zone_code"].isin(["A", "A2", "A3", "A4"])]
     assert (relation["status"] == "masked").sum() >= 1
 
+
+# ---- end to end: the five published files in raw/ ---------------------------------------
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "caf_iris"
+NNBSP = "\u202f"
+
+
+def _thousands(n: int, year: int) -> str:
+    """A count as the year's file writes it: U+202F thousands separators until 2018."""
+    return f"{n:,}".replace(",", NNBSP) if year <= 2018 else str(n)
+
+
+def _iris_files(raw) -> None:
+    """The five fixtures (published layouts: BOM, U+202F, CRLF, columns that come and go,
+    blank secret cells, NOTE = 2 rows), each with two more IRIS of Béthune written in the
+    file's own layout: 621190103 under 100 allocataires, 621190104 with ENF_2 blank."""
+    for year in range(2016, 2021):
+        path = FIXTURES / f"data_CAF_{year}_IRIS.csv"
+        data = path.read_bytes()
+        assert data.endswith(b"\r\n")
+        small = ["621190103", "1", _thousands(80 + year % 5, year), "200", "150", "12", "20"]
+        blank = ["621190104", "1", _thousands(1450 + year % 5, year), _thousands(3100, year), "900", "", "80"]
+        if year <= 2018:  # LIBGEO;DEPCOM;LIBCOM;EPCI after CODGEO
+            small[1:1] = ["Quartier du Marais", "62119", "Béthune", "200072460"]
+            blank[1:1] = ["Catorive", "62119", "Béthune", "200072460"]
+        extra = "".join(";".join(row) + "\r\n" for row in (small, blank)).encode("utf-8")
+        (raw / path.name).write_bytes(data + extra)
+
+
+def test_a_run_with_the_iris_files_publishes_the_iris_masked_under_100_allocataires(sample_project, built_warehouse):
+    import duckdb
+
+    from tests.helpers import materialize_all
+
+    _iris_files(sample_project / "raw")
+    assert not materialize_all()
+    con = duckdb.connect(str(sample_project / "warehouse" / "warehouse.duckdb"), read_only=True)
+    try:
+        published = con.execute("SELECT * FROM published.indicators WHERE level = 'iris'").df()
+        confidential = con.execute("SELECT * FROM confidential.indicators WHERE level = 'iris'").df()
+        log = con.execute("SELECT * FROM confidential.masking_log WHERE level = 'iris'").df()
+        others = con.execute("SELECT count(*) FROM published.indicators WHERE level <> 'iris'").fetchone()[0]
+    finally:
+        con.close()
+    with duckdb.connect(str(built_warehouse), read_only=True) as without:
+        assert others == without.execute("SELECT count(*) FROM published.indicators").fetchone()[0]
+    # the IRIS of Béthune (Ames, NOTE = 2, is a commune not cut into IRIS: not a zone below it)
+    assert sorted(set(published["zone_code"])) == ["621190101", "621190102", "621190103", "621190104"]
+    assert set(published["parent_code"]) == {"62119"}
+    names = dict(zip(published["zone_code"], published["zone_name"]))
+    assert names["621190101"] == "Centre" and names["621190103"] == "Quartier du Marais"  # LIBGEO to 2018
+    assert set(published["indicator"]) == {"enfants_moins_3_ans"}
+    assert sorted(set(published["year"])) == [2017, 2018, 2019, 2020]
+    # under 100 allocataires: every figure masked, by the primary rule naming it
+    small = published[published["zone_code"] == "621190103"]
+    assert set(small["status"]) == {"masked"} and small["value"].isna().all()
+    rules = log[log["zone_code"] == "621190103"]
+    assert set(rules["rule"]) == {"infra_communal_zone_below_minimum"}
+    # ENF_2 blank: secret at source, masked
+    blank = confidential[confidential["zone_code"] == "621190104"]
+    assert set(blank["status"]) == {"secret_at_source"}
+    assert set(published.loc[published["zone_code"] == "621190104", "status"]) == {"masked"}
+    # no IRIS under 100 allocataires shows a figure
+    alloc = confidential.set_index(["zone_code", "year"])["allocataires"]
+    shown = published[published["status"] == "published"]
+    assert all(alloc[(z, y)] >= 100 for z, y in zip(shown["zone_code"], shown["year"]))
+
+
+# ---- reports: a table, a chart and a sheet per commune with IRIS, under the guard -------
+
+
+@pytest.fixture(scope="module")
+def iris_reports(tmp_path_factory):
+    """Reports of children under 3 with three IRIS of Béthune (one masked over the years)."""
+    from pipeline.reports.context import build_context
+    from pipeline.reports.excel import write_workbook
+    from pipeline.reports.geo import load_geometry
+    from pipeline.reports.html import write_html
+    from pipeline.settings import PACKAGE_ROOT, Paths
+    from tests.test_reports_support import STUDY_ID, full_published
+
+    tmp = tmp_path_factory.mktemp("iris_reports")
+    frame = full_published()
+    frame = frame[frame["indicator"] == IND]
+    rows = []
+    for code, name, status in (("621190101", "Centre", "published"), ("621190102", "Mont-Liébaut", "published"),
+                               ("621190103", "621190103", "masked")):
+        for year in (2017, 2018, 2019, 2020):
+            value = 100.0 + year - 2017 if status == "published" else None
+            rows.append(("iris", code, name, "62119", IND, year, value, status, STUDY_ID))
+    frame = pd.concat([frame, pd.DataFrame(rows, columns=frame.columns)], ignore_index=True)
+    paths = Paths(root=PACKAGE_ROOT, config=PACKAGE_ROOT / "config", raw=tmp / "raw",
+                  warehouse=tmp / "warehouse.duckdb", reports=tmp / "reports")
+    context = build_context(frame, paths=paths)
+    xlsx, page = tmp / "rapport.xlsx", tmp / "rapport.html"
+    write_workbook(context, xlsx)
+    write_html(context, load_geometry(None, "code", context.territory), page)
+    return context, xlsx, page
+
+
+def test_the_reports_show_each_commune_with_iris_and_pass_the_guard(iris_reports):
+    import openpyxl
+
+    from pipeline.reports.guard import check_html, check_workbook, parse_html
+
+    context, xlsx, page = iris_reports
+    assert [z.code for z in context.communes_with_iris()] == ["62119"]
+    assert all(z.level != "iris" for z in context.zones())  # the commune tables keep the communes
+    root = parse_html(page.read_text(encoding="utf-8"))
+    figure = [f for f in root.find_all("figure") if f.attrs.get("data-graphique") == "iris-62119"]
+    assert len(figure) == 1 and figure[0].find_all("svg")
+    codes = [tr.attrs.get("data-code") for tr in figure[0].find_all("tr") if tr.attrs.get("data-code")]
+    assert codes == ["62119", "621190101", "621190102", "621190103"]
+    masked = [td for tr in figure[0].find_all("tr") if tr.attrs.get("data-code") == "621190103"
+              for td in tr.find_all("td") if "data-annee" in td.attrs]
+    assert {" ".join(td.text().split()) for td in masked} == {context.config.symbols.masked}
+    text = " ".join(root.text().split())
+    assert "toutes les valeurs d'un IRIS (quartier d'une grande commune) de moins de 100 allocataires" in text
+    sources = [p for p in figure[0].find_all("p") if p.has_class("source")]
+    assert any("Cnaf" in " ".join(p.text().split()) for p in sources)  # the IRIS files' producer
+    workbook = openpyxl.load_workbook(xlsx)
+    assert "IRIS Béthune" in workbook.sheetnames
+    sheet = workbook["IRIS Béthune"]
+    zone_codes = [row[2] for row in sheet.iter_rows(values_only=True) if row[2] and str(row[2]).startswith("62119")]
+    assert zone_codes == ["62119", "621190101", "621190102", "621190103"]
+    assert check_workbook(xlsx, context).passed, check_workbook(xlsx, context).message()
+    assert check_html(page, context, maps_expected=False).passed, check_html(page, context, False).message()
+
+
+def test_the_guard_catches_an_iris_figure_shown_or_left_out(iris_reports, tmp_path):
+    import openpyxl
+
+    from pipeline.reports.guard import check_html, check_workbook
+
+    context, xlsx, page = iris_reports
+    symbol = context.config.symbols.masked
+    text = page.read_text(encoding="utf-8")
+    cell = f'data-annee="2019" data-statut="masked" title="secret statistique">{symbol}</td>'
+    start = text.index('data-graphique="iris-62119"')
+    at = text.index(cell, text.index('data-code="621190103"', start))
+    leaked = text[:at] + 'data-annee="2019" data-statut="masked">37</td>' + text[at + len(cell):]
+    (tmp_path / "leak.html").write_text(leaked, encoding="utf-8")
+    report = check_html(tmp_path / "leak.html", context, maps_expected=False)
+    assert not report.passed and any("621190103, 2019" in p and "holds a number" in p for p in report.problems)
+    row_start = text.rindex("<tr", 0, text.index('data-code="621190102"', start))
+    dropped = text[:row_start] + text[text.index("</tr>", row_start) + len("</tr>"):]
+    (tmp_path / "dropped.html").write_text(dropped, encoding="utf-8")
+    report = check_html(tmp_path / "dropped.html", context, maps_expected=False)
+    assert any("missing (621190102" in p for p in report.problems)
+
+    workbook = openpyxl.load_workbook(xlsx)
+    sheet = workbook["IRIS Béthune"]
+    for row in sheet.iter_rows():
+        if row[2].value == "621190103":
+            row[7].value = 37  # a masked IRIS figure written as a number
+    workbook.save(tmp_path / "leak.xlsx")
+    report = check_workbook(tmp_path / "leak.xlsx", context)
+    assert not report.passed and any("IRIS Béthune" in p and "621190103" in p for p in report.problems)
+    del workbook["IRIS Béthune"]
+    workbook.save(tmp_path / "nosheet.xlsx")
+    assert any("IRIS Béthune" in p and "missing" in p for p in check_workbook(tmp_path / "nosheet.xlsx", context).problems)
