@@ -341,3 +341,21 @@ def test_the_guard_catches_an_iris_figure_shown_or_left_out(iris_reports, tmp_pa
     del workbook["IRIS Béthune"]
     workbook.save(tmp_path / "nosheet.xlsx")
     assert any("IRIS Béthune" in p and "missing" in p for p in check_workbook(tmp_path / "nosheet.xlsx", context).problems)
+
+
+def test_communes_whose_iris_do_not_add_up_are_listed_without_values():
+    import duckdb
+
+    from pipeline.defs.warehouse import iris_not_adding_up
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA confidential")
+    rows = [("commune", "62119", "R", IND, 2019, 300.0, "ok"), ("iris", "621190101", "62119", IND, 2019, 120.0, "ok"),
+            ("iris", "621190102", "62119", IND, 2019, 180.0, "ok"),
+            ("commune", "62119", "R", IND, 2020, 301.0, "ok"), ("iris", "621190101", "62119", IND, 2020, 120.0, "ok"),
+            ("iris", "621190102", "62119", IND, 2020, 180.0, "ok"),
+            ("commune", "62119", "R", IND, 2018, 999.0, "ok"), ("iris", "621190101", "62119", IND, 2018, 120.0, "ok"),
+            ("iris", "621190102", "62119", IND, 2018, None, "secret_at_source")]
+    frame = pd.DataFrame(rows, columns=["level", "zone_code", "parent_code", "indicator", "year", "value", "status"])
+    con.execute("CREATE TABLE confidential.indicators AS SELECT * FROM frame")
+    assert iris_not_adding_up(con) == [f"62119 {IND} 2020"]  # 2019 adds up; 2018 has a secret IRIS

@@ -327,6 +327,26 @@ def build_evolution(con: duckdb.DuckDBPyConnection, indicators: IndicatorSet) ->
         con.execute(f"CREATE OR REPLACE TABLE {EVOLUTION_TABLE} AS\n" + read_sql("indicators_evolution.sql"))
 
 
+def iris_not_adding_up(con: duckdb.DuckDBPyConnection, tolerance: float = 0.001) -> list[str]:
+    """Communes whose IRIS, all known, do not add up to the commune's own figure of the
+    same indicator and year (the commune keeps its source, e.g. the BCA): "code indicator
+    year", never a value. The secrecy stage treats the IRIS as adding up to their commune
+    (a reader may assume they do); where they do not, masking an IRIS may leave published
+    figures that contradict each other, which stops the masking: ask the producer."""
+    rows = con.execute(
+        f"""SELECT c.zone_code, c.indicator, c.year
+            FROM {INDICATORS_TABLE} c
+            JOIN {INDICATORS_TABLE} i
+              ON i.level = 'iris' AND i.parent_code = c.zone_code AND i.indicator = c.indicator AND i.year = c.year
+            WHERE c.level = 'commune'
+            GROUP BY c.zone_code, c.indicator, c.year, c.value, c.status
+            HAVING c.status = 'ok' AND bool_and(i.status = 'ok') AND abs(sum(i.value) - c.value) > ?
+            ORDER BY ALL""",
+        [tolerance],
+    ).fetchall()
+    return [f"{code} {indicator} {year}" for code, indicator, year in rows]
+
+
 def find_reconciliation_mismatches(
     con: duckdb.DuckDBPyConnection, indicators: IndicatorSet
 ) -> tuple[int, pd.DataFrame]:
@@ -435,12 +455,19 @@ def core_indicator_inputs(context: dg.AssetExecutionContext, warehouse: Warehous
     deps=[core_indicator_inputs],
     metadata={"dagster/table_name": INDICATORS_TABLE},
 )
-def core_indicators(warehouse: WarehouseResource) -> dg.MaterializeResult:
+def core_indicators(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The 12 indicators of the convention per level, zone and year (confidential.indicators, long; wide views confidential.indicators_wide_commune|rpe|epci), computed from core_indicator_inputs."""
     indicators = _current_indicators()
     with warehouse.connect() as con:
         build_indicators(con, indicators)
         meta = _table_metadata(con, INDICATORS_TABLE, ("level", "indicator", "status", "value_origin"))
+        apart = iris_not_adding_up(con, indicators.reconciliation_tolerance)
+    if apart:
+        context.log.warning(
+            f"{len(apart)} commune figure(s) differ from the sum of their IRIS (commune indicator year): "
+            + ", ".join(apart[:20]) + ". The masking treats the IRIS as adding up to their commune: ask the producer."
+        )
+    meta["iris_not_adding_up"] = dg.MetadataValue.json(apart[:MAX_LISTED])
     meta["wide_views"] = dg.MetadataValue.json(list(WIDE_VIEWS.values()))
     meta["definitions_table"] = DEFINITIONS_TABLE
     return dg.MaterializeResult(metadata=meta)
