@@ -36,6 +36,8 @@ ui-server: $(BIN)/.installed
 	@for v in HOST PORT DB USER PASSWORD; do [ -n "$$(printenv DAGSTER_PG_$$v)" ] || { \
 		echo "make ui-server: DAGSTER_PG_$$v is not set (docs/operations.md, On a server)" >&2; exit 2; }; done
 	@mkdir -p "$(SERVER_HOME)" && cp deploy/dagster.postgres.yaml "$(SERVER_HOME)/dagster.yaml"
+	@# the pool's row created once, before two runs could race to create it (a unique-key error on PostgreSQL)
+	DAGSTER_HOME="$(SERVER_HOME)" $(BIN)/dagster instance concurrency set warehouse 1
 	DAGSTER_HOME="$(SERVER_HOME)" $(BIN)/dagster dev -w workspace.yaml -p $(UI_PORT)
 
 validate: $(BIN)/.installed

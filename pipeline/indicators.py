@@ -20,6 +20,15 @@ import yaml
 from pipeline.settings import Paths, project_paths
 
 KINDS = ("count", "ratio")
+# The levels of the commune hierarchy (commune -> RPE -> EPCI) read an indicator's own
+# source; a level below the commune (an IRIS) reads the source its `below_commune` entry names.
+COMMUNAL = "commune"
+
+
+def zone_group(level: str) -> str:
+    """The group of levels whose figures come from the same source: `commune` for the
+    commune, the RPE and the EPCI, the level itself below the commune (`iris`)."""
+    return COMMUNAL if level in ("commune", "rpe", "epci") else level
 PRODUCERS = ("CAF", "Cnaf", "INSEE")
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -44,6 +53,8 @@ class Indicator:
     published_measure: str | None = None
     source_note: str | None = None
     note: str | None = None
+    # Levels below the commune: level -> (source, measure, years) of a count there
+    below_commune: tuple[tuple[str, str, str, tuple[int, ...]], ...] = ()
 
     @property
     def measures(self) -> tuple[str, ...]:
@@ -60,6 +71,8 @@ class IndicatorSet:
     allocataires_measure: str
     reconciliation_tolerance: float = 0.001
     path: Path | None = None
+    # Levels below the commune: level -> (source, measure) of the allocataires there
+    allocataires_below_commune: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def ids(self) -> list[str]:
@@ -78,7 +91,21 @@ class IndicatorSet:
     @property
     def sources(self) -> list[str]:
         """Every staging table read, indicators and allocataires together."""
-        return sorted({i.source for i in self.indicators} | {self.allocataires_source})
+        below = {src for i in self.indicators for _lv, src, _m, _y in i.below_commune}
+        below |= {src for _lv, src, _m in self.allocataires_below_commune}
+        return sorted({i.source for i in self.indicators} | {self.allocataires_source} | below)
+
+    @property
+    def below_commune_levels(self) -> list[str]:
+        """The levels below the commune some indicator is computed at (`iris`)."""
+        levels = {lv for i in self.indicators for lv, _s, _m, _y in i.below_commune}
+        return sorted(levels)
+
+    def allocataires_at(self, level: str) -> tuple[str, str] | None:
+        """(source, measure) of the allocataires of a zone of `level`."""
+        if zone_group(level) == COMMUNAL:
+            return self.allocataires_source, self.allocataires_measure
+        return next(((s, m) for lv, s, m in self.allocataires_below_commune if lv == level), None)
 
     def indicators_using(self, source: str, measure: str) -> list[str]:
         used = [i.id for i in self.indicators if i.source == source and measure in i.measures]
@@ -126,25 +153,54 @@ class IndicatorSet:
         rows = [(i.id, y) for i in self.indicators for y in i.years]
         return pd.DataFrame(rows, columns=["indicator", "year"]).astype({"indicator": "string", "year": "int32"})
 
-    def measures_frame(self) -> pd.DataFrame:
-        """indicator_measures: every (source, measure, year) the indicators need.
+    def levels_frame(self) -> pd.DataFrame:
+        """indicator_levels: where each indicator is read for each group of levels
+        (`zone_group`: commune for commune / RPE / EPCI, or a level below the commune)
+        and year: one row per (indicator, zone_group, year), with the source, measure,
+        numerator, denominator, published measure and the allocataires' source and measure."""
+        rows = []
+        for i in self.indicators:
+            for y in i.years:
+                rows.append((i.id, COMMUNAL, y, i.source, i.measure, i.numerator, i.denominator, i.published_measure,
+                             self.allocataires_source, self.allocataires_measure))
+            for level, source, measure, years in i.below_commune:
+                alloc = self.allocataires_at(level) or (None, None)
+                for y in years:
+                    rows.append((i.id, level, y, source, measure, None, None, None, *alloc))
+        columns = ["indicator", "zone_group", "year", "source", "measure", "numerator", "denominator",
+                   "published_measure", "alloc_source", "alloc_measure"]
+        frame = pd.DataFrame(rows, columns=columns)
+        return frame.astype({**{c: "string" for c in columns if c != "year"}, "year": "int32"})
 
-        The allocataires measure is needed for every year any indicator covers.
+    def measures_frame(self) -> pd.DataFrame:
+        """indicator_measures: every (source, measure, year, zone_group) the indicators need.
+
+        The allocataires measure is needed for every year any indicator covers (at a
+        level below the commune: every year an indicator is computed there).
         `additive` is False for a measure read only as a producer's published value
         (a rate): it is never summed over communes, only taken as the producer gives it.
         """
-        additive: dict[tuple[str, str, int], bool] = {}
+        additive: dict[tuple[str, str, int, str], bool] = {}
         for ind in self.indicators:
             for y in ind.years:
                 for m in ind.measures:
-                    key = (ind.source, m, y)
+                    key = (ind.source, m, y, COMMUNAL)
                     additive[key] = additive.get(key, False) or m != ind.published_measure
+            for level, source, measure, years in ind.below_commune:
+                for y in years:
+                    additive[(source, measure, y, level)] = True
+                    alloc = self.allocataires_at(level)
+                    if alloc:
+                        additive[(*alloc, y, level)] = True
         for y in self.years:
-            additive[(self.allocataires_source, self.allocataires_measure, y)] = True
+            additive[(self.allocataires_source, self.allocataires_measure, y, COMMUNAL)] = True
         frame = pd.DataFrame(
-            [(*key, flag) for key, flag in sorted(additive.items())], columns=["source", "measure", "year", "additive"]
+            [(*key, flag) for key, flag in sorted(additive.items())],
+            columns=["source", "measure", "year", "zone_group", "additive"],
         )
-        return frame.astype({"source": "string", "measure": "string", "year": "int32", "additive": "bool"})
+        return frame.astype(
+            {"source": "string", "measure": "string", "year": "int32", "zone_group": "string", "additive": "bool"}
+        )
 
 
 def _ident(value: object, what: str, where: str) -> str:
@@ -160,7 +216,7 @@ def _parse_indicator(ind_id: str, spec: object, where: str) -> Indicator:
         raise IndicatorError(f"{here}: expected a mapping of fields")
     allowed = {
         "label", "unit", "kind", "producer", "source_note", "source", "measure", "numerator",
-        "denominator", "multiplier", "published_measure", "years", "note",
+        "denominator", "multiplier", "published_measure", "years", "note", "below_commune",
     }
     unknown = sorted(set(spec) - allowed)
     if unknown:
@@ -192,9 +248,12 @@ def _parse_indicator(ind_id: str, spec: object, where: str) -> Indicator:
             id=ind_id, label=str(spec["label"]), unit=str(spec["unit"]), kind=kind, producer=producer,
             source=source, years=tuple(sorted(years)), measure=measure, published_measure=published,
             source_note=spec.get("source_note"), note=spec.get("note"),
+            below_commune=_below_commune(spec.get("below_commune"), here, years=True),
         )
     if spec.get("measure") is not None:
         raise IndicatorError(f"{here}: a ratio has `numerator` and `denominator`, not `measure`")
+    if spec.get("below_commune"):
+        raise IndicatorError(f"{here}: only a count can be computed below the commune (`below_commune`)")
     for key in ("numerator", "denominator", "multiplier"):
         if spec.get(key) is None:
             raise IndicatorError(f"{here}: a ratio needs `{key}`")
@@ -209,6 +268,35 @@ def _parse_indicator(ind_id: str, spec: object, where: str) -> Indicator:
         multiplier=float(multiplier), published_measure=published,
         source_note=spec.get("source_note"), note=spec.get("note"),
     )
+
+
+def _below_commune(doc: object, here: str, years: bool) -> tuple:
+    """`below_commune: {level: {source, measure[, years]}}` of an indicator (with years)
+    or of the allocataires (without): ((level, source, measure[, years]), ...)."""
+    if doc is None:
+        return ()
+    if not isinstance(doc, dict):
+        raise IndicatorError(f"{here}: below_commune must map a level (iris) to its source and measure")
+    out = []
+    for level, entry in doc.items():
+        where = f"{here}: below_commune {level}"
+        _ident(level, "the level", where)
+        if level in ("commune", "rpe", "epci"):
+            raise IndicatorError(f"{where}: {level} is not below the commune")
+        if not isinstance(entry, dict) or not entry.get("source") or not entry.get("measure"):
+            raise IndicatorError(f"{where}: needs `source` and `measure`")
+        allowed = {"source", "measure", "years"} if years else {"source", "measure"}
+        unknown = sorted(set(entry) - allowed)
+        if unknown:
+            raise IndicatorError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
+        item = (level, _ident(entry["source"], "source", where), _ident(entry["measure"], "measure", where))
+        if years:
+            ys = entry.get("years")
+            if not isinstance(ys, list) or not ys or not all(isinstance(y, int) and not isinstance(y, bool) for y in ys):
+                raise IndicatorError(f"{where}: years must be a non-empty list of years, e.g. [2017, 2018]")
+            item += (tuple(sorted(set(ys))),)
+        out.append(item)
+    return tuple(out)
 
 
 def parse_indicators(doc: object, where: str = "indicators.yaml") -> IndicatorSet:
@@ -227,6 +315,7 @@ def parse_indicators(doc: object, where: str = "indicators.yaml") -> IndicatorSe
         allocataires_source=_ident(alloc["source"], "allocataires.source", where),
         allocataires_measure=_ident(alloc["measure"], "allocataires.measure", where),
         reconciliation_tolerance=float(tolerance),
+        allocataires_below_commune=_below_commune(alloc.get("below_commune"), f"{where}: allocataires", years=False),
     )
 
 
@@ -246,6 +335,7 @@ def load_indicators(paths: Paths | None = None, path: Path | None = None) -> Ind
         allocataires_measure=parsed.allocataires_measure,
         reconciliation_tolerance=parsed.reconciliation_tolerance,
         path=Path(path),
+        allocataires_below_commune=parsed.allocataires_below_commune,
     )
 
 
@@ -270,4 +360,24 @@ def check_against_catalog(indicators: IndicatorSet, catalog) -> list[str]:
             problems.append(f"{ind_id}: the catalog has no {source_id} vintage for {missing_years}")
         for measure in sorted(measures - set(source.measures)):
             problems.append(f"{ind_id}: the catalog declares no measure {measure!r} in source {source_id!r}")
+    below = [(i.id, lv, s, m, set(y)) for i in indicators.indicators for lv, s, m, y in i.below_commune]
+    for lv in indicators.below_commune_levels:
+        alloc = indicators.allocataires_at(lv)
+        if alloc is None:
+            problems.append(f"allocataires: no source of the allocataires at level {lv} (allocataires.below_commune)")
+            continue
+        years = set().union(*(y for _i, level, _s, _m, y in below if level == lv))
+        below.append(("allocataires", lv, *alloc, years))
+    for ind_id, level, source_id, measure, years in below:
+        source = catalog.sources.get(source_id)
+        if source is None:
+            problems.append(f"{ind_id} ({level}): source {source_id!r} is not in the catalog")
+            continue
+        if source.zone_level != level:
+            problems.append(f"{ind_id} ({level}): source {source_id!r} has zones of level {source.zone_level}")
+        missing_years = sorted(years - set(source.years))
+        if missing_years:
+            problems.append(f"{ind_id} ({level}): the catalog has no {source_id} vintage for {missing_years}")
+        if measure not in source.measures:
+            problems.append(f"{ind_id} ({level}): the catalog declares no measure {measure!r} in source {source_id!r}")
     return problems

@@ -81,8 +81,13 @@ class Territory:
     def departement_of(self, commune_code: str) -> str:
         return departement_of(commune_code)
 
-    def zones(self) -> pd.DataFrame:
-        """Every zone of the territory: level, zone_code, zone_name, parent_code."""
+    def zones(self, infra: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Every zone of the territory: level, zone_code, zone_name, parent_code.
+
+        `infra`: zones below the commune (IRIS), as `infra_zones` gives them (level,
+        zone_code, zone_name, parent_code: the commune); only those of a level listed in
+        `infra_communal_levels` and lying in a commune of the territory are kept. None or
+        empty: the communes, RPE and EPCI alone."""
         communes = pd.DataFrame(
             {
                 "level": "commune",
@@ -103,7 +108,38 @@ class Territory:
             {"level": "epci", "zone_code": list(self.epcis), "zone_name": list(self.epcis.values()),
              "parent_code": [None] * len(self.epcis)}
         )
-        return pd.concat([epci, rpe, communes], ignore_index=True)
+        parts = [epci, rpe, communes]
+        if infra is not None and len(infra):
+            below = infra[["level", "zone_code", "zone_name", "parent_code"]]
+            below = below[below["level"].isin(self.infra_communal_levels) & below["parent_code"].isin(self.commune_codes)]
+            parts.append(below.sort_values(["parent_code", "zone_code"]))
+        return pd.concat(parts, ignore_index=True)
+
+
+def infra_zones(frame: pd.DataFrame, territory: Territory) -> pd.DataFrame:
+    """The zones below the commune found in `frame` (rows with level, zone_code,
+    parent_code[, zone_name]: staging rows, or confidential / published indicators).
+
+    Kept: rows of a level listed in `infra_communal_levels`, inside a commune of the
+    territory, of a commune cut into at least two such zones (INSEE codes a commune not
+    cut into IRIS as one IRIS, its code + 0000: that IRIS is the commune itself, not a
+    zone below it). The name is the latest one given (`zone_name`), else the code.
+    Columns: level, zone_code, zone_name, parent_code.
+    """
+    columns = ["level", "zone_code", "zone_name", "parent_code"]
+    if frame is None or not len(frame) or not territory.infra_communal_levels:
+        return pd.DataFrame(columns=columns, dtype="object")
+    rows = frame[frame["level"].isin(territory.infra_communal_levels)].copy()
+    if "zone_name" not in rows.columns:
+        rows["zone_name"] = None
+    rows = rows[rows["parent_code"].isin(territory.commune_codes)]
+    names = rows.dropna(subset=["zone_name"]).drop_duplicates(["level", "zone_code"], keep="last")
+    zones = rows.drop_duplicates(["level", "zone_code"])[["level", "zone_code", "parent_code"]]
+    zones = zones.merge(names[["level", "zone_code", "zone_name"]], on=["level", "zone_code"], how="left")
+    zones["zone_name"] = zones["zone_name"].where(zones["zone_name"].notna(), zones["zone_code"])
+    per_commune = zones.groupby(["level", "parent_code"], observed=True)["zone_code"].transform("size")
+    zones = zones[per_commune >= 2]
+    return zones[columns].sort_values(["parent_code", "zone_code"]).reset_index(drop=True).astype("object")
 
 
 def departement_of(commune_code: str) -> str:

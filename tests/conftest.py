@@ -133,6 +133,13 @@ def instance_storage(request, project) -> str:
         deploy = yaml.safe_load((PACKAGE_ROOT / "deploy" / "dagster.postgres.yaml").read_text(encoding="utf-8"))
         config["storage"] = deploy["storage"]
     (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    if request.param == "postgres":
+        # as `make ui-server` does: the pool's row exists before two runs race to create it (else
+        # one of them fails on PostgreSQL's unique key of concurrency_limits)
+        import dagster as dg
+
+        with dg.DagsterInstance.get() as instance:
+            instance.event_log_storage.set_concurrency_slots("warehouse", 1)
     return request.param
 
 

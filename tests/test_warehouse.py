@@ -546,7 +546,8 @@ def test_graph_each_asset_reads_exactly_its_sources():
     parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
                for k in graph.get_all_asset_keys()}
     assert parents["core_indicator_inputs"] == {f"stg_{s}" for s in load_indicators().sources} == {
-        "stg_bca", "stg_bcecpaj", "stg_naissances", "stg_scolarisation", "stg_couverture", "stg_places_a_creer"
+        "stg_bca", "stg_bcecpaj", "stg_naissances", "stg_scolarisation", "stg_couverture", "stg_places_a_creer",
+        "stg_caf_iris",  # the IRIS (below_commune)
     }
     assert parents["core_indicators"] == {"core_indicator_inputs"}
     assert parents["core_indicators_evolution"] == {"core_indicators"}

@@ -26,7 +26,7 @@ from pipeline.frames import as_text, read_compact
 from pipeline.indicators import load_indicators
 from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction, write_table
 from pipeline.study import load_study
-from pipeline.territory import load_territory
+from pipeline.territory import infra_zones, load_territory
 
 CANDIDATE_TABLE = "confidential.published_candidate"
 MASKING_LOG_TABLE = "confidential.masking_log"
@@ -84,7 +84,9 @@ def core_masking(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         confidential = read_compact(con, "SELECT * FROM confidential.indicators")
     started = dt.datetime.now(dt.timezone.utc)
     try:
-        result = mask(confidential, territory.zones(), indicators, policy, territory.infra_communal_levels)
+        # the zone tree: the territory's, and the IRIS the warehouse computed (children of their commune)
+        zones = territory.zones(infra_zones(confidential, territory))
+        result = mask(confidential, zones, indicators, policy, territory.infra_communal_levels)
     except MaskingError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     seconds = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
@@ -119,7 +121,7 @@ def core_masking(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 
 
 def _audit_check(published, territory, indicators, policy) -> dg.AssetCheckResult:
-    audit = audit_published(published, territory.zones(), indicators, policy)
+    audit = audit_published(published, territory.zones(infra_zones(published, territory)), indicators, policy)
     return dg.AssetCheckResult(
         check_name=AUDIT_CHECK,
         passed=audit.passed,

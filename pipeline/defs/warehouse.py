@@ -21,9 +21,10 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from pipeline.catalog import Catalog, load_catalog
 from pipeline.indicators import IndicatorSet, load_indicators
 from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction
-from pipeline.territory import load_territory
+from pipeline.territory import Territory, infra_zones, load_territory
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 GROUP = "warehouse"
@@ -62,16 +63,20 @@ def _temp_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) 
 
 
 def register_definitions(con: duckdb.DuckDBPyConnection, indicators: IndicatorSet) -> None:
-    """indicator_defs, indicator_years, indicator_measures as temporary tables."""
+    """indicator_defs, indicator_years, indicator_levels, indicator_measures as temporary tables."""
     _temp_table(con, "indicator_defs", indicators.defs_frame())
     _temp_table(con, "indicator_years", indicators.years_frame())
+    _temp_table(con, "indicator_levels", indicators.levels_frame())
     _temp_table(con, "indicator_measures", indicators.measures_frame())
 
 
 def register_zones(con: duckdb.DuckDBPyConnection, zones: pd.DataFrame) -> None:
     """indicator_zones (level, zone_code, zone_name, parent_code) as a temporary table."""
     frame = zones[["level", "zone_code", "zone_name", "parent_code"]].astype("string")
-    bad = sorted(set(frame["level"]) - set(LEVELS))
+    below = frame["level"].isin(set(frame["level"]) - set(LEVELS))
+    if below.any() and not frame.loc[below, "parent_code"].isin(frame.loc[frame["level"] == "commune", "zone_code"]).all():
+        raise WarehouseBuildError("zones: a zone below the commune has no commune of the territory as parent")
+    bad = sorted(set(frame.loc[~below, "level"]) - set(LEVELS))
     if bad:
         raise WarehouseBuildError(f"zones: unknown level(s) {bad}")
     if frame.duplicated(["level", "zone_code"]).any():
@@ -92,11 +97,15 @@ def _staging_tables(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
 def register_staging(con: duckdb.DuckDBPyConnection, indicators: IndicatorSet) -> None:
     """staging_inputs: the rows of staging.<source> the indicators need, in one view.
 
-    Fails when a staging table the definitions read is absent or lacks a column.
+    Fails when a staging table the definitions read is absent or lacks a column; a table
+    read only below the commune (the IRIS: no file of them in raw/) may be absent.
     """
     tables = _staging_tables(con)
+    communal = {i.source for i in indicators.indicators} | {indicators.allocataires_source}
     parts = []
     for source in indicators.sources:
+        if source not in tables and source not in communal:
+            continue
         if source not in tables:
             raise WarehouseBuildError(
                 f"staging.{source} does not exist: materialize {staging_asset_key(source).to_user_string()} first"
@@ -108,7 +117,7 @@ def register_staging(con: duckdb.DuckDBPyConnection, indicators: IndicatorSet) -
             f"""SELECT '{source}' AS source, CAST(s.year AS INTEGER) AS year, s.level, s.zone_code,
                        s.measure, CAST(s.value AS DOUBLE) AS value, s.flag
                 FROM staging.{source} s
-                JOIN indicator_measures m
+                JOIN (SELECT DISTINCT source, measure, year FROM indicator_measures) m
                   ON m.source = '{source}' AND m.measure = s.measure AND m.year = CAST(s.year AS INTEGER)"""
         )
     con.execute("CREATE OR REPLACE TEMP VIEW staging_inputs AS " + "\nUNION ALL\n".join(parts))
@@ -177,6 +186,63 @@ def inspect_staging(con: duckdb.DuckDBPyConnection) -> StagingReport:
     return report
 
 
+def staged_infra_zones(
+    con: duckdb.DuckDBPyConnection, territory: Territory, indicators: IndicatorSet, catalog: Catalog | None = None
+) -> pd.DataFrame:
+    """The zones below the commune (IRIS) of the territory, from the staging tables the
+    indicators read at those levels (`below_commune` in config/indicators.yaml), in the
+    years they read them: level, zone_code, zone_name, parent_code (`infra_zones`).
+
+    Names come from the raw copy of each year's file where its vintage maps a column to
+    `nom_zone` (LIBGEO until 2018), the latest year first; else the code. Nothing when no
+    level below the commune is listed in config/zones.yaml, or no such file was ingested."""
+    levels = sorted(set(indicators.below_commune_levels) & territory.infra_communal_levels)
+    if not levels:
+        return infra_zones(pd.DataFrame(), territory)
+    catalog = catalog or load_catalog()
+    wanted = indicators.measures_frame()
+    wanted = wanted[wanted["zone_group"].isin(levels)]
+    tables = _staging_tables(con)
+    raw = {t for (t,) in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw'").fetchall()}
+    parts = []
+    for source_id, years in wanted.groupby("source")["year"]:
+        source = catalog.sources.get(source_id)
+        if source_id not in tables or source is None:
+            continue
+        spec = catalog.level(source.zone_level)
+        years = sorted({int(y) for y in years})
+        rows = con.execute(
+            f"SELECT DISTINCT CAST(year AS INTEGER) AS year, level, zone_code FROM staging.{source_id} "
+            f"WHERE level IN ({', '.join('?' * len(levels))}) AND CAST(year AS INTEGER) IN "
+            f"({', '.join(map(str, years))})", levels,
+        ).df()
+        names = []
+        for year in years:
+            vintage = source.vintages.get(year)
+            label = vintage.label_of if vintage else {}
+            if f"{source_id}_{year}" in raw and label.get("nom_zone") and label.get("code_zone"):
+                try:
+                    names.append(con.execute(
+                        f'SELECT DISTINCT {year} AS year, "{label["code_zone"]}" AS zone_code, '
+                        f'"{label["nom_zone"]}" AS zone_name FROM raw.{source_id}_{year}').df())
+                except duckdb.Error:  # a raw copy without the column: the code stands for the name
+                    pass
+        if names:
+            rows = rows.merge(pd.concat(names, ignore_index=True), on=["year", "zone_code"], how="left")
+        rows["parent_code"] = rows["zone_code"].map(spec.parent)
+        parts.append(rows.sort_values("year"))
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return infra_zones(frame, territory)
+
+
+def territory_zones(con: duckdb.DuckDBPyConnection, indicators: IndicatorSet) -> pd.DataFrame:
+    """The zones the warehouse computes: the territory's, and the IRIS of its communes
+    found in the staging tables (`staged_infra_zones`)."""
+    territory = load_territory()
+    return territory.zones(staged_infra_zones(con, territory, indicators))
+
+
 # ---- building the tables ----------------------------------------------------------
 
 
@@ -236,7 +302,9 @@ def _assert_complete_grid(con: duckdb.DuckDBPyConnection) -> None:
     problems = con.execute(
         f"""WITH expected AS (
                 SELECT z.level, z.zone_code, y.indicator, y.year
-                FROM (SELECT DISTINCT level, zone_code FROM {INPUTS_TABLE}) z CROSS JOIN indicator_years y
+                FROM (SELECT DISTINCT level, zone_code FROM {INPUTS_TABLE}) z
+                JOIN indicator_levels y
+                  ON y.zone_group = CASE WHEN z.level IN ('commune', 'rpe', 'epci') THEN 'commune' ELSE z.level END
             ),
             actual AS (SELECT level, zone_code, indicator, year, count(*) AS n FROM {INDICATORS_TABLE} GROUP BY ALL)
             SELECT
@@ -257,6 +325,26 @@ def build_evolution(con: duckdb.DuckDBPyConnection, indicators: IndicatorSet) ->
     register_definitions(con, indicators)
     with transaction(con):
         con.execute(f"CREATE OR REPLACE TABLE {EVOLUTION_TABLE} AS\n" + read_sql("indicators_evolution.sql"))
+
+
+def iris_not_adding_up(con: duckdb.DuckDBPyConnection, tolerance: float = 0.001) -> list[str]:
+    """Communes whose IRIS, all known, do not add up to the commune's own figure of the
+    same indicator and year (the commune keeps its source, e.g. the BCA): "code indicator
+    year", never a value. The secrecy stage treats the IRIS as adding up to their commune
+    (a reader may assume they do); where they do not, masking an IRIS may leave published
+    figures that contradict each other, which stops the masking: ask the producer."""
+    rows = con.execute(
+        f"""SELECT c.zone_code, c.indicator, c.year
+            FROM {INDICATORS_TABLE} c
+            JOIN {INDICATORS_TABLE} i
+              ON i.level = 'iris' AND i.parent_code = c.zone_code AND i.indicator = c.indicator AND i.year = c.year
+            WHERE c.level = 'commune'
+            GROUP BY c.zone_code, c.indicator, c.year, c.value, c.status
+            HAVING c.status = 'ok' AND bool_and(i.status = 'ok') AND abs(sum(i.value) - c.value) > ?
+            ORDER BY ALL""",
+        [tolerance],
+    ).fetchall()
+    return [f"{code} {indicator} {year}" for code, indicator, year in rows]
 
 
 def find_reconciliation_mismatches(
@@ -342,8 +430,8 @@ def _current_indicators() -> IndicatorSet:
 def core_indicator_inputs(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Measures per commune, RPE and EPCI and year (confidential.indicator_inputs), summed from the staging tables of the CAF, Cnaf and INSEE files, with the CAF's zone figures where a commune is blank."""
     indicators = _current_indicators()
-    zones = load_territory().zones()
     with warehouse.connect() as con:
+        zones = territory_zones(con, indicators)
         report = build_indicator_inputs(con, indicators, zones)
         for warning in report.warnings():
             context.log.warning(warning)
@@ -367,12 +455,19 @@ def core_indicator_inputs(context: dg.AssetExecutionContext, warehouse: Warehous
     deps=[core_indicator_inputs],
     metadata={"dagster/table_name": INDICATORS_TABLE},
 )
-def core_indicators(warehouse: WarehouseResource) -> dg.MaterializeResult:
+def core_indicators(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The 12 indicators of the convention per level, zone and year (confidential.indicators, long; wide views confidential.indicators_wide_commune|rpe|epci), computed from core_indicator_inputs."""
     indicators = _current_indicators()
     with warehouse.connect() as con:
         build_indicators(con, indicators)
         meta = _table_metadata(con, INDICATORS_TABLE, ("level", "indicator", "status", "value_origin"))
+        apart = iris_not_adding_up(con, indicators.reconciliation_tolerance)
+    if apart:
+        context.log.warning(
+            f"{len(apart)} commune figure(s) differ from the sum of their IRIS (commune indicator year): "
+            + ", ".join(apart[:20]) + ". The masking treats the IRIS as adding up to their commune: ask the producer."
+        )
+    meta["iris_not_adding_up"] = dg.MetadataValue.json(apart[:MAX_LISTED])
     meta["wide_views"] = dg.MetadataValue.json(list(WIDE_VIEWS.values()))
     meta["definitions_table"] = DEFINITIONS_TABLE
     return dg.MaterializeResult(metadata=meta)

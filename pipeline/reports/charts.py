@@ -95,7 +95,6 @@ def _panel_title(canvas: Canvas, box: Box, title: str, colour: str) -> None:
 def trend_chart(context: ReportContext, indicator: Indicator, prefix: str) -> Chart:
     zones = [z for z in context.zones() if z.level in ("epci", "rpe")]
     years = list(indicator.years)
-    digits = decimals(context, indicator)
     symbols = context.config.symbols
     colours = _rpe_colours(context)
     epci_colour = css_colour(context.config.colour("epci", "#1f3b63"))
@@ -121,10 +120,34 @@ def trend_chart(context: ReportContext, indicator: Indicator, prefix: str) -> Ch
     canvas.text(0.01 * WIDTH, 0.005 * height, _wrap(f"{indicator.label} ({indicator.unit})"), 9.5, bold=True,
                 valign="top")
     area = Box(0.06 * WIDTH, 0.62 * INCH, 0.93 * WIDTH, height - 0.62 * INCH - 0.5 * INCH)
+    names = {z.code: f"Agglomération ({context.territory.epci_short_name})" if z.level == "epci" else z.name
+             for z in zones}
+    panel_colours = {z.code: epci_colour if z.level == "epci" else colours.get(z.code, GREY) for z in zones}
+    _panels(canvas, context, indicator, zones, area, nrows, ncols, years, series, shared, panel_colours, names)
+    if len(zones) < nrows * ncols:
+        x = area.x + area.w * (len(zones) % ncols) / ncols + 0.02 * WIDTH
+        width = max(12, int((WIDTH - x) / (0.6 * 7.5)))  # characters that fit before the right edge
+        scale = ("Même échelle pour l'agglomération et les RPE." if indicator.kind == "ratio" else
+                 f"Même échelle pour les {len(rpe_codes)} RPE ; l'agglomération a la sienne.")
+        lines = [*textwrap.wrap(scale, width), f"« {symbols.masked} » : secret statistique",
+                 f"« {symbols.not_available} » : non disponible", "(valeur masquée : ne pas la compter comme zéro)"]
+        canvas.text(x, height - 0.5 * INCH - 0.1 * height, "\n".join(lines), 7.5, colour="#444444",
+                    valign="bottom", line_height=1.6)
+    _footer(canvas, context, indicator)
+    description = f"{title}. Une courbe par zone ; les valeurs sont dans le tableau de données."
+    return Chart("tendance", title, canvas.svg(f"{indicator.label} – {title}"), description)
+
+
+def _panels(canvas: Canvas, context: ReportContext, indicator: Indicator, zones: list[Zone], area: Box, nrows: int,
+            ncols: int, years: list[int], series: dict, shared: dict, panel_colours: dict, names: dict) -> None:
+    """One small panel per zone: its figures over the years (published points joined by a
+    line, a masked or unavailable year drawn as its symbol, never as a zero)."""
+    digits = decimals(context, indicator)
+    symbols = context.config.symbols
     cells = grid(area, nrows, ncols, wspace=0.28, hspace=0.5)
     x_low, x_span = years[0] - 0.5, years[-1] - years[0] + 1.0
     for zone, box in zip(zones, cells):
-        colour = epci_colour if zone.level == "epci" else colours.get(zone.code, GREY)
+        colour = panel_colours[zone.code]
         limit = shared[zone.code] or 1.0
         upper = limit * 1.22
         tick_digits = 0 if limit >= 10 else digits
@@ -150,8 +173,7 @@ def trend_chart(context: ReportContext, indicator: Indicator, prefix: str) -> Ch
             if point is not None:
                 canvas.circle(*point, 2.25, colour)
         _axes(canvas, box, [(px(y), str(y)) for y in years], yticks, 7, 7)
-        name = f"Agglomération ({context.territory.epci_short_name})" if zone.level == "epci" else zone.name
-        _panel_title(canvas, box, _wrap(name, 34), colour)
+        _panel_title(canvas, box, _wrap(names[zone.code], 34), colour)
         for year, point, cell in zip(years, points, series[zone.code]):
             if point is not None:
                 canvas.text(point[0], point[1] - 4, format_number(cell[1], digits), 6.5, anchor="middle",
@@ -160,19 +182,41 @@ def trend_chart(context: ReportContext, indicator: Indicator, prefix: str) -> Ch
                 symbol = symbols.masked if cell and cell[0] == "masked" else symbols.not_available
                 canvas.text(px(year), box.bottom - 0.05 * box.h, symbol, 8, anchor="middle", valign="bottom",
                             italic=True, colour=GREY)
-    if len(zones) < nrows * ncols:
-        x = area.x + area.w * (len(zones) % ncols) / ncols + 0.02 * WIDTH
-        width = max(12, int((WIDTH - x) / (0.6 * 7.5)))  # characters that fit before the right edge
-        scale = ("Même échelle pour l'agglomération et les RPE." if indicator.kind == "ratio" else
-                 f"Même échelle pour les {len(rpe_codes)} RPE ; l'agglomération a la sienne.")
-        lines = [*textwrap.wrap(scale, width), f"« {symbols.masked} » : secret statistique",
-                 f"« {symbols.not_available} » : non disponible", "(valeur masquée : ne pas la compter comme zéro)"]
-        canvas.text(x, height - 0.5 * INCH - 0.1 * height, "\n".join(lines), 7.5, colour="#444444",
-                    valign="bottom", line_height=1.6)
-    _footer(canvas, context, indicator)
-    description = f"{title}. Une courbe par zone ; les valeurs sont dans le tableau de données."
-    return Chart("tendance", title, canvas.svg(f"{indicator.label} – {title}"), description)
 
+
+# ---- the IRIS of a commune ----------------------------------------------------------------------
+
+
+def iris_chart(context: ReportContext, indicator: Indicator, commune: Zone, prefix: str) -> Chart:
+    """The commune and each of its IRIS over the years (one panel each; the IRIS on one
+    scale, the commune on its own)."""
+    iris = context.iris_of(commune.code)
+    zones = [commune, *iris]
+    years = context.iris_years(indicator) or list(indicator.years)
+    series = {z.code: [context.cell(indicator.id, z.code, y) for y in years] for z in zones}
+
+    def top(codes):
+        values = [p[1] for c in codes for p in series[c] if p and p[0] == "published"]
+        return max(values) if values else 0.0
+
+    iris_codes = [z.code for z in iris]
+    shared = {**{c: top(iris_codes) for c in iris_codes}, commune.code: top([commune.code])}
+    colour = css_colour(context.config.colour("epci", "#1f3b63"))
+    ncols = 4
+    nrows = max(1, math.ceil(len(zones) / ncols))
+    title = (f"{commune.name} : ses {len(iris)} IRIS, {years[0]}–{years[-1]}" if len(years) > 1
+             else f"{commune.name} : ses {len(iris)} IRIS, {years[0]}")
+    height = (2.15 * nrows + 1.0) * INCH
+    canvas = Canvas(WIDTH, height, prefix)
+    canvas.text(0.01 * WIDTH, 0.005 * height, _wrap(f"{indicator.label} ({indicator.unit}) – {title}"), 9.5,
+                bold=True, valign="top")
+    area = Box(0.06 * WIDTH, 0.62 * INCH, 0.93 * WIDTH, height - 0.62 * INCH - 0.5 * INCH)
+    names = {commune.code: f"{commune.name} (commune)", **{z.code: f"{z.name} ({z.code})" for z in iris}}
+    _panels(canvas, context, indicator, zones, area, nrows, ncols, years, series, shared,
+            {z.code: colour if z.level == "commune" else GREY for z in zones}, names)
+    _footer(canvas, context, indicator, "IRIS de moins de 100 allocataires : secret statistique")
+    description = f"{title}. Un graphique par IRIS ; les valeurs sont dans le tableau de données."
+    return Chart(f"iris-{commune.code}", title, canvas.svg(f"{indicator.label} – {title}"), description)
 
 # ---- communes of the last year ------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ PUBLISHED_COLUMNS = (
     "level", "zone_code", "zone_name", "parent_code", "indicator", "year", "value", "status", "study_id",
 )
 STATUSES = ("published", "masked", "not_available")
-LEVELS = ("epci", "rpe", "commune")
+LEVELS = ("epci", "rpe", "commune", "iris")
 EXCEL_NAME = "indicateurs_petite_enfance.xlsx"
 HTML_NAME = "rapport_petite_enfance.html"
 REPORT_CONFIG = "report.yaml"
@@ -276,6 +276,7 @@ class Zone:
     code: str
     name: str
     rpe_code: str | None  # the zone's RPE (itself for an RPE), None for the EPCI
+    commune_code: str | None = None  # an IRIS: its commune
 
 
 @dataclass
@@ -304,6 +305,7 @@ class ReportContext:
             if v is not None and not float(v).is_integer():
                 self._integer_valued[i] = False
         self._fingerprint = fingerprint(frame)
+        self._iris = self._iris_by_commune()
         self._zones = self._ordered_zones()
         self._rpe_names = {z.code: z.name for z in self._zones if z.level == "rpe"}
 
@@ -337,7 +339,36 @@ class ReportContext:
 
     # -- the zones, in the order of the reports: EPCI, then each RPE followed by its communes
     def zones(self) -> list[Zone]:
+        """The EPCI, RPE and communes (the IRIS: `iris_of`)."""
         return list(self._zones)
+
+    # -- the IRIS of the communes cut into IRIS (level iris of published.indicators)
+    def _iris_by_commune(self) -> dict[str, list[Zone]]:
+        rows = self.published.loc[self.published["level"] == "iris", ["zone_code", "zone_name", "parent_code"]]
+        rpe_of = dict(zip(self.territory.communes["code_commune"], self.territory.communes["code_rpe"]))
+        out: dict[str, list[Zone]] = {}
+        for row in rows.drop_duplicates("zone_code").sort_values("zone_code").itertuples(index=False):
+            commune = None if pd.isna(row.parent_code) else str(row.parent_code)
+            out.setdefault(commune, []).append(
+                Zone("iris", str(row.zone_code), str(row.zone_name), rpe_of.get(commune), commune))
+        return out
+
+    def communes_with_iris(self) -> list[Zone]:
+        """The communes published.indicators has IRIS for, in the order of the reports."""
+        return [z for z in self._zones if z.level == "commune" and z.code in self._iris]
+
+    def iris_of(self, commune_code: str) -> list[Zone]:
+        return list(self._iris.get(commune_code, []))
+
+    def iris_indicators(self) -> list[Indicator]:
+        """The reported indicators published at the IRIS level."""
+        present = set(self.published.loc[self.published["level"] == "iris", "indicator"].astype(object))
+        return [i for i in self._reported if i.id in present]
+
+    def iris_years(self, indicator: Indicator) -> list[int]:
+        """The years of the indicator's IRIS figures."""
+        mine = self.published[(self.published["level"] == "iris") & (self.published["indicator"] == indicator.id)]
+        return sorted({int(y) for y in mine["year"]})
 
     def _ordered_zones(self) -> list[Zone]:
         names = dict(zip(self.published["zone_code"].astype(object), self.published["zone_name"].astype(object)))
@@ -351,10 +382,8 @@ class ReportContext:
         # only the zones published.indicators has: a zone of the territory it lacks is not shown
         out = [z for z in out if z.code in names]
         known = {z.code for z in out}
-        extra = (
-            self.published.loc[~self.published["zone_code"].isin(known), ["level", "zone_code", "zone_name", "parent_code"]]
-            .drop_duplicates("zone_code")
-        )
+        others = self.published[(self.published["level"] != "iris") & ~self.published["zone_code"].isin(known)]
+        extra = others[["level", "zone_code", "zone_name", "parent_code"]].drop_duplicates("zone_code")
         order = {lvl: i for i, lvl in enumerate(LEVELS)}
         for row in sorted(extra.itertuples(index=False), key=lambda r: (order.get(r.level, 9), r.zone_code)):
             rpe = row.zone_code if row.level == "rpe" else (row.parent_code if row.level == "commune" else None)

@@ -27,6 +27,7 @@ from pipeline.indicators import Indicator
 from pipeline.reports.context import ReportContext, Zone
 from pipeline.reports.texts import (
     AGGREGATION_RULES,
+    IRIS_SOURCE,
     KIND_NAMES,
     LEVEL_NAMES,
     SECRECY_RULES,
@@ -85,7 +86,7 @@ class _Styles:
             cell.font, cell.fill = self.symbol_font, self.symbol_fill
             cell.alignment = Alignment(horizontal="center")
         else:
-            if level != "commune":
+            if level not in ("commune", "iris"):
                 cell.font = self.bold
             if level in ("epci", "rpe"):
                 cell.fill = self.epci_fill if level == "epci" else self.rpe_fill
@@ -229,6 +230,10 @@ def _cover(ws: Worksheet, context: ReportContext, names: dict[str, str], styles:
         _link(_text(ws, row, 1, names[f"rpe:{zone.code}"], styles.link_font), names[f"rpe:{zone.code}"])
         _text(ws, row, 2, f"Tous les indicateurs du {zone.name} et de ses communes", wrap_text=True)
         row += 1
+    for zone in context.communes_with_iris():
+        _link(_text(ws, row, 1, names[f"iris:{zone.code}"], styles.link_font), names[f"iris:{zone.code}"])
+        _text(ws, row, 2, f"{zone.name} par IRIS (quartiers) : les indicateurs publiés à l'IRIS", wrap_text=True)
+        row += 1
     _link(_text(ws, row, 1, names["method"], styles.link_font), names["method"])
     _text(ws, row, 2, "Définitions, formules de calcul, règles du secret statistique (article 4)")
     ws.auto_filter.ref = None
@@ -297,6 +302,38 @@ def _rpe_sheet(ws: Worksheet, context: ReportContext, rpe: Zone, names: dict[str
     _print_setup(ws, context, source, f"{HEADER_ROW}:{HEADER_ROW}")
 
 
+def _iris_sheet(ws: Worksheet, context: ReportContext, commune: Zone, names: dict[str, str], styles: _Styles) -> None:
+    """A commune cut into IRIS: the commune and each IRIS, per indicator published at the
+    IRIS, over the years of the IRIS figures."""
+    indicators = context.iris_indicators()
+    years = sorted({y for ind in indicators for y in context.iris_years(ind)})
+    iris = context.iris_of(commune.code)
+    source = f"{all_sources_line(context, indicators)} ; {IRIS_SOURCE}"
+    _text(ws, 1, 1, f"{commune.name} par IRIS", styles.title_font)
+    _text(ws, 2, 1, f"{len(iris)} IRIS – {context.rpe_name(commune.rpe_code)}. Un IRIS de moins de 100 "
+                    "allocataires n'est pas étudié : toutes ses valeurs sont masquées (article 4).")
+    _legend_rows(ws, context, source, styles)
+    labels = [HEADER_INDICATOR, "Unité", HEADER_CODE, "Zone", "Niveau", *years]
+    _header(ws, HEADER_ROW, labels, styles)
+    row = HEADER_ROW + 1
+    for ind in indicators:
+        fmt = excel_number_format(decimals(context, ind))
+        for zone in [commune, *iris]:
+            _link(_zone_text(ws, row, 1, names[ind.id], zone, styles), names[ind.id])
+            _zone_text(ws, row, 2, ind.unit, zone, styles)
+            _zone_text(ws, row, 3, zone.code, zone, styles)
+            _zone_text(ws, row, 4, zone.name, zone, styles, indent=0 if zone.level == "commune" else 2)
+            _zone_text(ws, row, 5, LEVEL_NAMES.get(zone.level, zone.level), zone, styles)
+            for offset, year in enumerate(years):
+                _figure_cell(ws, row, 6 + offset, context, ind, zone, year, fmt, styles)
+            row += 1
+    last_column = get_column_letter(5 + len(years))
+    ws.auto_filter.ref = f"A{HEADER_ROW}:{last_column}{row - 1}"
+    ws.freeze_panes = f"E{HEADER_ROW + 1}"
+    _widths(ws, {1: 32, 2: 16, 3: 11, 4: 30, 5: 12, **{6 + i: 12 for i in range(len(years))}})
+    _print_setup(ws, context, source, f"{HEADER_ROW}:{HEADER_ROW}")
+
+
 def _method_sheet(ws: Worksheet, context: ReportContext, names: dict[str, str], styles: _Styles) -> None:
     _text(ws, 1, 1, "Méthodologie", styles.title_font)
     _text(ws, 2, 1, all_sources_line(context), styles.source_font)
@@ -347,6 +384,8 @@ def write_workbook(context: ReportContext, path: Path) -> dict:
         _indicator_sheet(workbook.create_sheet(names[ind.id]), context, ind, styles)
     for rpe in context.rpes():
         _rpe_sheet(workbook.create_sheet(names[f"rpe:{rpe.code}"]), context, rpe, names, styles)
+    for commune in context.communes_with_iris():
+        _iris_sheet(workbook.create_sheet(names[f"iris:{commune.code}"]), context, commune, names, styles)
     _method_sheet(workbook.create_sheet(names["method"]), context, names, styles)
     workbook.properties.title = f"{context.study.title} – indicateurs petite enfance"
     workbook.properties.creator = context.study.double_sign_off
@@ -359,6 +398,7 @@ def write_workbook(context: ReportContext, path: Path) -> dict:
         "sheets": len(workbook.sheetnames),
         "indicator_sheets": len(context.reported_indicators),
         "rpe_sheets": len(context.rpes()),
+        "iris_sheets": len(context.communes_with_iris()),
         "figures_published": int(counts.get("published", 0)),
         "figures_masked": int(counts.get("masked", 0)),
         "figures_not_available": int(counts.get("not_available", 0)),

@@ -166,6 +166,7 @@ def check_workbook(path: Path, context: ReportContext) -> GuardReport:
     label_to_indicator = {names[i.id]: i for i in context.reported_indicators}
     indicator_of_sheet = {names[i.id]: i for i in context.reported_indicators}
     rpe_of_sheet = {sheet: key[4:] for key, sheet in names.items() if key.startswith("rpe:")}
+    commune_of_iris_sheet = {sheet: key[5:] for key, sheet in names.items() if key.startswith("iris:")}
     all_names = producers_required(context, context.reported_indicators)
     caf = [context.study.data_provider]
     present = {sheet.name for sheet in sheets}
@@ -176,7 +177,9 @@ def check_workbook(path: Path, context: ReportContext) -> GuardReport:
         report.parts_checked += 1
         indicator = indicator_of_sheet.get(sheet.name)
         is_rpe = sheet.name in rpe_of_sheet
-        required = producers_required(context, [indicator]) if indicator else all_names if is_rpe else caf
+        is_iris = sheet.name in commune_of_iris_sheet
+        required = (producers_required(context, [indicator]) if indicator else all_names if is_rpe
+                    else producers_required(context, context.iris_indicators()) if is_iris else caf)
         _scan_sheet(report, sheet, required, sheet.name)
         if sheet.name == names.get("cover"):
             texts = [v for v in sheet.values.values() if isinstance(v, str)]
@@ -189,6 +192,11 @@ def check_workbook(path: Path, context: ReportContext) -> GuardReport:
             _check_indicator_sheet(report, context, sheet, indicator)
         elif is_rpe:
             _check_rpe_sheet(report, context, sheet, rpe_of_sheet[sheet.name], label_to_indicator)
+        elif is_iris:
+            commune = commune_of_iris_sheet[sheet.name]
+            published = context.published
+            mine = published[(published["level"] == "iris") & (published["parent_code"] == commune)]
+            _check_rpe_sheet(report, context, sheet, commune, label_to_indicator, mine)
     return report
 
 
@@ -212,14 +220,17 @@ def _check_indicator_sheet(report: GuardReport, context: ReportContext, sheet: S
             where = f"{sheet.name}!{coordinate(row, column)} ({indicator.id}, {code}, {year})"
             _compare_excel(report, context, where, cells.get(column), context.cell(indicator.id, code, year), True)
             seen.add((code, year))
-    expected = context.published[context.published["indicator"] == indicator.id]
+    published = context.published
+    expected = published[(published["indicator"] == indicator.id) & (published["level"] != "iris")]  # IRIS: own sheets
     for code, year in zip(expected["zone_code"], expected["year"]):
         if (code, int(year)) not in seen:
             report.add(f"{sheet.name}: figure of published.indicators missing ({indicator.id}, {code}, {year})")
 
 
 def _check_rpe_sheet(report: GuardReport, context: ReportContext, sheet: Sheet, rpe_code: str,
-                     label_to_indicator: dict[str, Indicator]) -> None:
+                     label_to_indicator: dict[str, Indicator], expected=None) -> None:
+    """A sheet of one RPE and its communes (or, given the `expected` rows, of a commune
+    and its IRIS): every figure as published, none missing."""
     header = _header_row(sheet, HEADER_INDICATOR)
     if header is None:
         report.add(f"{sheet.name}: no header row «{HEADER_INDICATOR}»")
@@ -248,8 +259,9 @@ def _check_rpe_sheet(report: GuardReport, context: ReportContext, sheet: Sheet, 
                            year in indicator.years)
             seen.add((indicator.id, code, year))
     published = context.published
-    mine = published[(published["zone_code"] == rpe_code)
-                     | ((published["level"] == "commune") & (published["parent_code"] == rpe_code))]
+    mine = expected if expected is not None else published[
+        (published["zone_code"] == rpe_code) | ((published["level"] == "commune") & (published["parent_code"] == rpe_code))
+    ]
     for ind, code, year in zip(mine["indicator"], mine["zone_code"], mine["year"]):
         if (ind, code, int(year)) not in seen:
             report.add(f"{sheet.name}: figure of published.indicators missing ({ind}, {code}, {year})")
@@ -462,6 +474,12 @@ def check_html(path: Path, context: ReportContext, maps_expected: bool) -> Guard
             "communes": {(c, int(y)) for c, y in zip(communes["zone_code"], communes["year"])},
             "carte": None,
         }
+        iris = mine[mine["level"] == "iris"]
+        for commune in context.communes_with_iris():
+            of_commune = iris[iris["parent_code"] == commune.code]
+            if len(of_commune):  # the commune and its IRIS over the years: every IRIS figure
+                expected[f"iris-{commune.code}"] = {(c, int(y)) for c, y in zip(of_commune["zone_code"],
+                                                                               of_commune["year"])}
         for kind, keys in expected.items():
             figure = figures.get(kind)
             label = f"{indicator.id}/{kind}"

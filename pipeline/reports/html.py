@@ -14,7 +14,16 @@ from html import escape
 from pathlib import Path
 
 from pipeline.indicators import Indicator
-from pipeline.reports.charts import Chart, MapBase, commune_rows, communes_chart, map_base, map_chart, trend_chart
+from pipeline.reports.charts import (
+    Chart,
+    MapBase,
+    commune_rows,
+    communes_chart,
+    iris_chart,
+    map_base,
+    map_chart,
+    trend_chart,
+)
 from pipeline.reports.context import ReportContext, Zone
 from pipeline.reports.geo import Geometry
 from pipeline.reports.texts import (
@@ -27,6 +36,7 @@ from pipeline.reports.texts import (
     format_date,
     format_number,
     formula_text,
+    iris_source_line,
     note_text,
     producer_text,
     source_line,
@@ -104,7 +114,7 @@ def _data_table(context: ReportContext, indicator: Indicator, zones: list[Zone],
     rows = []
     for zone in zones:
         cells = "".join(_figure_cell(context, indicator, zone.code, y, digits) for y in years)
-        rpe = context.rpe_name(zone.rpe_code) if zone.level == "commune" else ""
+        rpe = context.rpe_name(zone.rpe_code) if zone.level in ("commune", "iris") else ""
         rows.append(
             f'<tr class="{zone.level}" data-code="{_e(zone.code)}" data-niveau="{zone.level}">'
             f"<td>{_e(zone.name)}</td><td>{_e(LEVEL_NAMES.get(zone.level, zone.level))}</td><td>{_e(rpe)}</td>"
@@ -155,6 +165,14 @@ def _indicator_section(context: ReportContext, indicator: Indicator, geometry: G
         body = (f'<div class="carte-absente"><p class="note-carte">Carte non disponible : '
                 f"{_e(geometry.problem)}. Voir docs/reports.md pour obtenir un fichier de contours.</p></div>")
         parts.append(_figure(indicator, "carte", f"Carte des communes en {year}", body, source))
+    if indicator in context.iris_indicators():
+        years = context.iris_years(indicator)
+        for n, commune in enumerate(context.communes_with_iris(), start=1):
+            chart = iris_chart(context, indicator, commune, f"{prefix}i{n:02d}")
+            zones = [commune, *context.iris_of(commune.code)]
+            parts.append(_figure(indicator, chart.kind, chart.title, _chart_body(chart),
+                                 iris_source_line(context, indicator),
+                                 _data_table(context, indicator, zones, years, f"{commune.name} et ses IRIS")))
     note = note_text(context, indicator)
     facts = (
         f'<p class="fiche">Unité : {_e(indicator.unit)} · {_e(KIND_NAMES[indicator.kind])} · années '

@@ -11,7 +11,7 @@ from pipeline.indicators import Indicator
 from pipeline.reports.context import FORMULA_START, ReportContext
 
 NNBSP = "\u202f"  # narrow no-break space: the French thousands separator
-LEVEL_NAMES = {"epci": "Agglomération", "rpe": "RPE", "commune": "Commune"}
+LEVEL_NAMES = {"epci": "Agglomération", "rpe": "RPE", "commune": "Commune", "iris": "IRIS"}
 KIND_NAMES = {"count": "Effectif", "ratio": "Taux"}
 MONTHS = (
     "janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
@@ -89,6 +89,14 @@ def source_line(context: ReportContext, indicator: Indicator) -> str:
     return f"Sources : {caf}, {context.config.producer_name(indicator.producer)}"
 
 
+IRIS_SOURCE = "IRIS : données des CAF par IRIS (Cnaf, diffusion Insee)"
+
+
+def iris_source_line(context: ReportContext, indicator: Indicator) -> str:
+    """The source line of a commune's IRIS figures: the indicator's, and the IRIS files'."""
+    return f"{source_line(context, indicator)} ; {IRIS_SOURCE}"
+
+
 def all_sources_line(context: ReportContext, indicators: list[Indicator] | None = None) -> str:
     """One line naming the CAF and every other producer of the indicators."""
     indicators = indicators if indicators is not None else context.reported_indicators
@@ -153,10 +161,12 @@ def indicator_short_name(context: ReportContext, indicator: Indicator) -> str:
 
 
 def sheet_names(context: ReportContext) -> dict[str, str]:
-    """key -> sheet name, unique: 'cover', 'method', each indicator id, 'rpe:<code>'."""
+    """key -> sheet name, unique: 'cover', 'method', each indicator id, 'rpe:<code>',
+    'iris:<commune code>' (a commune cut into IRIS)."""
     wanted = [("cover", "Présentation")]
     wanted += [(ind.id, indicator_short_name(context, ind)) for ind in context.reported_indicators]
     wanted += [(f"rpe:{z.code}", clean_sheet_name(z.name)) for z in context.rpes()]
+    wanted += [(f"iris:{z.code}", clean_sheet_name(f"IRIS {z.name}")) for z in context.communes_with_iris()]
     wanted.append(("method", "Méthodologie"))
     out: dict[str, str] = {}
     used: set[str] = set()
@@ -214,7 +224,10 @@ SECRECY_RULES = [
     "d'un RPE ou de l'agglomération et des autres communes), d'autres valeurs peuvent être "
     "masquées aussi (secret secondaire).",
     "Aucune zone plus petite qu'une commune, ni aucune sous-population, n'est étudiée si elle "
-    "compte moins de 100 allocataires.",
+    "compte moins de 100 allocataires : toutes les valeurs d'un IRIS (quartier d'une grande "
+    "commune) de moins de 100 allocataires sont masquées. Les IRIS d'une commune s'additionnent "
+    "pour donner la commune : une valeur d'IRIS masquée ne peut pas être retrouvée à partir du "
+    "chiffre de la commune et des autres IRIS.",
     "Aucune information diffusée ne doit permettre d'identifier, directement ou indirectement, "
     "un allocataire.",
     "Une valeur masquée peut être nulle ou non : ne pas la remplacer par 0, ne pas chercher à la "

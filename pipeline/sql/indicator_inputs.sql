@@ -1,14 +1,19 @@
 -- confidential.indicator_inputs: every measure the indicators need, for every zone
--- (communes, RPE, EPCI) and every year an indicator needs it.
+-- (communes, RPE, EPCI, and the zones below the commune: IRIS) and every year an
+-- indicator needs it.
 --
 -- Reads (temporary tables prepared by pipeline.defs.warehouse):
 --   staging_inputs      the staging rows of the sources the indicators read
 --                       (source, year, level, zone_code, measure, value, flag)
 --   indicator_zones     the territory: level, zone_code, zone_name, parent_code
---   indicator_measures  the (source, measure, year) triples the indicators need, and
---                       whether the measure adds up (additive; a published rate does not)
+--   indicator_measures  the (source, measure, year) triples the indicators need, the
+--                       group of levels reading them (zone_group: commune for commune,
+--                       RPE and EPCI; iris for the IRIS), and whether the measure adds
+--                       up (additive; a published rate does not)
 --
 -- Rules:
+--   * a zone below the commune (IRIS) reads its own source, like a commune; the
+--     commune's figure never comes from its IRIS (it keeps its own source).
 --   * commune: the value of the file; a blank cell stays unknown (secret_at_source, or
 --     not_available when the cell is missing or the commune has no row).
 --   * RPE / EPCI: the sum of the commune values when EVERY commune under the zone is
@@ -46,7 +51,8 @@ membership AS (
 grid AS (
     SELECT z.level, z.zone_code, z.zone_name, z.parent_code, m.source, m.measure, m.year, m.additive
     FROM indicator_zones z
-    CROSS JOIN indicator_measures m
+    JOIN indicator_measures m
+        ON m.zone_group = CASE WHEN z.level IN ('commune', 'rpe', 'epci') THEN 'commune' ELSE z.level END
 ),
 commune_cells AS (
     SELECT g.*, s.value, coalesce(s.flag, 'missing') AS flag
@@ -55,6 +61,15 @@ commune_cells AS (
         ON s.level = 'commune' AND s.zone_code = g.zone_code AND s.source = g.source
         AND s.measure = g.measure AND s.year = g.year
     WHERE g.level = 'commune'
+),
+-- the zones below the commune (IRIS): the value of their file, like a commune's
+infra_cells AS (
+    SELECT g.*, s.value, coalesce(s.flag, 'missing') AS flag
+    FROM grid g
+    LEFT JOIN staged s
+        ON s.level = g.level AND s.zone_code = g.zone_code AND s.source = g.source
+        AND s.measure = g.measure AND s.year = g.year
+    WHERE g.level NOT IN ('commune', 'rpe', 'epci')
 ),
 bottom_up AS (
     SELECT
@@ -99,7 +114,7 @@ SELECT
     CAST(NULL AS DOUBLE) AS bottom_up_value,
     CAST(NULL AS DOUBLE) AS lower_bound_internal,
     CAST(NULL AS DOUBLE) AS caf_value
-FROM commune_cells
+FROM (SELECT * FROM commune_cells UNION ALL SELECT * FROM infra_cells)
 UNION ALL
 SELECT
     level, zone_code, zone_name, parent_code, source, measure, year, additive,
@@ -122,4 +137,4 @@ SELECT
     bottom_up_value, lower_bound_internal, caf_value
 FROM aggregate_cells
 ORDER BY
-    CASE level WHEN 'epci' THEN 1 WHEN 'rpe' THEN 2 ELSE 3 END, zone_code, source, measure, year
+    CASE level WHEN 'epci' THEN 1 WHEN 'rpe' THEN 2 WHEN 'commune' THEN 3 ELSE 4 END, zone_code, source, measure, year

@@ -4,6 +4,9 @@
 --   confidential.indicator_inputs  the measures per zone and year (indicator_inputs.sql)
 --   indicator_defs                 the definitions of config/indicators.yaml
 --   indicator_years                the years each indicator covers (no row outside them)
+--   indicator_levels               per indicator, group of levels (zone_group: commune for
+--                                  commune / RPE / EPCI, iris below the commune) and year:
+--                                  the source, measures and allocataires read there
 --
 -- Rules:
 --   * count: the measure as aggregated in indicator_inputs.
@@ -20,10 +23,14 @@ zones AS (
     SELECT DISTINCT level, zone_code, zone_name, parent_code FROM confidential.indicator_inputs
 ),
 grid AS (
-    SELECT z.*, d.*, y.year
+    SELECT z.*, d.indicator, d.indicator_order, d.kind, d.multiplier,
+           l.year, l.source, l.measure, l.numerator, l.denominator, l.published_measure,
+           l.alloc_source, l.alloc_measure
     FROM zones z
     CROSS JOIN indicator_defs d
-    JOIN indicator_years y ON y.indicator = d.indicator
+    JOIN indicator_levels l
+        ON l.indicator = d.indicator
+        AND l.zone_group = CASE WHEN z.level IN ('commune', 'rpe', 'epci') THEN 'commune' ELSE z.level END
 ),
 joined AS (
     SELECT
@@ -74,4 +81,5 @@ SELECT
     END AS status,
     source_value
 FROM joined
-ORDER BY CASE level WHEN 'epci' THEN 1 WHEN 'rpe' THEN 2 ELSE 3 END, zone_code, indicator_order, year
+ORDER BY CASE level WHEN 'epci' THEN 1 WHEN 'rpe' THEN 2 WHEN 'commune' THEN 3 ELSE 4 END,
+    zone_code, indicator_order, year
