@@ -12,7 +12,6 @@ interval missing the truth raises AttackerWrong: the attacker would be wrong).
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pandas as pd
@@ -35,7 +34,6 @@ from tests.attacker import (
 )
 from tests.test_disclosure import INDICATORS, POLICY, zones
 
-CI = bool(os.environ.get("CI"))
 
 
 def profile(examples: int):
