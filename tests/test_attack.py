@@ -585,3 +585,28 @@ def test_the_attacker_proves_nothing_on_the_sample(sample_tables):
                                confidential=confidential)
     assert not leaks, "\n".join(f"{leak} cells={leak.cells}" for leak in leaks)
     assert status_oracle(published, confidential, load_indicators()) == []
+
+
+# Found by random exploration at the end of the session (hypothesis seed 3, before the
+# property tests were derandomised): mask() leaves c0's female activity complement (its
+# women 0, its rate shown `s`) provable in [0, 4] by the exact whole-number attacker; the
+# audit passes it. Its whole-number reasoning over the hidden terms of several rounded
+# rates goes beyond the bounds the audit snaps (docs/disclosure.md, "the hidden terms of
+# rates"): a known gap, kept failing here until the audit decides those terms in whole
+# numbers.
+MASKING_LEAK_WHOLE_WOMEN = (
+    {"R0": ["c0", "c1", "c2"], "R1": ["c3"], "R2": ["c4", "c5", "c6", "c7"]},
+    table({"R0": ["c0", "c1", "c2"], "R1": ["c3"], "R2": ["c4", "c5", "c6", "c7"]}, {
+        "enfants": {"c0": 3, "c1": 6, "c2": 4, "c3": 12, "c4": 90, "c5": 57, "c6": 12, "c7": 4},
+        "cmg": {"c0": 1, "c1": 6, "c2": 4, "c3": 12, "c4": 7, "c5": 35, "c6": 6, "c7": 1},
+        "femmes_actives": {"c0": 0, "c1": 5, "c2": 4, "c3": 1, "c4": 1, "c5": 21, "c6": 3, "c7": 0},
+        "femmes": {"c0": 0, "c1": 5, "c2": 4, "c3": 10, "c4": 2, "c5": 29, "c6": 4, "c7": 0},
+        "places": {"c0": 9, "c1": 2, "c2": 24, "c3": 2, "c4": 38, "c5": 4, "c6": 2, "c7": 0},
+        "enfants_cnaf": {"c0": 12, "c1": 1, "c2": 6, "c3": 10, "c4": 6, "c5": 3, "c6": 6, "c7": 1}},
+        INDICATORS_B),
+    INDICATORS_B, POLICY_B)
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: whole-number reasoning over several rates' hidden terms")
+def test_the_masking_leaves_no_whole_number_leak_among_hidden_terms():
+    check_masking(*MASKING_LEAK_WHOLE_WOMEN)
