@@ -41,7 +41,8 @@ from tests.test_reports_support import (
     write_warehouse,
 )
 
-SHARED_GEO = (PACKAGE_ROOT / ".." / "shared" / "geo" / "communes-62-pas-de-calais.geojson").resolve()
+# the territory's outlines as the project ships them (config/geo/, provenance beside them)
+SHIPPED_GEO = PACKAGE_ROOT / "config" / "geo" / "communes-cabbalr.geojson"
 GENERATED = dt.datetime(2026, 11, 29, 10, 30)
 SMALL_SET = ("am_taux_activite", "naissances", "taux_couverture_global")
 
@@ -53,9 +54,8 @@ def repo_paths(tmp: Path) -> Paths:
 
 
 def geometry_for(context, tmp: Path) -> Geometry:
-    """The shared Pas-de-Calais outlines when present (CI), else square communes."""
-    path = SHARED_GEO if SHARED_GEO.exists() else synthetic_geojson(tmp / "communes.geojson", context.territory)
-    return load_geometry(path, "code", context.territory)
+    """The territory's outlines the project ships."""
+    return load_geometry(SHIPPED_GEO, "code", context.territory)
 
 
 @pytest.fixture(scope="module")
@@ -455,10 +455,9 @@ def test_unusable_geometry_gives_a_note_not_a_crash(tmp_path, content, message):
     assert not geometry.available and message in geometry.problem
 
 
-@pytest.mark.skipif(not SHARED_GEO.exists(), reason="the shared Pas-de-Calais outlines are not beside the project")
-def test_shared_outlines_cover_every_commune_and_rpe_borders_close(tmp_path):
+def test_shipped_outlines_cover_every_commune_and_rpe_borders_close(tmp_path):
     context = build_context(tiny_published(), paths=repo_paths(tmp_path))
-    geometry = read_geojson(SHARED_GEO, "code", context.territory)
+    geometry = read_geojson(SHIPPED_GEO, "code", context.territory)
     assert not geometry.missing and len(geometry.shapes) == 100
     for rpe in context.territory.rpe_names:
         codes = list(context.territory.communes.loc[context.territory.communes["code_rpe"] == rpe, "code_commune"])

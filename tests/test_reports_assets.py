@@ -14,12 +14,11 @@ from pipeline.defs import reports
 from pipeline.lineage import CONFIDENTIAL
 from pipeline.reports.context import EXCEL_NAME, HTML_NAME
 from pipeline.resources import WarehouseResource
-from tests.test_reports import SHARED_GEO, SMALL_SET
+from tests.test_reports import SHIPPED_GEO, SMALL_SET
 from tests.test_reports_support import (
     SENTINEL,
     full_published,
     sentinel_texts,
-    synthetic_geojson,
     tiny_published,
     write_warehouse,
 )
@@ -46,8 +45,8 @@ def failure_messages(result: dg.ExecuteInJobResult) -> str:
 
 
 def use_geometry(project) -> None:
-    """Point config/report.yaml of the test project at the shared outlines (or squares)."""
-    path = SHARED_GEO if SHARED_GEO.exists() else synthetic_geojson(project / "communes.geojson")
+    """Point config/report.yaml of the test project at the outlines the project ships."""
+    path = SHIPPED_GEO
     config = project / "config" / "report.yaml"
     text = config.read_text(encoding="utf-8")
     config.write_text(re.sub(r"(?m)^  path: .*$", f"  path: {path}", text, count=1), encoding="utf-8")
