@@ -290,22 +290,14 @@ class ReaderModel:
 
 def _rounding_bounds(rate: float, half: float, multiplier: float, threshold: float,
                      contributors: set[str], limit: int = 100_000) -> tuple[float, float]:
-    """The smallest whole numerator and denominator a published rate allows: the first
-    denominator d (at least 1, or the threshold when it is a contributor) with a whole
-    numerator n such that the rate rounds to what is published and each contributor is
-    0 or at least the threshold. A rate of 66.7 % needs d = 6 (4 / 6), not 5."""
+    """The smallest whole numerator and denominator a published rate allows
+    (`allowed_terms` at the first denominator that has a numerator): a rate of 66.7 %
+    with its complement 0 or at least 5 needs 10 / 15, not 4 / 6."""
     start = int(threshold) if "denominator" in contributors else 1
     for d in range(start, limit):
-        low = math.ceil((rate - half) * d / multiplier - 1e-9)
-        high = math.floor((rate + half) * d / multiplier + 1e-9)
-        for n in range(max(low, 0), min(high, d) + 1 if multiplier == 100 and rate <= 100 else high + 1):
-            if "numerator" in contributors and 0 < n < threshold:
-                continue
-            if "complement" in contributors and 0 < d - n < threshold:
-                continue
-            numerators = [k for k in range(max(low, 0), high + 1)
-                          if not ("numerator" in contributors and 0 < k < threshold)]
-            return float(min(numerators)), float(d)
+        dens, nums = allowed_terms(rate, half, multiplier, threshold, frozenset(contributors), d, d)
+        if dens:
+            return float(nums[0]), float(d)
     return 0.0, float(start)
 
 
