@@ -157,11 +157,11 @@ CONTRACT = Reader()
 
 def attack_both(published, tree, frame, indicators=INDICATORS, policy=POLICY, reader=CONTRACT):
     """Both attackers, checked against the truth; the propagation one may only prove
-    what the exact one proves, with the same intervals' verdicts."""
+    what the exact one proves (the exact verdict on a figure may be sharper)."""
     fast = propagation_attack(published, zones(tree), indicators, policy, confidential=frame, reader=reader)
     exact = exact_attack(published, zones(tree), indicators, policy, confidential=frame, reader=reader)
-    assert {(leak.key, leak.problem) for leak in fast} <= {(leak.key, leak.problem) for leak in exact}, \
-        (fast, exact)
+    # the same figures; a verdict may be sharper in the exact one ("small" there "pinned")
+    assert {leak.key for leak in fast} <= {leak.key for leak in exact}, (fast, exact)
     return fast, exact
 
 
@@ -412,6 +412,18 @@ COMPLEMENT_PINNED_BESIDE_MASKED_TERMS = case_a(
     {"actifs": ["c0", "c1"], "decembre": ["c0", "c1"], "taux": ["R0"]})
 
 
+# found by hypothesis in CI: c1's rate 88.1 % published beside its masked terms, R0's counts
+# leave at most 58 childminders: 37 / 42 is the only fraction that rounds right (the audit
+# judged the component in real numbers: its Diophantine test compared local and global columns)
+ONE_FRACTION_FITS = case_a(
+    {"R0": ["c0", "c1", "c2", "c3"], "R1": ["c4", "c5"], "R2": ["c6", "c7"]},
+    {"c0": 5, "c1": 42, "c2": 4, "c3": 12, "c4": 5, "c5": 32, "c6": 29, "c7": 1},
+    {"c0": 5, "c1": 37, "c2": 2, "c3": 11, "c5": 32, "c6": 27, "c7": 1},
+    {"actifs": ["E", "c0", "c1", "c2", "c3", "c5", "c6", "c7"],
+     "decembre": ["E", "R1", "c1", "c2", "c3", "c4", "c5", "c6", "c7"],
+     "taux": ["E", "R0", "R1", "R2", "c2", "c3", "c4", "c5", "c6", "c7"]})
+
+
 def test_the_audit_reads_a_table_whose_rates_with_hidden_terms_are_all_masked():
     """Found by the properties: the audit raised KeyError (in its pins) on this table of
     zeros whose rates are all shown "s" (as the contract shows a rate whose hidden
@@ -525,6 +537,7 @@ def check_random_mask(case):
 @given(masked_tables(tables_a()))
 @example(PINNED_BY_THE_PRIMARY_RULE)
 @example(COMPLEMENT_PINNED_BESIDE_MASKED_TERMS)
+@example(ONE_FRACTION_FITS)
 def test_the_audit_flags_every_leak_the_attacker_proves_on_random_masks(case):
     check_random_mask(case)
 

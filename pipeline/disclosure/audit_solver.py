@@ -104,7 +104,7 @@ class Component:
         # A row tying whole unknowns with fractional coefficients (a rate published beside
         # two hidden counts) makes a Diophantine system: there the relaxation can be far
         # from whole numbers, so every question is decided in whole numbers.
-        whole_cols = {self.local[c] for c in cols if system.integral[c]}
+        whole_cols = {c for c in cols if system.integral[c]}  # global indices, as the rows' keys
         self.diophantine = not relaxed and any(
             len(whole_cols.intersection(coefs)) >= 2 and any(not float(v).is_integer() for v in coefs.values())
             for coefs, _low, _high in rows)

@@ -226,8 +226,8 @@ class ReaderModel:
                 low_num, low_den = _rounding_bounds(rate, h, m, threshold, contributors)
                 add([(1.0, num)], low_num, np.inf, f"{ind} {zone} whole numerator")
                 add([(1.0, den)], low_den, np.inf, f"{ind} {zone} whole denominator")
-                if num in index and den in index:
-                    system.rate_terms.append((index[num], index[den], rate, h, m, frozenset(contributors)))
+            if num in index and den in index:  # both hidden, counted or not: snapped by the audit
+                system.rate_terms.append((index[num], index[den], rate, h, m, frozenset(contributors)))
 
         # what must stay hidden
         by_signature: dict[tuple, int] = {}
