@@ -398,6 +398,32 @@ TWO_RATES_PIN_A_MASKED_RATE = case_b(
     {"cmg": ["E", "R2", "c1", "c2"], "couverture": ["E", "R1", "R2", "c3", "c4", "c6"],
      "enfants": ["E", "R0", "c0", "c1", "c4", "c6"], "taux_fem": ["c0"]})
 
+# found by random exploration: three published female activity rates (E, R0, R2) over hidden
+# women, solved in whole numbers, leave R1's active women at most 4 (the audit treated the
+# hidden terms of rates as real numbers, with bounds from each rate alone)
+THREE_RATES_IN_WHOLE_NUMBERS = case_b(
+    {"R0": ["c0", "c1", "c2"], "R1": ["c3", "c4", "c5", "c6"], "R2": ["c7"]},
+    {"enfants": {"c0": 64, "c1": 28, "c2": 5, "c3": 3, "c4": 5, "c5": 5, "c6": 4, "c7": 56},
+     "cmg": {"c0": 10, "c1": 1, "c2": 5, "c3": 0, "c4": 4, "c5": 3, "c6": 0, "c7": 10},
+     "femmes_actives": {"c0": 14, "c1": 0, "c2": 0, "c3": 0, "c4": 3, "c5": 0, "c6": 1, "c7": 20},
+     "femmes": {"c0": 26, "c1": 0, "c2": 1, "c3": 2, "c4": 5, "c5": 4, "c6": 3, "c7": 51},
+     "places": {"c0": 32, "c1": 4, "c2": 89, "c3": 5, "c4": 3, "c5": 5, "c6": 2, "c7": 4},
+     "enfants_cnaf": {"c0": 6, "c1": 29, "c2": 87, "c3": 0, "c4": 13, "c5": 4, "c6": 1, "c7": 3}},
+    {"cmg": ["R1", "R2", "c2", "c6", "c7"], "couverture": ["c2"], "enfants": ["R1", "R2", "c0", "c1", "c7"],
+     "taux_fem": ["c7"]})
+# the same kind: c3's active women proven 1 or 2 in whole numbers
+WHOLE_WOMEN_OF_A_SMALL_COMMUNE = case_b(
+    {"R0": ["c0", "c1", "c2"], "R1": ["c3", "c4", "c5"]},
+    {"enfants": {"c0": 75, "c1": 53, "c2": 40, "c3": 6, "c4": 41, "c5": 85},
+     "cmg": {"c0": 33, "c1": 23, "c2": 3, "c3": 0, "c4": 15, "c5": 41},
+     "femmes_actives": {"c0": 33, "c1": 9, "c2": 28, "c3": 2, "c4": 11, "c5": 18},
+     "femmes": {"c0": 68, "c1": 26, "c2": 33, "c3": 5, "c4": 18, "c5": 46},
+     "places": {"c0": 4, "c1": 4, "c2": 1, "c3": 35, "c4": 27, "c5": 64},
+     "enfants_cnaf": {"c0": 9, "c1": 47, "c2": 68, "c3": 81, "c4": 3, "c5": 5}},
+    {"cmg": ["R0", "c0"], "couverture": ["E", "R1"], "enfants": ["E", "R0", "c2", "c4", "c5"],
+     "taux_fem": ["E", "R0", "c0"]})
+
+
 # found by hypothesis: nothing but zeros, every rate not available (mask() raised KeyError)
 ALL_ZEROS_B = ({"R0": ["c0"], "R1": ["c1"]},
                table({"R0": ["c0"], "R1": ["c1"]}, {m: {"c0": 0, "c1": 0} for m in (
@@ -546,6 +572,8 @@ def test_the_audit_flags_every_leak_the_attacker_proves_on_random_masks(case):
 @given(masked_tables(tables_b()))
 @example(TWO_RATES_IN_WHOLE_NUMBERS)
 @example(TWO_RATES_PIN_A_MASKED_RATE)
+@example(THREE_RATES_IN_WHOLE_NUMBERS)
+@example(WHOLE_WOMEN_OF_A_SMALL_COMMUNE)
 def test_the_audit_flags_every_leak_the_attacker_proves_on_random_masks_of_hidden_terms(case):
     check_random_mask(case)
 
@@ -563,9 +591,28 @@ def test_the_attacker_proves_nothing_on_the_masking(case):
     check_masking(*case)
 
 
+# Found by random exploration (hypothesis seed 3): on mask()'s table, the propagation
+# attacker proved c0's female activity complement (its women 0, its rate shown `s`) in
+# [0, 4] where the exact attacker and the audit found nothing. Since the audit solves the
+# hidden terms of rates in whole numbers too, mask() hides differently there and neither
+# attacker proves anything: kept as a case of the masking property.
+MASKING_LEAK_WHOLE_WOMEN = (
+    {"R0": ["c0", "c1", "c2"], "R1": ["c3"], "R2": ["c4", "c5", "c6", "c7"]},
+    table({"R0": ["c0", "c1", "c2"], "R1": ["c3"], "R2": ["c4", "c5", "c6", "c7"]}, {
+        "enfants": {"c0": 3, "c1": 6, "c2": 4, "c3": 12, "c4": 90, "c5": 57, "c6": 12, "c7": 4},
+        "cmg": {"c0": 1, "c1": 6, "c2": 4, "c3": 12, "c4": 7, "c5": 35, "c6": 6, "c7": 1},
+        "femmes_actives": {"c0": 0, "c1": 5, "c2": 4, "c3": 1, "c4": 1, "c5": 21, "c6": 3, "c7": 0},
+        "femmes": {"c0": 0, "c1": 5, "c2": 4, "c3": 10, "c4": 2, "c5": 29, "c6": 4, "c7": 0},
+        "places": {"c0": 9, "c1": 2, "c2": 24, "c3": 2, "c4": 38, "c5": 4, "c6": 2, "c7": 0},
+        "enfants_cnaf": {"c0": 12, "c1": 1, "c2": 6, "c3": 10, "c4": 6, "c5": 3, "c6": 6, "c7": 1}},
+        INDICATORS_B),
+    INDICATORS_B, POLICY_B)
+
+
 @profile(8)
 @given(tables_b())
 @example(ALL_ZEROS_B)
+@example(MASKING_LEAK_WHOLE_WOMEN)
 @example(MASKING_LEAK_TWO_RATES)
 @example(MASKING_LEAK_COMPLEMENTS)
 @example(MASKING_LEAK_SMALL_COMMUNE)
@@ -598,27 +645,3 @@ def test_the_attacker_proves_nothing_on_the_sample(sample_tables):
                                confidential=confidential)
     assert not leaks, "\n".join(f"{leak} cells={leak.cells}" for leak in leaks)
     assert status_oracle(published, confidential, load_indicators()) == []
-
-
-# Found by random exploration at the end of the session (hypothesis seed 3, before the
-# property tests were derandomised): on mask()'s table, the propagation attacker proves
-# c0's female activity complement (its women 0, its rate shown `s`) in [0, 4], while the
-# exact whole-number attacker and the audit find no such bound. The propagation attacker
-# may only prove what the exact one proves: one of the two attackers is wrong here (the
-# truth, 0, lies in the claimed interval). Kept failing until it is settled.
-MASKING_LEAK_WHOLE_WOMEN = (
-    {"R0": ["c0", "c1", "c2"], "R1": ["c3"], "R2": ["c4", "c5", "c6", "c7"]},
-    table({"R0": ["c0", "c1", "c2"], "R1": ["c3"], "R2": ["c4", "c5", "c6", "c7"]}, {
-        "enfants": {"c0": 3, "c1": 6, "c2": 4, "c3": 12, "c4": 90, "c5": 57, "c6": 12, "c7": 4},
-        "cmg": {"c0": 1, "c1": 6, "c2": 4, "c3": 12, "c4": 7, "c5": 35, "c6": 6, "c7": 1},
-        "femmes_actives": {"c0": 0, "c1": 5, "c2": 4, "c3": 1, "c4": 1, "c5": 21, "c6": 3, "c7": 0},
-        "femmes": {"c0": 0, "c1": 5, "c2": 4, "c3": 10, "c4": 2, "c5": 29, "c6": 4, "c7": 0},
-        "places": {"c0": 9, "c1": 2, "c2": 24, "c3": 2, "c4": 38, "c5": 4, "c6": 2, "c7": 0},
-        "enfants_cnaf": {"c0": 12, "c1": 1, "c2": 6, "c3": 10, "c4": 6, "c5": 3, "c6": 6, "c7": 1}},
-        INDICATORS_B),
-    INDICATORS_B, POLICY_B)
-
-
-@pytest.mark.xfail(strict=True, reason="the two attackers disagree on c0's complement: to be settled")
-def test_the_attackers_agree_on_the_masking_of_several_rates_hidden_terms():
-    check_masking(*MASKING_LEAK_WHOLE_WOMEN)

@@ -150,10 +150,10 @@ class ReaderModel:
             if (zone, measure) not in index and (zone, measure) not in known:
                 index[(zone, measure)] = len(system.names)
                 system.names.append((zone, measure))
-                # the hidden terms of rates are whole numbers too, but a whole-number solve over
-                # them (the rounding of each rate making a Diophantine system) costs ten times
-                # more: what their rounding implies is added as bounds instead (`_rounding_bounds`)
-                system.integral.append(measure not in self.policy.fractional_measures and measure in self.counted)
+                # the hidden terms of rates are whole numbers too: a reader who solves in whole
+                # numbers proves what bounds from each rate alone (`_rounding_bounds`) miss,
+                # e.g. three rounded rates over hidden women pin the active women of an RPE
+                system.integral.append(measure not in self.policy.fractional_measures)
 
         for (level, zone, ind), st in status.items():  # counts first: a published count is known
             if self.kind.get(ind) == "count" and st == "published":
