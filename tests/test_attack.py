@@ -392,6 +392,43 @@ def test_the_attacker_proves_nothing_on_the_masking_of_hidden_terms(case):
     check_masking(*case)
 
 
+# -- the IRIS under their commune (issue 15): a count, the 100-allocataires rule ------------
+
+@st.composite
+def iris_tables(draw):
+    """Children under 3 in four IRIS of commune A (some under 100 allocataires, some secret
+    at source), A their sum, the other communes, RPE and EPCI summed."""
+    from tests.test_iris import COMMUNES, _confidential
+
+    iris = {}
+    for k in (1, 2, 3, 4):
+        secret = draw(st.sampled_from([False, False, False, True]))
+        value = float(small_or_not(draw))
+        iris[f"A{k}"] = (None, None, "secret_at_source") if secret else \
+            (value, float(draw(st.sampled_from([60, 99, 100, 400, 2000]))), "ok")
+    truth = {z: draw(st.integers(0, 90)) for z in iris}  # a secret IRIS has a value too
+    values = {z: v[0] if v[0] is not None else float(truth[z]) for z, v in iris.items()}
+    communes = {**COMMUNES, "A": sum(values.values())}
+    frame = _confidential(iris, communes)
+    return frame, values
+
+
+@profile(10)
+@given(iris_tables())
+def test_the_attackers_prove_nothing_on_the_masking_of_iris(case):
+    from tests.test_iris import INDICATORS as IRIS_INDICATORS, POLICY as IRIS_POLICY, _mask, _zones
+
+    frame, values = case
+    published = _mask(frame).published
+    truth = frame.copy()
+    secret = truth["status"] == "secret_at_source"
+    truth.loc[secret, "value"] = truth.loc[secret, "zone_code"].map(values)  # the attackers check against it
+    zones = _zones()
+    fast = propagation_attack(published, zones, IRIS_INDICATORS, IRIS_POLICY, confidential=truth)
+    exact = exact_attack(published, zones, IRIS_INDICATORS, IRIS_POLICY, confidential=truth)
+    assert not fast and not exact, (fast, exact)
+
+
 # -- the sample ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -181,6 +181,51 @@ def test_a_secret_iris_stays_secret_and_is_protected():
     assert (relation["status"] == "masked").sum() >= 1
 
 
+
+# The commune keeps its source (the BCA), its IRIS come from the IRIS files: the two need not
+# agree. A reader assumes they do until what is published refutes it.
+
+def test_iris_adding_up_to_more_than_their_commune_are_masked_without_a_contradiction():
+    """A1 is masked (under 100 allocataires); A minus the other IRIS is negative: a reader
+    sees the sources disagree and deduces nothing from the relation (the masking, which
+    protects A1 by a partner as if they agreed, must not stop on it)."""
+    frame = _confidential({"A1": (90.0, 80.0, "ok"), "A2": (100.0, 900.0, "ok"), "A3": (110.0, 1000.0, "ok"),
+                           "A4": (120.0, 700.0, "ok")}, COMMUNES)
+    result = _mask(frame)
+    assert result.published.set_index("zone_code").loc["A1", "status"] == "masked"
+    assert audit_published(result.published, _zones(), INDICATORS, POLICY).findings == []
+    refuted = result.published.copy()  # A and the three others published: the relation refuted
+    for zone in ("A", "A2", "A3", "A4"):
+        row = refuted["zone_code"] == zone
+        refuted.loc[row, ["status", "value"]] = ["published", frame.set_index("zone_code").loc[zone, "value"]]
+    assert audit_published(refuted, _zones(), INDICATORS, POLICY).findings == []
+
+
+def test_iris_every_one_published_that_do_not_add_up_are_no_contradiction():
+    frame = _confidential({"A1": (50.0, 400.0, "ok"), "A2": (100.0, 900.0, "ok"), "A3": (110.0, 1000.0, "ok"),
+                           "A4": (120.0, 700.0, "ok")}, COMMUNES)
+    result = _mask(frame)
+    assert set(result.published["status"]) == {"published"}
+    assert audit_published(result.published, _zones(), INDICATORS, POLICY).findings == []
+
+
+def test_iris_adding_up_to_less_than_their_commune_still_protect_the_masked_one():
+    """A reader who assumes A = A1 + ... + A4 would put A1 at 300 - 250 = 50 (truth 30): a
+    value recomputed, even if wrong, is a finding; the masking hides a partner too."""
+    frame = _confidential({"A1": (30.0, 80.0, "ok"), "A2": (90.0, 900.0, "ok"), "A3": (100.0, 1000.0, "ok"),
+                           "A4": (60.0, 700.0, "ok")}, COMMUNES)
+    result = _mask(frame)
+    relation = result.published[result.published["zone_code"].isin(["A", "A2", "A3", "A4"])]
+    assert (relation["status"] == "masked").sum() >= 1
+    assert audit_published(result.published, _zones(), INDICATORS, POLICY).findings == []
+    leaky = result.published.copy()
+    for zone in ("A", "A2", "A3", "A4"):  # only A1 hidden: the reader's value, 50, is pinned
+        row = leaky["zone_code"] == zone
+        leaky.loc[row, ["status", "value"]] = ["published", frame.set_index("zone_code").loc[zone, "value"]]
+    findings = audit_published(leaky, _zones(), INDICATORS, POLICY).findings
+    assert any(("iris", "A1", IND) in f.cells and f.problem == "pinned" for f in findings)
+
+
 # ---- end to end: the five published files in raw/ ---------------------------------------
 
 FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "caf_iris"

@@ -195,9 +195,9 @@ def _audit_year(year: int, system: YearSystem, threshold: float, zero_publishabl
     cols_of: dict[int, list[int]] = defaultdict(list)
     for c, r in enumerate(root):
         cols_of[r].append(c)
-    rows_of: dict[int, list] = defaultdict(list)
-    for row in system.rows:
-        rows_of[root[next(iter(row[0]))]].append(row)
+    rows_of: dict[int, list[int]] = defaultdict(list)  # row indices
+    for k, row in enumerate(system.rows):
+        rows_of[root[next(iter(row[0]))]].append(k)
     disj_of: dict[int, list] = defaultdict(list)
     for d in system.disjunctions:
         disj_of[root[next(iter(d[0]))]].append(d)
@@ -212,14 +212,18 @@ def _audit_year(year: int, system: YearSystem, threshold: float, zero_publishabl
     component_of: dict[int, Component] = {}
     solvers: list[Component] = []
     for r in sorted(set(prot_of) | set(pins_of)):
-        comp = Component(cols_of[r], system, rows_of[r], disj_of[r], prot_of[r], pins_of[r], threshold, rate_unit,
-                          relaxed)
+        def build(rows: list[int], r: int = r) -> Component:
+            comp = Component(cols_of[r], system, [system.rows[k] for k in rows], disj_of[r], prot_of[r], pins_of[r],
+                             threshold, rate_unit, relaxed)
+            if not relaxed:
+                comp.snap(system.rate_terms, threshold)
+            return comp
+
+        comp = _without_refuted(build, rows_of[r], set(system.assumed))
         for k, (_name, members) in enumerate(groups):
             if members and all(m in comp.slot for m in members):
                 comp.watch_sum(k, members)
         solvers.append(comp)
-        if not relaxed:
-            comp.snap(system.rate_terms, threshold)
         if not comp.consistent():
             # no table agrees with what is published: one finding for the component, nothing else to judge
             cells = tuple(dict.fromkeys(system.protected[p].cell for p in prot_of[r])) or \
@@ -293,6 +297,21 @@ def _audit_year(year: int, system: YearSystem, threshold: float, zero_publishabl
             terms = {system.protected[m].term for m in members}
             result.findings.append(Finding(year, "below_threshold", cells, name, terms.pop() if len(terms) == 1 else None))
     result.linear_programmes += sum(c.solves for c in solvers)
+
+
+def _without_refuted(build, rows: list[int], assumed: set[int]) -> Component:
+    """The component's model without the assumptions what is published refutes: a reader
+    who finds a commune's IRIS contradicting its figure knows the two sources disagree there
+    and reasons without that relation. Each assumption is tried alone beside the known rows;
+    if those kept still contradict each other together, the reader keeps none."""
+    comp = build(rows)
+    mine = [k for k in rows if k in assumed]
+    if not mine or comp.consistent():
+        return comp
+    known = [k for k in rows if k not in assumed]
+    kept = [k for k in mine if build(known + [k]).consistent()]
+    comp = build(known + kept)
+    return comp if comp.consistent() else build(known)
 
 
 def _sum_groups(system: YearSystem) -> list[tuple[str, list[int]]]:

@@ -91,6 +91,9 @@ class YearSystem:
     # published rates over two hidden terms: (numerator, denominator unknowns, rate, half unit,
     # multiplier, contributors), whose whole values the audit snaps bounds to (`allowed_terms`)
     rate_terms: list[tuple[int, int, float, float, float, frozenset]] = field(default_factory=list)
+    # rows a reader assumes without knowing them: a commune's figure and its IRIS come from two
+    # sources, which may not agree. Published figures that refute one make the reader drop it.
+    assumed: list[int] = field(default_factory=list)  # indices into `rows`
 
 
 class ReaderModel:
@@ -106,6 +109,8 @@ class ReaderModel:
         self.contributors = {i.id: set(policy.of(i.id).contributors) for i in indicators.indicators}
         self.half_unit = 0.5 * 10 ** (-policy.rate_decimals)
         self.counted = set(self.measure.values())  # measures some count indicator publishes
+        # levels below the commune, read from other sources than the commune's figures
+        self.infra_levels = set(indicators.below_commune_levels)
 
     def indicator_groups(self) -> dict[str, str]:
         """Indicators tied by some fact of the reader (a rate and its terms, an inequality
@@ -175,11 +180,13 @@ class ReaderModel:
                     constant += coef * known[name]
             return {k: v for k, v in coefs.items() if v != 0.0}, constant
 
-        def add(terms, low: float, high: float, what: str) -> None:
+        def add(terms, low: float, high: float, what: str, assumed: bool = False) -> None:
             coefs, constant = linear(terms)
             if coefs:
+                if assumed:
+                    system.assumed.append(len(system.rows))
                 system.rows.append((coefs, low - constant, high - constant))
-            elif not (low - 1e-6 <= constant <= high + 1e-6):
+            elif not (low - 1e-6 <= constant <= high + 1e-6) and not assumed:  # an assumption refuted: dropped
                 system.contradictions.append(what)
 
         def disjunction(terms) -> None:
@@ -195,7 +202,8 @@ class ReaderModel:
             for measure in sorted(measures_at.get(parent, ())):
                 if all(measure in measures_at.get(kid, ()) for kid in kids) and kids:
                     add([(1.0, (kid, measure)) for kid in kids] + [(-1.0, (parent, measure))], 0.0, 0.0,
-                        f"{measure} {parent} = sum of its zones")
+                        f"{measure} {parent} = sum of its zones",
+                        assumed=any(level_of.get(kid) in self.infra_levels for kid in kids))
         # the inequalities of the definitions
         for small, large in self.policy.inequalities:
             for zone, there in measures_at.items():
