@@ -386,3 +386,14 @@ def test_both_audit_modes_agree_on_the_case_of_issue_13():
     exact = audit_published(lawful, zones(tree), INDICATORS, POLICY, witnesses=False)
     assert [(f.problem, f.cells, f.term) for f in fast.findings] == [(f.problem, f.cells, f.term) for f in exact.findings]
     assert not any(f.problem == "inconsistent" for f in fast.findings)
+
+
+def test_the_solver_prints_no_banner():
+    """highspy prints its banner when a process creates its first solver: `make run` and
+    the logs stay free of it."""
+    import subprocess
+    import sys
+
+    code = "from pipeline.disclosure.audit_solver import _quiet_highs; _quiet_highs(); _quiet_highs(); print('done')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == "done\n" and "HiGHS" not in out.stderr

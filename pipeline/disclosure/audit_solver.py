@@ -10,6 +10,8 @@ about and what the answers mean (`audit`), what the reader knows (`reader`).
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections import defaultdict
 
 import highspy
@@ -22,6 +24,31 @@ EPS = 1e-6
 TIME_LIMIT = 60.0  # seconds per solve; a solve stopped there proves nothing in the figure's favour
 WITNESS_GAP = 0.05  # a witness table needs no optimum: the solve stops within this relative gap,
 WITNESS_TIME_LIMIT = 2.0  # or after this many seconds with the best table found
+
+
+def _quiet_highs() -> highspy.Highs:
+    """A HiGHS solver that prints nothing. highspy prints its banner on standard output
+    when a process creates its first solver, before any option can silence it: that first
+    creation runs with file descriptor 1 pointed at /dev/null (`make run` stays readable)."""
+    global _banner_done
+    if _banner_done:
+        highs = highspy.Highs()
+    else:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+                highs = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        _banner_done = True
+    highs.setOptionValue("output_flag", False)
+    return highs
+
+
+_banner_done = False
 
 
 def components(n: int, rows: list[tuple[dict[int, float], float, float]],
@@ -59,8 +86,7 @@ class Component:
         self.local = {c: i for i, c in enumerate(cols)}
         self.n = len(cols)
         self.threshold = threshold
-        self.highs = highspy.Highs()
-        self.highs.setOptionValue("output_flag", False)
+        self.highs = _quiet_highs()
         self.highs.setOptionValue("time_limit", TIME_LIMIT)
         self.highs.setOptionValue("mip_rel_gap", 0.0)
         self.highs.addVars(self.n, np.zeros(self.n), _upper_bounds(self.n, [
