@@ -36,18 +36,18 @@ mistake in the masking's model cannot hide here. The audit never sees a masked v
 from __future__ import annotations
 
 import math
-from itertools import combinations
 import multiprocessing
 import os
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
 
-from pipeline.disclosure.policy import Policy
 from pipeline.disclosure.audit_solver import EPS, Component, components
+from pipeline.disclosure.policy import Policy
 from pipeline.disclosure.reader import CellKey, ReaderModel, YearSystem
 from pipeline.frames import as_text
 from pipeline.indicators import IndicatorSet

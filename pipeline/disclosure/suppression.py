@@ -42,26 +42,33 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_matrix
 
 from pipeline.disclosure.audit import AuditResult, audit_published
-from pipeline.disclosure.policy import Policy, count_pairs, linked_counts
+from pipeline.disclosure.policy import Policy
+from pipeline.disclosure.programme import (  # noqa: F401 (MaskingError: this module's interface too)
+    FREE,
+    KEYS,
+    PRIMARY,
+    PROTECTED,
+    SECRET,
+    UNAVAILABLE,
+    Hierarchy,
+    MaskingError,
+    cut,
+    floor_of,
+    inequality_pairs,
+    solve,
+    year_problem,
+    zero_rates,
+)
 from pipeline.disclosure.reader import ReaderModel
 from pipeline.frames import as_text
 from pipeline.indicators import IndicatorSet
 from pipeline.territory import departement_of
 
-FREE, PRIMARY, SECRET, UNAVAILABLE = "free", "primary", "secret_at_source", "not_available"
-PROTECTED = (FREE, PRIMARY, SECRET)  # cells whose masking must hold (not those merely missing)
-KEYS = ["level", "zone_code", "indicator", "year"]
 PUBLISHED_COLUMNS = ["level", "zone_code", "zone_name", "parent_code", "indicator", "year", "value", "status"]
 # Below this many cells to solve, sub-problems are solved in this process (no pool).
 PARALLEL_MIN_CELLS = 4_000  # the audit's whole-number questions make a sub-problem of the sample cost seconds
-
-
-class MaskingError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -114,229 +121,12 @@ def _states(frame: pd.DataFrame, rules: pd.Series) -> pd.Series:
     return state
 
 
-class _Hierarchy:
-    """The zone tree of the referential: level, children and top-level zone of each zone."""
-
-    def __init__(self, zones: pd.DataFrame) -> None:
-        self.level_of = dict(zip(zones["zone_code"], zones["level"]))
-        self.parent_of: dict[str, str] = {}
-        self.children: dict[str, list[str]] = defaultdict(list)  # parents in the referential's order
-        for code, parent in zip(zones["zone_code"], zones["parent_code"]):
-            if isinstance(parent, str):
-                self.parent_of[code] = parent
-                self.children[parent].append(code)
-        self._root: dict[str, str] = {}
-        self.parents_by_root: dict[str, list[str]] = defaultdict(list)
-        for parent in self.children:
-            self.parents_by_root[self.root_of(parent)].append(parent)
-
-    def root_of(self, code: str) -> str:
-        """The top-level zone above `code` (itself at the top, or outside the referential)."""
-        if code in self._root:
-            return self._root[code]
-        chain, seen = [code], {code}
-        while chain[-1] in self.parent_of and self.parent_of[chain[-1]] not in seen:
-            chain.append(self.parent_of[chain[-1]])
-            seen.add(chain[-1])
-        for c in chain:
-            self._root[c] = chain[-1]
-        return chain[-1]
-
-
-@dataclass
-class _YearProblem:
-    """Cells of one sub-problem (one year, one top-level zone tree), the relations among
-    them, and the cuts added by the audit."""
-
-    cells: pd.DataFrame  # rows of the sub-problem, positional index 0..n-1, with `state`
-    relations: list[tuple[int, list[int]]]  # (parent position, children positions), count indicators
-    ratio_links: list[tuple[int, int, int]]  # (rate, numerator, denominator) positions
-    position: dict[tuple[str, str, str], int]
-    # (parent, children) positions of a rate: their hidden terms add up like counts
-    rate_relations: list[tuple[int, list[int]]] = field(default_factory=list)
-    count_pairs: list[tuple[str, str]] = field(default_factory=list)  # the policy's inequalities between counts
-    # rates whose denominator is 0: (rate position, the denominator's count position or -1)
-    zero_rates: tuple[np.ndarray, np.ndarray] | None = None
-    cuts: list[list[int]] = field(default_factory=list)
-    floor: np.ndarray | None = None  # _floor_of, computed once
-    programme: tuple | None = None  # _programme, computed once
-    # per cell, its indicator group (`ReaderModel.indicator_groups`): no constraint ties two groups
-    groups: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        zone_ids = pd.factorize(pd.MultiIndex.from_arrays([self.cells["level"], self.cells["zone_code"]]))[0]
-        self._zone_ids = np.asarray(zone_ids)
-        self._linked: dict[int, set[int]] | None = None
-
-    def neighbours(self, pos: int, same_zone: bool = True) -> set[int]:
-        """Cells sharing a relation or a link with `pos` (and its zone, for the inequalities:
-        the cells of its indicator group there, since nothing ties the other groups to it)."""
-        if self._linked is None:  # cell -> the cells of its relations and rate links, built once
-            self._linked = defaultdict(set)
-            families = [[parent, *kids] for parent, kids in self.relations + self.rate_relations]
-            for members in families + [list(t) for t in self.ratio_links]:
-                for m in members:
-                    self._linked[m].update(members)
-        out = set(self._linked.get(pos, ()))
-        if same_zone:
-            zone = self._zone_ids == self._zone_ids[pos]
-            if self.groups is not None:
-                zone &= self.groups == self.groups[pos]
-            out.update(np.flatnonzero(zone).tolist())
-        out.discard(pos)
-        return out
-
-
-def _year_problem(cells: pd.DataFrame, tree: _Hierarchy, root: str, indicators: IndicatorSet,
-                  policy: Policy) -> _YearProblem:
-    cells = cells.reset_index(drop=True)
-    position = {key: i for i, key in enumerate(zip(cells["level"], cells["zone_code"], cells["indicator"]))}
-    relations, rate_relations = [], []
-    for indicator in (i.id for i in indicators.indicators if i.kind == "ratio"):
-        for parent in tree.parents_by_root.get(root, ()):
-            p = position.get((tree.level_of.get(parent), parent, indicator))
-            k = [position.get((tree.level_of.get(kid), kid, indicator)) for kid in tree.children[parent]]
-            if p is not None and k and all(x is not None for x in k):
-                rate_relations.append((p, k))
-    for indicator in (i.id for i in indicators.indicators if i.kind == "count"):
-        for parent in tree.parents_by_root.get(root, ()):
-            kids = tree.children[parent]
-            p = position.get((tree.level_of.get(parent), parent, indicator))
-            k = [position.get((tree.level_of.get(kid), kid, indicator)) for kid in kids]
-            if p is not None and k and all(x is not None for x in k):
-                relations.append((p, k))
-    links = []
-    for rate_id, (num_id, den_id) in linked_counts(indicators).items():
-        if num_id is None or den_id is None:
-            continue
-        for (level, zone, indicator), pos in position.items():
-            if indicator == rate_id:
-                num, den = position.get((level, zone, num_id)), position.get((level, zone, den_id))
-                if num is not None and den is not None:
-                    links.append((pos, num, den))
-    return _YearProblem(cells, relations, links, position, rate_relations, count_pairs(policy, indicators),
-                        _zero_rates(cells, indicators))
-
-
-def _zero_rates(cells: pd.DataFrame, indicators: IndicatorSet) -> tuple[np.ndarray, np.ndarray]:
-    """The rates of `cells` whose denominator is 0, with the position of the count that
-    publishes their denominator (-1: none does). Such a rate does not exist; shown `nd`
-    beside a hidden denominator it would tell the reader the denominator is 0, so it is
-    shown masked unless its denominator is published (`_published_frame`)."""
-    den_count = {rate: den for rate, (_num, den) in linked_counts(indicators).items()}
-    is_zero = (cells["status"].to_numpy() == "not_available") & (cells["denominator"].to_numpy() == 0)
-    rates = np.flatnonzero(is_zero)
-    if not len(rates):
-        return rates, rates
-    keys = list(zip(cells["level"], cells["zone_code"], cells["indicator"], cells["year"]))
-    position = {key: i for i, key in enumerate(keys)}
-    dens = np.array([position.get((keys[r][0], keys[r][1], den_count.get(keys[r][2]), keys[r][3]), -1)
-                     for r in rates], dtype=int)
-    return rates, dens
-
-
-def _floor_of(problem: _YearProblem, policy: Policy) -> np.ndarray:
-    """Per cell, the largest known value of a cell that the policy's inequalities put
-    below it in the same zone: a reader knows a masked cell is at least that much, so
-    masking it hides only the value above that floor."""
-    if problem.floor is not None:
-        return problem.floor
-    cells = problem.cells
-    floor = np.zeros(len(cells))
-    state = cells["state"].to_numpy()
-    value = cells["value"].to_numpy()
-    levels, zones, indicators = cells["level"].to_numpy(), cells["zone_code"].to_numpy(), cells["indicator"].to_numpy()
-    for small, large in problem.count_pairs:
-        for pos in np.flatnonzero(indicators == large):
-            other = problem.position.get((levels[pos], zones[pos], small))
-            if other is not None and state[other] in (FREE, PRIMARY):
-                floor[pos] = max(floor[pos], float(value[other]))
-    problem.floor = floor
-    return floor
-
-
-def _inequality_pairs(problem: _YearProblem, policy: Policy) -> list[tuple[int, int]]:
-    """(smaller, larger) positions of the cells the policy's inequalities relate in one zone."""
-    cells = problem.cells
-    levels, zones, indicators = cells["level"].to_numpy(), cells["zone_code"].to_numpy(), cells["indicator"].to_numpy()
-    pairs = []
-    for small, large in problem.count_pairs:
-        for pos in np.flatnonzero(indicators == small):
-            other = problem.position.get((levels[pos], zones[pos], large))
-            if other is not None:
-                pairs.append((int(pos), other))
-    return pairs
-
-
-def _solve(problem: _YearProblem, policy: Policy) -> np.ndarray:
-    """Binary mask of the year's cells (1 = not published) at least cost."""
-    if problem.programme is None:
-        problem.programme = _programme(problem, policy)
-    cost, lower, base = problem.programme
-    rows = base + [({j: 1.0 for j in cut}, 1.0) for cut in problem.cuts]
-    n = len(cost)
-    if rows:
-        r_idx, c_idx, data = [], [], []
-        for r, (coefs, _rhs) in enumerate(rows):
-            for c, v in coefs.items():
-                r_idx.append(r), c_idx.append(c), data.append(v)
-        matrix = coo_matrix((data, (r_idx, c_idx)), shape=(len(rows), n)).tocsr()
-        constraints = [LinearConstraint(matrix, np.array([rhs for _c, rhs in rows]), np.inf)]
-    else:
-        constraints = []
-    result = milp(
-        c=cost, integrality=np.ones(n), bounds=Bounds(lower, np.ones(n)), constraints=constraints,
-        options={"disp": False, "mip_rel_gap": 0.0},
-    )
-    if result.status != 0 or result.x is None:
-        raise MaskingError(f"the suppression programme has no solution ({result.message})")
-    return np.round(result.x).astype(int)
-
-
-def _programme(problem: _YearProblem, policy: Policy) -> tuple[np.ndarray, np.ndarray, list]:
-    """Cost, lower bounds and the constraints (coefficients, right-hand side: sum >= rhs)
-    of the sub-problem before any cut: the same in every round."""
-    cells = problem.cells
-    state = cells["state"].to_numpy()
-    value = cells["value"].fillna(0).to_numpy(dtype=float)
-    known = np.isin(state, (FREE, PRIMARY))
-    lower = np.where(state == FREE, 0.0, 1.0)
-    cost = np.array([policy.level_cost(lv) for lv in cells["level"]]) * (1 + np.abs(value))
-    cost = np.where(state == FREE, cost, 0.0)
-    threshold = float(policy.threshold)
-    capacity = np.maximum(value - _floor_of(problem, policy), 0.0)
-
-    rows: list[tuple[dict[int, float], float]] = []  # sum(coef * x) >= rhs
-    for parent, kids in problem.relations:
-        members = [parent, *kids]
-        for i in members:
-            if state[i] in PROTECTED:  # masked, it must not be the only unknown of the relation
-                rows.append(({**{j: 1.0 for j in members if j != i}, i: -1.0}, 0.0))
-        if known[parent]:
-            hidden_mass = max(value[parent] - sum(value[k] for k in kids if known[k]), 0.0)
-            for i in kids:
-                if state[i] in PROTECTED:
-                    coefs: dict[int, float] = defaultdict(float)
-                    for k in kids:
-                        if known[k]:
-                            coefs[k] += capacity[k]
-                    coefs[parent] += threshold
-                    coefs[i] -= threshold
-                    rows.append((dict(coefs), -hidden_mass))
-    for rate, num, den in problem.ratio_links:
-        rows.append(({rate: 1.0, num: -1.0}, 0.0))
-        rows.append(({rate: 1.0, den: -1.0}, 0.0))
-        if state[rate] in PROTECTED:
-            rows.append(({num: 1.0, den: 1.0, rate: -1.0}, 0.0))
-    return cost, lower, rows
-
-
 def _published_frame(frame: pd.DataFrame, masked: pd.Series | np.ndarray, kinds: dict[str, str], policy: Policy,
                      base: pd.DataFrame | None = None,
                      zero_rates: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     """The published table of `frame` with `masked` cells blanked (rates rounded).
     `base`: `_published_frame(frame, no cell masked, ...)`, to reuse round after round.
-    `zero_rates` (`_zero_rates`): rates without a denominator, shown masked unless their
+    `zero_rates` (`zero_rates`): rates without a denominator, shown masked unless their
     denominator is published (the legend: a masked rate may not exist)."""
     if base is None:
         out = frame[["level", "zone_code", "zone_name", "parent_code", "indicator", "year"]].copy()
@@ -386,39 +176,6 @@ def forced_cuts_from(policy: Policy) -> int:
     return max(1, policy.max_rounds // 2)
 
 
-def _cut(problem: _YearProblem, finding, x: np.ndarray, state: np.ndarray, usable: np.ndarray,
-         facts: dict, sharp: bool) -> list[int]:
-    """The cells of which at least one more must be masked to answer `finding`.
-
-    Plain cut: every publishable cell around the finding (its relations, its rate
-    links, its zone). Sharp cut, once the plain ones stall: only those that can help
-    (`usable` then leaves out the public indicators' cells),
-    - a cell bounded by a published cell under the threshold that an inequality puts
-      above it (children under 3 = 0 over their CMG figure) is pinned by it whatever
-      else is masked: the cut is that cell itself;
-    - a cell proven small needs more hidden mass: a cell of the same figure with
-      nothing above its floor (a 0) adds none, masking its total does.
-    Plain cuts can cycle through many useless cells of a large zone, each solve
-    swapping one for another; sharp cuts cannot.
-    """
-    around: set[int] = set()
-    for level, zone, indicator in finding.cells:
-        around |= problem.neighbours(problem.position[(level, zone, indicator)])
-    candidates = sorted(p for p in around if usable[p])
-    if sharp:
-        own = sorted({indicator for _level, _zone, indicator in finding.cells})
-        found = {problem.position[c] for c in finding.cells}
-        bounding = sorted(large for small, large in facts["pairs"]
-                          if small in found and usable[large] and facts["value"][large] < facts["threshold"])
-        if bounding:
-            return bounding
-        if finding.problem == "below_threshold":
-            massless = (facts["capacity"] <= 0) & np.isin(facts["indicator"], own)
-            parents = {p for p, kids in problem.relations if found & set(kids)}
-            candidates = [c for c in candidates if c in parents or not massless[c]] or candidates
-    return candidates
-
-
 def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataFrame,
                       indicators: IndicatorSet, policy: Policy, sharp_from: int | None = None) -> _Outcome:
     """Solve, audit, cut, solve again... until the audit of this sub-problem is clean.
@@ -426,17 +183,17 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
     `cells` are the rows of one year and one zone tree (with `state`), `zones` the zones
     of that tree: the audit sees them alone, which is exact since nothing relates them
     to any other cell. From round `sharp_from` (default `sharp_cuts_from(policy)`) the
-    cuts are sharp (`_cut`).
+    cuts are sharp (`cut`).
     """
     kinds = {i.id: i.kind for i in indicators.indicators}
-    problem = _year_problem(cells, _Hierarchy(zones), key[1], indicators, policy)
+    problem = year_problem(cells, Hierarchy(zones), key[1], indicators, policy)
     state = problem.cells["state"].to_numpy()
     sharp_from = sharp_cuts_from(policy) if sharp_from is None else sharp_from
     forced_from, forced = forced_cuts_from(policy), 0
     indicator_of = problem.cells["indicator"].to_numpy()
     value = problem.cells["value"].to_numpy()
-    facts = {"pairs": _inequality_pairs(problem, policy), "value": value, "indicator": indicator_of,
-             "capacity": np.nan_to_num(value.astype(float)) - _floor_of(problem, policy),
+    facts = {"pairs": inequality_pairs(problem, policy), "value": value, "indicator": indicator_of,
+             "capacity": np.nan_to_num(value.astype(float)) - floor_of(problem, policy),
              "threshold": policy.threshold}
     public = np.array([not policy.of(str(i)).sensitive for i in indicator_of], dtype=bool)
     groups = ReaderModel(indicators, policy).indicator_groups()
@@ -450,7 +207,7 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
     def published_as(mask_: pd.Series) -> pd.DataFrame:
         return _published_frame(problem.cells, mask_, kinds, policy, unmasked, problem.zero_rates)
 
-    x = _solve(problem, policy)
+    x = solve(problem, policy)
     for round_ in range(1, policy.max_rounds + 1):
         masked = pd.Series(x.astype(bool) | np.isin(state, (PRIMARY, SECRET)))
         published = published_as(masked)
@@ -479,7 +236,7 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
                 # masked small public figure would itself be a finding)
                 own = sorted({indicator for _level, _zone, indicator in finding.cells})
                 usable &= ~public | np.isin(indicator_of, own)
-            candidates = _cut(problem, finding, x, state, usable, facts, sharp)
+            candidates = cut(problem, finding, x, state, usable, facts, sharp)
             if not candidates:  # nothing left around it: widen to the whole sub-problem
                 candidates = np.flatnonzero(usable).tolist()
             if not candidates:
@@ -492,7 +249,7 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
         if round_ >= policy.max_rounds - 1:
             # and what is masked stays masked: the groups without findings keep their pattern
             problem.cuts.extend([c] for c in np.flatnonzero(x == 1))
-        x = _solve(problem, policy)
+        x = solve(problem, policy)
     else:
         raise MaskingError(
             f"the audit still finds {len(audit.findings)} problem(s) after {policy.max_rounds} rounds: "
@@ -555,7 +312,7 @@ def decompose(frame: pd.DataFrame, zones: pd.DataFrame, state: pd.Series | None 
     them. `state` (the cells' masking states) tells the trivially safe ones; without it
     none is.
     """
-    tree = _Hierarchy(zones)
+    tree = Hierarchy(zones)
     roots = frame["zone_code"].map({c: tree.root_of(c) for c in frame["zone_code"].unique()}).to_numpy()
     first_commune: dict[str, str] = {}
     for code, level in zip(zones["zone_code"], zones["level"]):
@@ -599,7 +356,7 @@ def mask(
     subproblems = decompose(frame, zones, frame["state"])
     to_solve = [sp for sp in subproblems if not sp.trivially_safe]
 
-    tree = _Hierarchy(zones)
+    tree = Hierarchy(zones)
     zone_roots = np.array([tree.root_of(c) for c in zones["zone_code"]], dtype=object)
     zones_of = {root: zones.iloc[rows] for root, rows in pd.Series(zone_roots).groupby(zone_roots, sort=False).indices.items()}
     empty_zones = zones.iloc[0:0]
@@ -645,7 +402,7 @@ def mask(
         masked_array[rows[outcome.masked]] = True
         protects.update({int(rows[pos]): text for pos, text in outcome.protects.items()})
     masked = pd.Series(masked_array, index=frame.index)
-    published = _published_frame(frame, masked, kinds, policy, zero_rates=_zero_rates(frame, indicators))
+    published = _published_frame(frame, masked, kinds, policy, zero_rates=zero_rates(frame, indicators))
     audit = _merged_audit([o.audit for o in outcomes])
     log = _masking_log(frame, rules, pd.Series(published["status"].eq("masked").to_numpy(), index=frame.index),
                        protects, audit)
