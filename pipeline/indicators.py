@@ -57,6 +57,17 @@ class Indicator:
     below_commune: tuple[tuple[str, str, str, tuple[int, ...]], ...] = ()
 
     @property
+    def all_years(self) -> tuple[int, ...]:
+        """Every year the indicator has a figure for, at the commune and above or below it."""
+        return tuple(sorted(set(self.years).union(*(ys for *_, ys in self.below_commune))))
+
+    @property
+    def communal(self) -> bool:
+        """Whether the indicator has figures for the communes, RPE and EPCI (an indicator
+        may exist below the commune only: `years: []` beside `below_commune`)."""
+        return bool(self.years)
+
+    @property
     def measures(self) -> tuple[str, ...]:
         """The staging measures this indicator reads (published_measure included)."""
         base = (self.measure,) if self.kind == "count" else (self.numerator, self.denominator)
@@ -132,8 +143,8 @@ class IndicatorSet:
                 "denominator": [i.denominator for i in self.indicators],
                 "multiplier": pd.array([i.multiplier for i in self.indicators], dtype="Float64"),
                 "published_measure": [i.published_measure for i in self.indicators],
-                "first_year": [min(i.years) for i in self.indicators],
-                "last_year": [max(i.years) for i in self.indicators],
+                "first_year": [min(i.all_years) for i in self.indicators],
+                "last_year": [max(i.all_years) for i in self.indicators],
                 "alloc_source": self.allocataires_source,
                 "alloc_measure": self.allocataires_measure,
                 "note": [i.note for i in self.indicators],
@@ -231,8 +242,11 @@ def _parse_indicator(ind_id: str, spec: object, where: str) -> Indicator:
     if producer not in PRODUCERS:
         raise IndicatorError(f"{here}: producer must be one of {PRODUCERS} (got {producer!r})")
     years = spec["years"]
-    if not isinstance(years, list) or not years or not all(isinstance(y, int) and not isinstance(y, bool) for y in years):
-        raise IndicatorError(f"{here}: years must be a non-empty list of years, e.g. [2017, 2018]")
+    if not isinstance(years, list) or not all(isinstance(y, int) and not isinstance(y, bool) for y in years):
+        raise IndicatorError(f"{here}: years must be a list of years, e.g. [2017, 2018]")
+    if not years and not spec.get("below_commune"):
+        raise IndicatorError(f"{here}: years must not be empty (an empty list is for an indicator that exists "
+                             "below the commune only, declared by `below_commune`)")
     if len(set(years)) != len(years):
         raise IndicatorError(f"{here}: a year is listed twice")
     source = _ident(spec["source"], "source", here)

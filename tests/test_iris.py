@@ -64,7 +64,7 @@ def test_an_iris_level_not_listed_in_zones_yaml_is_ignored():
 # ---- the definitions --------------------------------------------------------------------
 
 
-def test_children_under_3_are_read_from_the_iris_files_at_the_iris_level_only():
+def test_allocataires_and_children_under_3_are_read_from_the_iris_files_at_the_iris_level():
     rows = INDICATORS.levels_frame()
     mine = rows[rows["indicator"] == "enfants_moins_3_ans"]
     assert set(mine.loc[mine["zone_group"] == "commune", "source"]) == {"bca"}
@@ -72,7 +72,9 @@ def test_children_under_3_are_read_from_the_iris_files_at_the_iris_level_only():
     assert set(iris["source"]) == {"caf_iris"} and set(iris["measure"]) == {"enfants_moins_3_ans"}
     assert sorted(iris["year"]) == [2017, 2018, 2019, 2020]
     assert set(iris["alloc_source"]) == {"caf_iris"} and set(iris["alloc_measure"]) == {"allocataires"}
-    assert set(rows.loc[rows["zone_group"] == "iris", "indicator"]) == {"enfants_moins_3_ans"}
+    assert set(rows.loc[rows["zone_group"] == "iris", "indicator"]) == {"allocataires", "enfants_moins_3_ans"}
+    allocataires = rows[rows["indicator"] == "allocataires"]  # at the IRIS only: not an indicator of the annex
+    assert set(allocataires["zone_group"]) == {"iris"} and set(allocataires["source"]) == {"caf_iris"}
 
 
 def test_below_commune_is_checked():
@@ -276,7 +278,8 @@ def test_a_run_with_the_iris_files_publishes_the_iris_masked_under_100_allocatai
     assert set(published["parent_code"]) == {"62119"}
     names = dict(zip(published["zone_code"], published["zone_name"]))
     assert names["621190101"] == "Centre" and names["621190103"] == "Quartier du Marais"  # LIBGEO to 2018
-    assert set(published["indicator"]) == {"enfants_moins_3_ans"}
+    assert set(published["indicator"]) == {"allocataires", "enfants_moins_3_ans"}
+    assert set(published.loc[published["indicator"] == "allocataires", "level"]) == {"iris"}
     assert sorted(set(published["year"])) == [2017, 2018, 2019, 2020]
     # under 100 allocataires: every figure masked, by the primary rule naming it
     small = published[published["zone_code"] == "621190103"]
@@ -284,11 +287,15 @@ def test_a_run_with_the_iris_files_publishes_the_iris_masked_under_100_allocatai
     rules = log[log["zone_code"] == "621190103"]
     assert set(rules["rule"]) == {"infra_communal_zone_below_minimum"}
     # ENF_2 blank: secret at source, masked
-    blank = confidential[confidential["zone_code"] == "621190104"]
+    blank = confidential[(confidential["zone_code"] == "621190104") & (confidential["indicator"] == IND)]
     assert set(blank["status"]) == {"secret_at_source"}
-    assert set(published.loc[published["zone_code"] == "621190104", "status"]) == {"masked"}
+    shown = published[(published["zone_code"] == "621190104") & (published["indicator"] == IND)]
+    assert set(shown["status"]) == {"masked"}
+    # its allocataires (A) are given: a figure of its own, under the same rules
+    assert set(confidential.loc[(confidential["zone_code"] == "621190104")
+                                & (confidential["indicator"] == "allocataires"), "status"]) == {"ok"}
     # no IRIS under 100 allocataires shows a figure
-    alloc = confidential.set_index(["zone_code", "year"])["allocataires"]
+    alloc = confidential.drop_duplicates(["zone_code", "year"]).set_index(["zone_code", "year"])["allocataires"]
     shown = published[published["status"] == "published"]
     assert all(alloc[(z, y)] >= 100 for z, y in zip(shown["zone_code"], shown["year"]))
 
@@ -386,6 +393,68 @@ def test_the_guard_catches_an_iris_figure_shown_or_left_out(iris_reports, tmp_pa
     del workbook["IRIS Béthune"]
     workbook.save(tmp_path / "nosheet.xlsx")
     assert any("IRIS Béthune" in p and "missing" in p for p in check_workbook(tmp_path / "nosheet.xlsx", context).problems)
+
+
+@pytest.fixture(scope="module")
+def iris_only_reports(tmp_path_factory):
+    """Reports with the allocataires, an indicator of the IRIS only, beside children under 3."""
+    from pipeline.reports.context import build_context
+    from pipeline.reports.excel import write_workbook
+    from pipeline.reports.geo import load_geometry
+    from pipeline.reports.html import write_html
+    from pipeline.settings import PACKAGE_ROOT, Paths
+    from tests.test_reports_support import STUDY_ID, full_published
+
+    tmp = tmp_path_factory.mktemp("iris_only_reports")
+    frame = full_published()
+    rows = []
+    for code, name, status in (("621190101", "Centre", "published"), ("621190102", "Mont-Liébaut", "published"),
+                               ("621190103", "621190103", "masked")):
+        for year in (2017, 2018, 2019, 2020):
+            for ind, value in ((IND, 100.0 + year - 2017), ("allocataires", 1200.0 + year - 2017)):
+                rows.append(("iris", code, name, "62119", ind, year, value if status == "published" else None,
+                             status, STUDY_ID))
+    frame = pd.concat([frame, pd.DataFrame(rows, columns=frame.columns)], ignore_index=True)
+    paths = Paths(root=PACKAGE_ROOT, config=PACKAGE_ROOT / "config", raw=tmp / "raw",
+                  warehouse=tmp / "warehouse.duckdb", reports=tmp / "reports")
+    context = build_context(frame, paths=paths)
+    xlsx, page = tmp / "rapport.xlsx", tmp / "rapport.html"
+    write_workbook(context, xlsx)
+    write_html(context, load_geometry(None, "code", context.territory), page)
+    return context, xlsx, page
+
+
+def test_an_indicator_of_the_iris_only_has_its_iris_parts_alone(iris_only_reports, tmp_path):
+    import openpyxl
+
+    from pipeline.reports.guard import check_html, check_workbook, parse_html
+
+    context, xlsx, page = iris_only_reports
+    assert [i.id for i in context.iris_only_indicators()] == ["allocataires"]
+    assert "allocataires" not in [i.id for i in context.reported_indicators]  # no commune, RPE or EPCI figure
+    text = page.read_text(encoding="utf-8")
+    root = parse_html(text)
+    section = [s for s in root.find_all("section") if s.attrs.get("data-indicateur") == "allocataires"]
+    assert len(section) == 1
+    kinds = [f.attrs.get("data-graphique") for f in section[0].find_all("figure")]
+    assert kinds == ["iris-62119"]  # no trend, bars or map: nothing to show above the IRIS
+    workbook = openpyxl.load_workbook(xlsx)
+    assert "Allocataires" not in workbook.sheetnames
+    labels = [row[0] for row in workbook["IRIS Béthune"].iter_rows(values_only=True)]
+    assert labels.count("Allocataires") == 4  # Béthune and its three IRIS
+    method = [row[0] for row in workbook["Méthodologie"].iter_rows(values_only=True)]
+    assert "Nombre d'allocataires" in method
+    assert check_workbook(xlsx, context).passed, check_workbook(xlsx, context).message()
+    assert check_html(page, context, maps_expected=False).passed, check_html(page, context, False).message()
+    # the guard reads these parts too: a masked IRIS figure of the allocataires written out is caught
+    start = text.index('data-indicateur="allocataires"', text.index("<section"))
+    symbol = context.config.symbols.masked
+    cell = f'data-annee="2019" data-statut="masked" title="secret statistique">{symbol}</td>'
+    at = text.index(cell, text.index('data-code="621190103"', start))
+    leaked = text[:at] + 'data-annee="2019" data-statut="masked">1202</td>' + text[at + len(cell):]
+    (tmp_path / "leak.html").write_text(leaked, encoding="utf-8")
+    report = check_html(tmp_path / "leak.html", context, maps_expected=False)
+    assert not report.passed and any("allocataires" in p and "621190103, 2019" in p for p in report.problems)
 
 
 def test_communes_whose_iris_do_not_add_up_are_listed_without_values():

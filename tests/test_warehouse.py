@@ -179,8 +179,10 @@ ANNEX_YEARS = {
 
 def test_config_has_the_twelve_indicators_of_the_annex():
     defs = load_indicators()
-    assert defs.ids == list(ANNEX_LABELS)
-    for ind in defs.indicators:
+    # the annex's indicators have figures for the communes; one more exists at the IRIS only
+    assert [i.id for i in defs.indicators if i.communal] == list(ANNEX_LABELS)
+    assert [(i.id, i.source) for i in defs.indicators if not i.communal] == [("allocataires", "caf_iris")]
+    for ind in (i for i in defs.indicators if i.communal):
         assert ind.label == ANNEX_LABELS[ind.id]
         assert list(ind.years) == ANNEX_YEARS[ind.id]
         assert ind.producer in ("CAF", "Cnaf", "INSEE")

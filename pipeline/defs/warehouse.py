@@ -101,7 +101,7 @@ def register_staging(con: duckdb.DuckDBPyConnection, indicators: IndicatorSet) -
     read only below the commune (the IRIS: no file of them in raw/) may be absent.
     """
     tables = _staging_tables(con)
-    communal = {i.source for i in indicators.indicators} | {indicators.allocataires_source}
+    communal = {i.source for i in indicators.indicators if i.communal} | {indicators.allocataires_source}
     parts = []
     for source in indicators.sources:
         if source not in tables and source not in communal:

@@ -224,7 +224,7 @@ def check_published(frame: pd.DataFrame, indicators: IndicatorSet | None = None)
         unknown = sorted(set(out["indicator"].dropna().unique()) - set(indicators.ids))
         if unknown:
             problems.append(f"indicator(s) not in config/indicators.yaml: {unknown}")
-        allowed = pd.MultiIndex.from_tuples([(i.id, y) for i in indicators.indicators for y in i.years],
+        allowed = pd.MultiIndex.from_tuples([(i.id, y) for i in indicators.indicators for y in i.all_years],
                                             names=["indicator", "year"])
         pairs = pd.MultiIndex.from_arrays([out["indicator"].astype(object), out["year"]])
         off = out[out["indicator"].isin(indicators.ids) & ~pairs.isin(allowed)]
@@ -297,7 +297,11 @@ class ReportContext:
         value = [None if v != v else v for v in frame["value"].tolist()]  # NaN -> None
         self._cells = {(i, z, y): (st, v) for i, z, y, st, v in zip(indicator, zone, year, status, value)}
         present = set(indicator)
-        self._reported = [i for i in self.indicators.indicators if i.id in present]
+        # the indicators of the communes, RPE and EPCI; one published below the commune only
+        # (`communal` False) has the IRIS parts of the reports alone
+        self._reported = [i for i in self.indicators.indicators if i.id in present and i.communal]
+        self._iris_indicators = [i for i in self.indicators.indicators if i.id in
+                                 set(frame.loc[frame["level"] == "iris", "indicator"].astype(object))]
         self._last_year: dict[str, int] = {}
         self._integer_valued: dict[str, bool] = {}
         for i, y, v in zip(indicator, year, value):
@@ -331,7 +335,7 @@ class ReportContext:
         return sorted({y for i in self._reported for y in i.years})
 
     def last_year(self, indicator: Indicator) -> int:
-        return self._last_year.get(indicator.id, max(indicator.years))
+        return self._last_year.get(indicator.id, max(indicator.all_years))
 
     def integer_valued(self, indicator: Indicator) -> bool:
         """Whether every published figure of the indicator is a whole number."""
@@ -361,9 +365,12 @@ class ReportContext:
         return list(self._iris.get(commune_code, []))
 
     def iris_indicators(self) -> list[Indicator]:
-        """The reported indicators published at the IRIS level."""
-        present = set(self.published.loc[self.published["level"] == "iris", "indicator"].astype(object))
-        return [i for i in self._reported if i.id in present]
+        """The indicators published at the IRIS level (some of them there only)."""
+        return list(self._iris_indicators)
+
+    def iris_only_indicators(self) -> list[Indicator]:
+        """The indicators published at the IRIS level only (no commune, RPE or EPCI figure)."""
+        return [i for i in self._iris_indicators if not i.communal]
 
     def iris_years(self, indicator: Indicator) -> list[int]:
         """The years of the indicator's IRIS figures."""

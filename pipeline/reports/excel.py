@@ -38,6 +38,7 @@ from pipeline.reports.texts import (
     format_date,
     formula_text,
     indicator_short_name,
+    iris_row_label,
     neutralise,
     note_text,
     producer_text,
@@ -130,13 +131,13 @@ def _print_setup(ws: Worksheet, context: ReportContext, source: str, title_rows:
 def _figure_cell(ws: Worksheet, row: int, column: int, context: ReportContext, indicator: Indicator,
                  zone: Zone, year: int, number_format: str, styles: _Styles) -> None:
     symbols = context.config.symbols
-    cell_data = context.cell(indicator.id, zone.code, year) if year in indicator.years else None
+    cell_data = context.cell(indicator.id, zone.code, year) if year in indicator.all_years else None
     if cell_data is not None and cell_data[0] == "published":
         cell = ws.cell(row=row, column=column, value=float(cell_data[1]))
         styles.zone_cell(cell, zone.level, "number", number_format)
         return
     if cell_data is None:
-        symbol = symbols.out_of_period if year not in indicator.years else symbols.not_available
+        symbol = symbols.out_of_period if year not in indicator.all_years else symbols.not_available
     else:
         symbol = symbols.masked if cell_data[0] == "masked" else symbols.not_available
     styles.zone_cell(_text(ws, row, column, symbol), zone.level, "symbol")
@@ -319,7 +320,9 @@ def _iris_sheet(ws: Worksheet, context: ReportContext, commune: Zone, names: dic
     for ind in indicators:
         fmt = excel_number_format(decimals(context, ind))
         for zone in [commune, *iris]:
-            _link(_zone_text(ws, row, 1, names[ind.id], zone, styles), names[ind.id])
+            cell = _zone_text(ws, row, 1, iris_row_label(context, ind, names), zone, styles)
+            if ind.id in names:  # an indicator of the IRIS only has no sheet to link to
+                _link(cell, names[ind.id])
             _zone_text(ws, row, 2, ind.unit, zone, styles)
             _zone_text(ws, row, 3, zone.code, zone, styles)
             _zone_text(ws, row, 4, zone.name, zone, styles, indent=0 if zone.level == "commune" else 2)
@@ -344,9 +347,10 @@ def _method_sheet(ws: Worksheet, context: ReportContext, names: dict[str, str], 
     _header(ws, row, ["Indicateur", "Feuille", "Unité", "Nature", "Mode de calcul", "Producteur",
                       "Années", "Remarque"], styles)
     row += 1
-    for ind in context.reported_indicators:
-        values = [ind.label, names[ind.id], ind.unit, KIND_NAMES[ind.kind], formula_text(context, ind),
-                  producer_text(context, ind), year_span(ind.years), note_text(context, ind)]
+    for ind in [*context.reported_indicators, *context.iris_only_indicators()]:
+        sheet = names.get(ind.id, "feuilles IRIS")  # an indicator of the IRIS only: in the IRIS sheets
+        values = [ind.label, sheet, ind.unit, KIND_NAMES[ind.kind], formula_text(context, ind),
+                  producer_text(context, ind), year_span(ind.all_years), note_text(context, ind)]
         for column, value in enumerate(values, start=1):
             cell = _text(ws, row, column, value, wrap_text=True, vertical="top")
             cell.border = _BORDER

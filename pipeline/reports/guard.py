@@ -31,6 +31,7 @@ from pipeline.reports.context import FORMULA_START, ReportContext
 from pipeline.reports.excel import HEADER_CODE, HEADER_INDICATOR
 from pipeline.reports.texts import (
     decimals,
+    iris_row_label,
     parse_number,
     producers_required,
     sheet_names,
@@ -164,6 +165,8 @@ def check_workbook(path: Path, context: ReportContext) -> GuardReport:
         return report
     names = sheet_names(context)
     label_to_indicator = {names[i.id]: i for i in context.reported_indicators}
+    # an IRIS sheet names an indicator of the IRIS only by its short name (no sheet of its own)
+    iris_labels = {**label_to_indicator, **{iris_row_label(context, i, names): i for i in context.iris_only_indicators()}}
     indicator_of_sheet = {names[i.id]: i for i in context.reported_indicators}
     rpe_of_sheet = {sheet: key[4:] for key, sheet in names.items() if key.startswith("rpe:")}
     commune_of_iris_sheet = {sheet: key[5:] for key, sheet in names.items() if key.startswith("iris:")}
@@ -196,7 +199,7 @@ def check_workbook(path: Path, context: ReportContext) -> GuardReport:
             commune = commune_of_iris_sheet[sheet.name]
             published = context.published
             mine = published[(published["level"] == "iris") & (published["parent_code"] == commune)]
-            _check_rpe_sheet(report, context, sheet, commune, label_to_indicator, mine)
+            _check_rpe_sheet(report, context, sheet, commune, iris_labels, mine)
     return report
 
 
@@ -256,7 +259,7 @@ def _check_rpe_sheet(report: GuardReport, context: ReportContext, sheet: Sheet, 
         for column, year in years.items():
             where = f"{sheet.name}!{coordinate(row, column)} ({indicator.id}, {code}, {year})"
             _compare_excel(report, context, where, cells.get(column), context.cell(indicator.id, code, year),
-                           year in indicator.years)
+                           year in indicator.all_years)
             seen.add((indicator.id, code, year))
     published = context.published
     mine = expected if expected is not None else published[
@@ -379,7 +382,7 @@ def _compare_html(report: GuardReport, context: ReportContext, indicator: Indica
         report.add(f"{where}: empty cell (would read as zero)")
         return
     if expected is None:
-        if year in indicator.years:
+        if year in indicator.all_years:
             if text != context.config.symbols.not_available or "data-valeur" in td.attrs:
                 report.add(f"{where}: figure not in published.indicators must show its symbol")
         elif text != context.config.symbols.out_of_period:
@@ -458,7 +461,7 @@ def check_html(path: Path, context: ReportContext, maps_expected: bool) -> Guard
     by_indicator: dict[str, list[Node]] = {}
     for section in by_tag.get("section", []):
         by_indicator.setdefault(section.attrs.get("data-indicateur"), []).append(section)
-    for indicator in context.reported_indicators:
+    for indicator in [*context.reported_indicators, *context.iris_only_indicators()]:
         sections = by_indicator.get(indicator.id, [])
         if len(sections) != 1:
             report.add(f"{indicator.id}: expected one section, found {len(sections)}")
@@ -473,7 +476,7 @@ def check_html(path: Path, context: ReportContext, maps_expected: bool) -> Guard
             "tendance": {(c, int(y)) for c, y in zip(upper["zone_code"], upper["year"])},
             "communes": {(c, int(y)) for c, y in zip(communes["zone_code"], communes["year"])},
             "carte": None,
-        }
+        } if indicator.communal else {}  # an indicator of the IRIS only: its IRIS parts alone
         iris = mine[mine["level"] == "iris"]
         for commune in context.communes_with_iris():
             of_commune = iris[iris["parent_code"] == commune.code]

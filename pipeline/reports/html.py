@@ -96,7 +96,7 @@ def _figure_cell(context: ReportContext, indicator: Indicator, code: str, year: 
     symbols = context.config.symbols
     cell = context.cell(indicator.id, code, year)
     if cell is None:  # no row in published.indicators
-        symbol = symbols.not_available if year in indicator.years else symbols.out_of_period
+        symbol = symbols.not_available if year in indicator.all_years else symbols.out_of_period
         return f'<td class="symbole" data-annee="{year}" data-statut="absent">{_e(symbol)}</td>'
     status, value = cell
     if status == "published":
@@ -143,8 +143,34 @@ def _chart_body(chart: Chart) -> str:
 def _indicator_section(context: ReportContext, indicator: Indicator, geometry: Geometry, base: MapBase | None,
                        number: int) -> str:
     source = source_line(context, indicator)
-    year = context.last_year(indicator)
     prefix = f"g{number:02d}"
+    parts = _communal_parts(context, indicator, geometry, base, prefix, source) if indicator.communal else []
+    if indicator in context.iris_indicators():
+        years = context.iris_years(indicator)
+        for n, commune in enumerate(context.communes_with_iris(), start=1):
+            chart = iris_chart(context, indicator, commune, f"{prefix}i{n:02d}")
+            zones = [commune, *context.iris_of(commune.code)]
+            parts.append(_figure(indicator, chart.kind, chart.title, _chart_body(chart),
+                                 iris_source_line(context, indicator),
+                                 _data_table(context, indicator, zones, years, f"{commune.name} et ses IRIS")))
+    note = note_text(context, indicator)
+    facts = (
+        f'<p class="fiche">Unité : {_e(indicator.unit)} · {_e(KIND_NAMES[indicator.kind])} · années '
+        f"{_e(year_span(indicator.all_years))} · producteur : {_e(producer_text(context, indicator))}</p>"
+        f'<p class="fiche">Calcul : {_e(formula_text(context, indicator))}</p>'
+        + (f'<p class="note">{_e(note)}</p>' if note else "")
+        + f'<p class="source">{_e(source)}</p>'
+    )
+    return (
+        f'<section class="indicateur" id="{_e(indicator.id)}" data-indicateur="{_e(indicator.id)}">'
+        f"<h2>{number}. {_e(indicator.label)}</h2>{facts}{''.join(parts)}</section>"
+    )
+
+
+def _communal_parts(context: ReportContext, indicator: Indicator, geometry: Geometry, base: MapBase | None,
+                    prefix: str, source: str) -> list[str]:
+    """The trend of the EPCI and RPE, the communes' bars and their map."""
+    year = context.last_year(indicator)
     trend = trend_chart(context, indicator, f"{prefix}t")
     bars = communes_chart(context, indicator, year, f"{prefix}c")
     upper_zones = [z for z in context.zones() if z.level in ("epci", "rpe")]
@@ -165,26 +191,7 @@ def _indicator_section(context: ReportContext, indicator: Indicator, geometry: G
         body = (f'<div class="carte-absente"><p class="note-carte">Carte non disponible : '
                 f"{_e(geometry.problem)}. Voir docs/reports.md pour obtenir un fichier de contours.</p></div>")
         parts.append(_figure(indicator, "carte", f"Carte des communes en {year}", body, source))
-    if indicator in context.iris_indicators():
-        years = context.iris_years(indicator)
-        for n, commune in enumerate(context.communes_with_iris(), start=1):
-            chart = iris_chart(context, indicator, commune, f"{prefix}i{n:02d}")
-            zones = [commune, *context.iris_of(commune.code)]
-            parts.append(_figure(indicator, chart.kind, chart.title, _chart_body(chart),
-                                 iris_source_line(context, indicator),
-                                 _data_table(context, indicator, zones, years, f"{commune.name} et ses IRIS")))
-    note = note_text(context, indicator)
-    facts = (
-        f'<p class="fiche">Unité : {_e(indicator.unit)} · {_e(KIND_NAMES[indicator.kind])} · années '
-        f"{_e(year_span(indicator.years))} · producteur : {_e(producer_text(context, indicator))}</p>"
-        f'<p class="fiche">Calcul : {_e(formula_text(context, indicator))}</p>'
-        + (f'<p class="note">{_e(note)}</p>' if note else "")
-        + f'<p class="source">{_e(source)}</p>'
-    )
-    return (
-        f'<section class="indicateur" id="{_e(indicator.id)}" data-indicateur="{_e(indicator.id)}">'
-        f"<h2>{number}. {_e(indicator.label)}</h2>{facts}{''.join(parts)}</section>"
-    )
+    return parts
 
 
 def _list(items: list[str]) -> str:
@@ -224,13 +231,14 @@ def render_html(context: ReportContext, geometry: Geometry) -> str:
         ("Service responsable", study.responsible or ""),
     ]
     facts_html = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
-    toc = "".join(f'<li><a href="#{_e(i.id)}">{_e(i.label)}</a></li>' for i in indicators)
+    shown = [*indicators, *context.iris_only_indicators()]  # those of the IRIS only last
+    toc = "".join(f'<li><a href="#{_e(i.id)}">{_e(i.label)}</a></li>' for i in shown)
     base = map_base(context, geometry) if geometry.available else None  # shared by every map of the page
-    sections = "".join(_indicator_section(context, ind, geometry, base, n) for n, ind in enumerate(indicators, start=1))
+    sections = "".join(_indicator_section(context, ind, geometry, base, n) for n, ind in enumerate(shown, start=1))
     method_rows = "".join(
         f"<tr><td>{_e(i.label)}</td><td>{_e(i.unit)}</td><td>{_e(formula_text(context, i))}</td>"
-        f"<td>{_e(producer_text(context, i))}</td><td>{_e(year_span(i.years))}</td></tr>"
-        for i in indicators
+        f"<td>{_e(producer_text(context, i))}</td><td>{_e(year_span(i.all_years))}</td></tr>"
+        for i in shown
     )
     caf = study.data_provider
     return f"""<!DOCTYPE html>

@@ -160,6 +160,12 @@ def indicator_short_name(context: ReportContext, indicator: Indicator) -> str:
     return clean_sheet_name(context.config.sheet_names.get(indicator.id) or indicator.label)
 
 
+def iris_row_label(context: ReportContext, indicator: Indicator, names: dict[str, str]) -> str:
+    """How an IRIS sheet names an indicator: its sheet's name, or its short name when it is
+    published at the IRIS only (it has no sheet of its own)."""
+    return names.get(indicator.id) or indicator_short_name(context, indicator)
+
+
 def sheet_names(context: ReportContext) -> dict[str, str]:
     """key -> sheet name, unique: 'cover', 'method', each indicator id, 'rpe:<code>',
     'iris:<commune code>' (a commune cut into IRIS)."""
@@ -192,6 +198,9 @@ def measure_label(context: ReportContext, measure: str) -> str:
 
 
 def formula_text(context: ReportContext, indicator: Indicator) -> str:
+    if not indicator.communal:
+        return ("Effectif, à l'IRIS seulement (données CAF par IRIS publiées par l'Insee) : pas de chiffre "
+                "pour les communes, les RPE et l'agglomération.")
     if indicator.kind == "count":
         return (
             "Effectif. Pour un RPE et pour l'agglomération : somme des communes (ou chiffre de la "
