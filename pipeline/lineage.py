@@ -25,6 +25,7 @@ import yaml
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.classification import CONFIDENTIAL, PUBLIABLE  # noqa: F401 (re-exported)
 from pipeline.settings import PACKAGE_ROOT, Paths, project_paths
+from pipeline.tables import column_names
 
 INGEST_GROUPS = ("raw", "staging")  # one source's own tables: classified by its catalog entry
 CLASSIFICATION_TAG, ARTICLES_TAG, SOURCE_TAG = "classification", "convention_articles", "source"
@@ -151,7 +152,7 @@ def _same_columns(upstream: str, columns: list[str]) -> dict[str, list[dg.TableC
     return {c: _deps(upstream, c) for c in columns}
 
 
-PUBLISHED_COLUMNS = ["level", "zone_code", "zone_name", "parent_code", "indicator", "year", "value", "status"]
+PUBLISHED_TABLE = "published.indicators"
 
 
 def table_lineage(asset: str, staging_sources: list[str]) -> dg.TableColumnLineage | None:
@@ -188,16 +189,18 @@ def table_lineage(asset: str, staging_sources: list[str]) -> dg.TableColumnLinea
                 "status": _deps("core_indicators", "status"),
             }
         )
+    published = column_names(PUBLISHED_TABLE)  # config/tables.yaml
     if asset == "core_masking":
+        kept = [c for c in published if c in column_names("confidential.indicators") and c not in ("value", "status")]
         return dg.TableColumnLineage(
             deps_by_column={
-                **_same_columns("core_indicators", PUBLISHED_COLUMNS[:6]),
+                **_same_columns("core_indicators", kept),
                 "value": _deps("core_indicators", "value", "status", "numerator", "denominator", "allocataires"),
                 "status": _deps("core_indicators", "value", "status", "numerator", "denominator", "allocataires"),
             }
         )
     if asset == "out_indicators":
-        return dg.TableColumnLineage(deps_by_column=_same_columns("core_masking", PUBLISHED_COLUMNS + ["study_id"]))
+        return dg.TableColumnLineage(deps_by_column=_same_columns("core_masking", published))
     return None
 
 
