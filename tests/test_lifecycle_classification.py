@@ -15,6 +15,7 @@ import pytest
 from pipeline import lifecycle
 from pipeline.catalog import CatalogError, load_catalog
 from pipeline.classification import CONFIDENTIAL, PUBLIABLE, classify
+from pipeline.fingerprint import table_fingerprint
 from pipeline.lifecycle import load_study
 from tests.helpers import failure_message, query
 from tests.test_lifecycle import close_study, destroy, files_holding, persistent_instance
@@ -94,6 +95,7 @@ def test_tables_are_listed_and_destroyed_as_their_source_is_declared(two_sources
     con.execute("CREATE TABLE raw.inconnue_2020 AS SELECT 'x' AS a")  # no source of the catalog: confidential
     con.execute("CREATE TABLE published.indicators AS SELECT '62119' AS zone_code, 1.0 AS value")
     listed = {t["table"]: (t["classification"], t["at_study_end"]) for t in tables_on_disk(con)}
+    published_print = table_fingerprint(con, "published.indicators")
     con.close()
     assert listed == {
         "raw.permanences_rpe_2020": (CONFIDENTIAL, "destroy"),
@@ -113,6 +115,11 @@ def test_tables_are_listed_and_destroyed_as_their_source_is_declared(two_sources
     kept = {t["table"]: t["reason"] for t in cert["conserve"]["tables"]}
     assert set(kept) == {"raw.equipements_publics_2020", "staging.equipements_publics", "published.indicators"}
     assert "Licence Ouverte" in kept["staging.equipements_publics"]
+    # the certificate lists the published table under the one fingerprint (pipeline.fingerprint)
+    published = next(t for t in cert["conserve"]["tables"] if t["table"] == "published.indicators")
+    assert published["sha256"] == published["sha256_after"] == published_print
+    html = lifecycle.certificate_paths(study.study_id)[0].read_text(encoding="utf-8")
+    assert published_print in html
     assert query(project, "SELECT value FROM staging.equipements_publics") == [(2.0,)]
     assert files_holding(project, sentinel) == []
 
