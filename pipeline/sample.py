@@ -46,7 +46,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.writer.excel import ExcelWriter
 
-from pipeline.catalog import Catalog, Source, Vintage, load_catalog
+from pipeline.catalog import PUBLIABLE, Catalog, Source, Vintage, load_catalog
 from pipeline.settings import Paths, project_paths
 from pipeline.territory import Territory, load_territory
 
@@ -280,8 +280,10 @@ class _Sample:
 
 def sampled_sources(catalog: Catalog) -> list[Source]:
     """The sources the sample writes: those of commune-level zones (the model knows no
-    IRIS). Each year is written in its main form."""
-    return [s for s in catalog.sources.values() if s.zone_level == "commune"]
+    IRIS) that are received under the convention (a source declared `publiable` is public
+    open data, tested on fixtures of its published layout). Each year is written in its
+    main form."""
+    return [s for s in catalog.sources.values() if s.zone_level == "commune" and s.classification != PUBLIABLE]
 
 
 def _measures(v: Vintage) -> list[str]:
