@@ -17,7 +17,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipeline.catalog import CLASSIFICATIONS, CONFIDENTIAL, PUBLIABLE, Catalog, CatalogError, Source, load_catalog
+from pipeline.catalog import (
+    CLASSIFICATIONS,
+    CONFIDENTIAL,
+    PUBLIABLE,
+    Catalog,
+    CatalogError,
+    Source,
+    load_catalog,
+)
 
 __all__ = ["CLASSIFICATIONS", "CONFIDENTIAL", "PUBLIABLE", "TableClass", "classify", "load_catalog_or_none",
            "source_of_table",

@@ -18,7 +18,12 @@ from pipeline.classification import CONFIDENTIAL, PUBLIABLE, classify
 from pipeline.fingerprint import table_fingerprint
 from pipeline.lifecycle import load_study
 from tests.helpers import failure_message, query
-from tests.test_lifecycle import close_study, destroy, files_holding, persistent_instance
+from tests.test_lifecycle import (
+    close_study,
+    destroy,
+    files_holding,
+    persistent_instance,
+)
 
 TWO_SOURCES = """
   permanences_rpe:
