@@ -96,8 +96,10 @@ STAGE_FILES: dict[str, tuple[str, ...]] = {
     "warehouse": ("pipeline/defs/warehouse.py", "pipeline/indicators.py", "pipeline/sql", "config/indicators.yaml"),
     "disclosure": ("pipeline/disclosure", "pipeline/defs/disclosure.py", "config/disclosure.yaml"),
     "reports": ("pipeline/reports", "pipeline/defs/reports.py", "pipeline/compliance.py", "pipeline/defs/compliance.py",
-                "config/report.yaml", "config/governance.yaml"),
-    "lifecycle": ("pipeline/lifecycle", "pipeline/defs/lifecycle.py"),
+                "pipeline/classification.py", "config/report.yaml", "config/governance.yaml"),
+    # what is destroyed follows each source's classification in the catalog
+    "lifecycle": ("pipeline/lifecycle", "pipeline/defs/lifecycle.py", "pipeline/classification.py",
+                  "config/catalog.yaml"),
 }
 
 
