@@ -31,6 +31,10 @@ KEY_COLUMNS = ("code_zone", "nom_zone")
 MEASURE_TYPES = ("count", "decimal_count", "rate")
 SCOPES = ("territory", "departement", "france")
 LAYOUTS = ("wide", "long")
+# A source's classification (the vocabulary of config/governance.yaml): data received under
+# the convention, destroyed when the study closes, or public open data, kept.
+CONFIDENTIAL, PUBLIABLE = "confidentiel-convention-caf", "publiable"
+CLASSIFICATIONS = (CONFIDENTIAL, PUBLIABLE)
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,9 @@ class Source:
     scope: str = "territory"
     other_forms: dict[int, tuple[Vintage, ...]] = field(default_factory=dict)
     description: str = ""
+    classification: str = CONFIDENTIAL  # of its raw and staging tables
+    articles: tuple[str, ...] = ()  # the convention articles that govern them
+    licence: str | None = None  # public data: the licence they are published under
 
     @property
     def years(self) -> list[int]:
@@ -362,9 +369,20 @@ def _vintage(where: str, source_id: str, year: int, spec: dict, base_columns: di
 
 def _source(path: Path, source_id: str, spec: dict, levels: dict[str, ZoneLevel]) -> Source:
     where = f"{path}: {source_id}"
-    for key in ("title", "producer", "file_regex", "measures"):
+    for key in ("title", "producer", "file_regex", "measures", "classification"):
         if key not in spec:
-            raise CatalogError(f"{where}: no `{key}`")
+            hint = (f" (one of {', '.join(CLASSIFICATIONS)}: data received under the convention, destroyed "
+                    "when the study closes, or public open data with its `licence`)") if key == "classification" else ""
+            raise CatalogError(f"{where}: no `{key}`{hint}")
+    classification = str(spec["classification"])
+    if classification not in CLASSIFICATIONS:
+        raise CatalogError(f"{where}: classification {classification!r} must be one of {', '.join(CLASSIFICATIONS)}")
+    licence = None if spec.get("licence") is None else str(spec["licence"])
+    if classification == PUBLIABLE and not licence:
+        raise CatalogError(f"{where}: a publiable source names the `licence` its data are published under")
+    articles = tuple(str(a) for a in spec.get("articles", ()) or ())
+    if classification == CONFIDENTIAL and not articles:
+        raise CatalogError(f"{where}: a confidential source lists the convention `articles` that govern it")
     if spec.get("blank_means") not in ("secret_at_source", "missing"):
         raise CatalogError(f"{where}.blank_means must be secret_at_source or missing")
     measures = {str(name): _measure(where, str(name), m) for name, m in (spec.get("measures") or {}).items()}
@@ -398,6 +416,7 @@ def _source(path: Path, source_id: str, spec: dict, levels: dict[str, ZoneLevel]
         file_regex=str(spec["file_regex"]), blank_means=str(spec["blank_means"]),
         vintages=vintages, measures=measures, rules=rules, zone_level=level, scope=scope,
         other_forms=others, description=str(spec.get("description", spec["title"])),
+        classification=classification, articles=articles, licence=licence,
     )
 
 

@@ -21,14 +21,11 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from pipeline.classification import classify, load_catalog_or_none
 from pipeline.fingerprint import PUBLISHED_TABLE, table_digest
-from pipeline.lineage import CLASSIFICATION_TAG, CONFIDENTIAL, PUBLIABLE, repository_commit
+from pipeline.lifecycle.rules import classify_table
+from pipeline.lineage import CLASSIFICATION_TAG, repository_commit
 
-# Where each schema of the warehouse stands (what the destruction keeps is `publiable`).
-SCHEMA_CLASSIFICATION = {
-    "raw": CONFIDENTIAL, "staging": CONFIDENTIAL, "confidential": CONFIDENTIAL,
-    "published": PUBLIABLE, "lineage": PUBLIABLE,
-}
 AUDIT = ("core_masking", "audit_secret_statistique")
 JSON_NAME, PAGE_NAME = "manifeste_conformite.json", "manifeste_conformite.md"
 
@@ -67,10 +64,14 @@ def tables_on_disk(con: duckdb.DuckDBPyConnection) -> list[dict]:
         "SELECT table_schema, table_name, table_type FROM information_schema.tables "
         "WHERE table_catalog = current_database() ORDER BY 1, 2"
     ).fetchall()
-    return [
-        {"table": f"{schema}.{name}", "type": kind.lower(), "classification": SCHEMA_CLASSIFICATION.get(schema, CONFIDENTIAL)}
-        for schema, name, kind in rows
-    ]
+    catalog = load_catalog_or_none()  # unreadable: every source table confidential
+    out = []
+    for schema, name, kind in rows:
+        # the same classification as the lineage tags and the destruction (pipeline.classification)
+        table = classify(schema, name, catalog)
+        out.append({"table": f"{schema}.{name}", "type": kind.lower(), "classification": table.classification,
+                    "source": table.source, "at_study_end": classify_table(schema, name, catalog)[0]})
+    return out
 
 
 def _published_fingerprint(con: duckdb.DuckDBPyConnection) -> dict:
@@ -218,8 +219,11 @@ def render_page(m: dict) -> str:
               for f in chain["raw_files"]],
             "",
         ]
-    lines += ["## Tables présentes dans l'entrepôt", "", "| table | type | classification |", "|---|---|---|"]
-    lines += [f"| `{t['table']}` | {t['type']} | {t['classification']} |" for t in m["tables_on_disk"]]
+    at_end = {"destroy": "détruite", "keep": "conservée", "reduce": "réduite"}
+    lines += ["## Tables présentes dans l'entrepôt", "", "| table | type | classification | à la clôture de l'étude |",
+              "|---|---|---|---|"]
+    lines += [f"| `{t['table']}` | {t['type']} | {t['classification']} | {at_end.get(t.get('at_study_end'), '')} |"
+              for t in m["tables_on_disk"]]
     lines += ["", "## Étapes (assets Dagster)", "",
               "| étape | groupe | classification | articles | sources | responsable | version du code | dernière exécution |",
               "|---|---|---|---|---|---|---|---|"]

@@ -22,10 +22,12 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from pipeline.catalog import load_catalog
+from pipeline.catalog import Catalog, load_catalog
+from pipeline.classification import CONFIDENTIAL, PUBLIABLE  # noqa: F401 (re-exported)
 from pipeline.settings import PACKAGE_ROOT, Paths, project_paths
+from pipeline.tables import column_names
 
-CONFIDENTIAL, PUBLIABLE = "confidentiel-convention-caf", "publiable"
+INGEST_GROUPS = ("raw", "staging")  # one source's own tables: classified by its catalog entry
 CLASSIFICATION_TAG, ARTICLES_TAG, SOURCE_TAG = "classification", "convention_articles", "source"
 
 
@@ -46,10 +48,18 @@ class Governance:
     groups: dict[str, Rule]
     assets: dict[str, Rule]
 
-    def rule_for(self, key: dg.AssetKey, group: str | None) -> Rule:
+    def rule_for(self, key: dg.AssetKey, group: str | None, catalog: Catalog | None = None) -> Rule:
+        """An exception of governance.yaml; else, for a source's raw_ and stg_ assets, the
+        source's declaration in the catalog; else the stage's rule."""
         name = key.to_user_string()
         if name in self.assets:
             return self.assets[name]
+        if group in INGEST_GROUPS:
+            source_id = name.removeprefix("raw_" if group == "raw" else "stg_")
+            source = (catalog or load_catalog()).sources.get(source_id)
+            if source is None:
+                raise GovernanceError(f"asset {name}: no source {source_id!r} in config/catalog.yaml to classify it")
+            return Rule(source.classification, source.articles)
         if group in self.groups:
             return self.groups[group]
         raise GovernanceError(f"config/governance.yaml classifies neither asset {name} nor its group {group}")
@@ -86,8 +96,10 @@ STAGE_FILES: dict[str, tuple[str, ...]] = {
     "warehouse": ("pipeline/defs/warehouse.py", "pipeline/indicators.py", "pipeline/sql", "config/indicators.yaml"),
     "disclosure": ("pipeline/disclosure", "pipeline/defs/disclosure.py", "config/disclosure.yaml"),
     "reports": ("pipeline/reports", "pipeline/defs/reports.py", "pipeline/compliance.py", "pipeline/defs/compliance.py",
-                "config/report.yaml", "config/governance.yaml"),
-    "lifecycle": ("pipeline/lifecycle", "pipeline/defs/lifecycle.py"),
+                "pipeline/classification.py", "config/report.yaml", "config/governance.yaml"),
+    # what is destroyed follows each source's classification in the catalog
+    "lifecycle": ("pipeline/lifecycle", "pipeline/defs/lifecycle.py", "pipeline/classification.py",
+                  "config/catalog.yaml"),
 }
 
 
@@ -142,7 +154,7 @@ def _same_columns(upstream: str, columns: list[str]) -> dict[str, list[dg.TableC
     return {c: _deps(upstream, c) for c in columns}
 
 
-PUBLISHED_COLUMNS = ["level", "zone_code", "zone_name", "parent_code", "indicator", "year", "value", "status"]
+PUBLISHED_TABLE = "published.indicators"
 
 
 def table_lineage(asset: str, staging_sources: list[str]) -> dg.TableColumnLineage | None:
@@ -179,16 +191,18 @@ def table_lineage(asset: str, staging_sources: list[str]) -> dg.TableColumnLinea
                 "status": _deps("core_indicators", "status"),
             }
         )
+    published = column_names(PUBLISHED_TABLE)  # config/tables.yaml
     if asset == "core_masking":
+        kept = [c for c in published if c in column_names("confidential.indicators") and c not in ("value", "status")]
         return dg.TableColumnLineage(
             deps_by_column={
-                **_same_columns("core_indicators", PUBLISHED_COLUMNS[:6]),
+                **_same_columns("core_indicators", kept),
                 "value": _deps("core_indicators", "value", "status", "numerator", "denominator", "allocataires"),
                 "status": _deps("core_indicators", "value", "status", "numerator", "denominator", "allocataires"),
             }
         )
     if asset == "out_indicators":
-        return dg.TableColumnLineage(deps_by_column=_same_columns("core_masking", PUBLISHED_COLUMNS + ["study_id"]))
+        return dg.TableColumnLineage(deps_by_column=_same_columns("core_masking", published))
     return None
 
 
@@ -208,6 +222,7 @@ def producers_by_asset(graph) -> dict[dg.AssetKey, set[str]]:
 def apply_governance(defs: dg.Definitions) -> dg.Definitions:
     """The definitions with owners, tags, code versions and column lineage on every asset."""
     governance = load_governance()
+    catalog = load_catalog()
     graph = defs.resolve_asset_graph()
     producers = producers_by_asset(graph)
     # the staging tables the indicators read (a declared source no indicator uses is not one)
@@ -217,7 +232,7 @@ def apply_governance(defs: dg.Definitions) -> dg.Definitions:
                              if k.to_user_string().startswith("stg_"))
 
     def govern(spec: dg.AssetSpec) -> dg.AssetSpec:
-        rule = governance.rule_for(spec.key, spec.group_name)
+        rule = governance.rule_for(spec.key, spec.group_name, catalog)
         tags = {
             **spec.tags,
             CLASSIFICATION_TAG: rule.classification,

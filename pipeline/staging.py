@@ -22,13 +22,12 @@ import pandas as pd
 
 from pipeline.catalog import Catalog, Source, Vintage
 from pipeline.extract import FILE_COLUMN, ROW_COLUMN, SHEET_COLUMN, _match_labels
+from pipeline.tables import STAGING_PATTERN, column_names
 from pipeline.territory import Territory
 
 REPORTED, SECRET, MISSING = "reported", "secret_at_source", "missing"
 ZONE_COLUMNS = ("code_zone", "nom_zone")
-STAGING_COLUMNS = [
-    "source", "year", "level", "zone_code", "measure", "value", "flag", "file_name", "sheet", "source_row",
-]
+STAGING_COLUMNS = column_names(STAGING_PATTERN)  # declared, and described, in config/tables.yaml
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 

@@ -19,6 +19,8 @@ NEW_SOURCE = """
   permanences_rpe:
     title: "Permanences des relais (source ajoutée par configuration)"
     producer: CAF
+    classification: confidentiel-convention-caf
+    articles: [art-2, art-4]
     file_regex: '(?i)^permanences_rpe_\\d{4}\\.csv$'
     blank_means: secret_at_source
     measures:

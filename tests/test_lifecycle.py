@@ -332,6 +332,13 @@ def test_destruction_end_to_end(project, monkeypatch):
 
     published = published_snapshot(project)
     reports = tree_digest(project / "reports")
+    # one fingerprint of the published table: out_indicators' metadata, the reports' "Version des
+    # données", the manifest; the certificate must list the same (checked below)
+    fingerprint = instance.get_latest_materialization_event(
+        dg.AssetKey("out_indicators")).asset_materialization.metadata["fingerprint"].value
+    manifest = json.loads((project / "reports" / "manifeste_conformite.json").read_text(encoding="utf-8"))
+    assert manifest["published_table"]["fingerprint"] == fingerprint
+    assert any(fingerprint[:12] in p.read_text(encoding="utf-8") for p in (project / "reports").glob("*.html"))
     graph = defs.resolve_asset_graph()
     purged = set(lifecycle.purged_asset_keys(graph))
     assert dg.AssetKey("raw_bca") in purged and dg.AssetKey("stg_bca") in purged
@@ -384,6 +391,8 @@ def test_destruction_end_to_end(project, monkeypatch):
     assert "Service Petite Enfance (test)" in page and study.study_id in page
     destroyed_files = {Path(f["path"]).name: f["sha256"] for f in cert["detruit"]["fichiers_bruts"]}
     assert destroyed_files == raw_digest
+    kept_published = next(t for t in cert["conserve"]["tables"] if t["table"] == "published.indicators")
+    assert kept_published["sha256"] == kept_published["sha256_after"] == fingerprint and fingerprint in page
     tables = {t["table"] for t in cert["detruit"]["tables"]}
     assert "raw.bca_2017" in tables and "staging.bca" in tables and "confidential.indicators" in tables
     scan = cert["controle_de_non_persistance"]

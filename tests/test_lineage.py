@@ -50,10 +50,23 @@ def test_published_assets_reach_only_publishable_assets_downstream():
 
 
 def test_every_asset_holding_caf_data_is_tagged_confidential():
+    """The ingest assets as their source is declared in the catalog (public open data may be
+    `publiable`); everything computed from the sources before the audit, confidential."""
+    from pipeline.catalog import load_catalog
+
+    sources = load_catalog().sources
     for key in KEYS:
-        node = GRAPH.get(key)
-        if node.group_name in ("raw", "staging", "warehouse") or key.to_user_string() == "core_masking":
+        node, name = GRAPH.get(key), key.to_user_string()
+        if node.group_name in ("raw", "staging"):
+            source = sources[name.split("_", 1)[1]]
+            assert node.tags["classification"] == source.classification, key
+            if source.classification == PUBLIABLE:
+                # public data, and nothing confidential computed from it (no indicator reads it)
+                assert source.licence and all(GRAPH.get(c).tags["classification"] == PUBLIABLE
+                                              for c in node.child_keys), key
+        if node.group_name == "warehouse" or name == "core_masking":
             assert node.tags["classification"] == CONFIDENTIAL, key
+    assert any(s.classification == CONFIDENTIAL for s in sources.values())
 
 
 def test_reports_never_depend_directly_on_a_confidential_asset():

@@ -216,3 +216,70 @@ def test_data_caf_coverage_rate_reads_the_rate_and_declares_the_counts_absent():
     # another department and Corsica (one over 100 %, never clamped) left out; other years too
     assert staged.rows_outside_territory == 2 and staged.other_year_rows == 12
     assert set(staged.wide["code_zone"]) == {"62119", "62178"}
+
+
+# ---- data.caf.fr's first portal: children with AEEH by commune (2011-2014) ---------------------
+
+CAF_OPEN = FIXTURES / "caf_open_com"
+AEEH_FILES = {2011: "enfantAEEH2011.csv", 2012: "enfantAEEH2012.csv", 2013: "AEEHEnfCom2013.csv",
+              2014: "enfantAEEH2014.csv"}
+
+
+@pytest.mark.parametrize("year", sorted(AEEH_FILES))
+def test_data_caf_aeeh_by_commune_validates_as_published(year):
+    path = CAF_OPEN / AEEH_FILES[year]
+    data = path.read_bytes()
+    assert data.startswith(b"Communes;Codes_Insee;NB_enfant_AEEH;AEEH_0A2;AEEH_3A5;AEEH_6A11;AEEH_12A15;"
+                           b"AEEH_16A17;AEEH_18A20\r\n")
+    assert b";99999;" in data.split(b"\r\n")[1] and b";XXXXX;" in data.split(b"\r\n")[2]
+    assert b"; ;" in data  # a blank is a single space
+    assert [v.year for v, _ in vintages_in_file(path, load_catalog())] == [year]
+    table, staged, report = staged_year(path, "caf_aeeh_com", year)
+    assert report.passed, report.to_error()
+    k = year - 2010
+    got = values(staged)
+    assert got[("62119", "enfants_aeeh")] == (60.0 + k, REPORTED)
+    assert got[("62119", "aeeh_0_2_ans")] == (5.0 + k, REPORTED)
+    # a blank ' ': the CAF's secret, never a zero
+    assert got[("62178", "aeeh_0_2_ans")] == (None, SECRET)
+    assert {got[("62028", m)] for m in ("enfants_aeeh", "aeeh_0_2_ans", "aeeh_3_5_ans")} == {(None, SECRET)}
+    # residents abroad and unknown commune dropped as technical rows; 01001 and 2A004 left out
+    assert staged.technical_rows == 2 and staged.rows_outside_territory == 2
+    # the columns the catalog does not read stay in the raw copy
+    assert {"AEEH_6A11", "AEEH_18A20"} <= set(table.extra_columns)
+
+
+def test_data_caf_aeeh_files_are_public_and_kept_at_the_end_of_the_study():
+    from pipeline.classification import PUBLIABLE, classify
+    from pipeline.lifecycle import classify_table
+
+    assert classify("staging", "caf_aeeh_com").classification == PUBLIABLE
+    assert classify_table("raw", "caf_aeeh_com_2014")[0] == "keep"
+
+
+# ---- INSEE births, wide national file (base_naissances_<year>.csv) ---------------------------
+
+NAISSANCES_WIDE = FIXTURES / "insee_naissances" / "base_naissances_2021.csv"
+
+
+def test_insee_wide_births_file_is_read_for_every_annex_year():
+    data = NAISSANCES_WIDE.read_bytes()
+    assert data.startswith(b"CODGEO;NAISD14;NAISD15;NAISD16;NAISD17;NAISD18;NAISD19;NAISD20;NAISD21\n")
+    found = vintages_in_file(NAISSANCES_WIDE, load_catalog())
+    assert sorted(v.year for v, _ in found) == [2017, 2018, 2019, 2020]
+    for year in (2017, 2018, 2019, 2020):
+        _, staged, report = staged_year(NAISSANCES_WIDE, "naissances", year)
+        assert report.passed, report.to_error()
+        got = values(staged)
+        assert got[("62119", "naissances")] == (300.0 + year % 100, REPORTED)
+        assert got[("62028", "naissances")] == (5.0 + year % 100, REPORTED)
+        # 01001, Corsica, Paris and two of its arrondissements: outside the territory, counted
+        assert staged.rows_outside_territory == 5
+        assert set(staged.wide["code_zone"]) == {"62119", "62178", "62028"}
+
+
+def test_validate_cli_takes_the_other_published_files_unedited(tmp_path, capsys):
+    files = [shutil.copy2(p, tmp_path / p.name)
+             for p in [NAISSANCES_WIDE, *sorted(CAF_OPEN.glob("*.csv"))]]
+    assert main(["validate", *map(str, files)]) == 0
+    assert "5 of 5 file(s) valid" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Tests of the sample-data generator (pipeline/sample.py).
+"""Tests of the sample-data generator (the package pipeline/sample/).
 
 The files are read back here with python-calamine and plain byte/text parsing, the way
 an ingest would, so that the tests catch a generator that drifts from the catalog, from

@@ -26,6 +26,7 @@ from pipeline.frames import as_text, read_compact
 from pipeline.indicators import load_indicators
 from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction, write_table
 from pipeline.study import load_study
+from pipeline.tables import column_schema, column_schema_metadata
 from pipeline.territory import infra_zones, load_territory
 
 CANDIDATE_TABLE = "confidential.published_candidate"
@@ -40,14 +41,7 @@ def table_sha256(frame: pd.DataFrame) -> str:
     return hashlib.sha256(ordered.to_csv(index=False).encode("utf-8")).hexdigest()
 
 
-def _schema(columns: dict[str, str]) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns.items()])
-
-
-PUBLISHED_SCHEMA = _schema(
-    {"level": "VARCHAR", "zone_code": "VARCHAR", "zone_name": "VARCHAR", "parent_code": "VARCHAR",
-     "indicator": "VARCHAR", "year": "INTEGER", "value": "DOUBLE", "status": "VARCHAR", "study_id": "VARCHAR"}
-)
+PUBLISHED_SCHEMA = column_schema(PUBLISHED_TABLE)  # columns and their descriptions: config/tables.yaml
 
 
 @dg.asset(
@@ -65,7 +59,7 @@ PUBLISHED_SCHEMA = _schema(
             "masked cells of a relation can be pinned or proven below the threshold (art. 4).",
         )
     ],
-    metadata={"dagster/table_name": CANDIDATE_TABLE, "dagster/column_schema": PUBLISHED_SCHEMA},
+    metadata=column_schema_metadata(CANDIDATE_TABLE),
 )
 def core_masking(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Masking decisions on confidential.indicators (primary and secondary suppression, policy

@@ -33,6 +33,7 @@ from pipeline.lifecycle import assert_ingest_allowed
 from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction, write_rows, write_table
 from pipeline.settings import project_paths
 from pipeline.staging import stage
+from pipeline.tables import STAGING_PATTERN, column_schema, raw_column_schema
 from pipeline.territory import TerritoryError, load_territory
 from pipeline.validation import validate
 
@@ -49,17 +50,7 @@ def _failure(exc: Exception) -> dg.Failure:
     return dg.Failure(description=str(exc), allow_retries=False)
 
 
-def _column_schema(columns: dict[str, str]) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns.items()])
-
-
-STAGING_SCHEMA = _column_schema(
-    {
-        "source": "VARCHAR", "year": "INTEGER", "level": "VARCHAR", "zone_code": "VARCHAR",
-        "measure": "VARCHAR", "value": "DOUBLE", "flag": "VARCHAR", "file_name": "VARCHAR",
-        "sheet": "VARCHAR", "source_row": "INTEGER",
-    }
-)
+STAGING_SCHEMA = column_schema(STAGING_PATTERN)  # columns and their descriptions: config/tables.yaml
 
 
 def year_partitions(source_id: str) -> dg.DynamicPartitionsDefinition:
@@ -124,7 +115,8 @@ def _build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
         tags=tags,
         description=f"{source.title}: faithful text copy of the file the {source.producer} sent, "
         f"one table per year (raw.{source.id}_<year>), fingerprinted in the ingest ledger.",
-        metadata={"catalog": "config/catalog.yaml", "source_id": source.id},
+        metadata={"catalog": "config/catalog.yaml", "source_id": source.id,
+                  "dagster/column_schema": raw_column_schema(source)},
     )
     def raw_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         assert_ingest_allowed()  # a closed or destroyed study refuses any new CAF data (convention art. 2, 7)
@@ -185,9 +177,7 @@ def _build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
                     "warnings": table.warnings,
                     "dagster/row_count": len(table.frame),
                     "dagster/table_name": raw_table_name(source.id, year),
-                    "dagster/column_schema": _column_schema(
-                        {c: ("INTEGER" if c == "_row" else "VARCHAR") for c in table.frame.columns}
-                    ),
+                    "dagster/column_schema": raw_column_schema(source, list(table.frame.columns)),
                 },
                 partition_key=str(year),
             )

@@ -24,6 +24,7 @@ import pandas as pd
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.indicators import IndicatorSet, load_indicators
 from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction
+from pipeline.tables import column_schema_metadata, described_schema
 from pipeline.territory import Territory, infra_zones, load_territory
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -384,8 +385,7 @@ def _content_hash(con: duckdb.DuckDBPyConnection, table: str) -> str:
 
 
 def _schema(con: duckdb.DuckDBPyConnection, table: str) -> dg.TableSchema:
-    rows = con.execute(f"DESCRIBE {table}").fetchall()
-    return dg.TableSchema(columns=[dg.TableColumn(name=r[0], type=str(r[1])) for r in rows])
+    return described_schema(con, table)  # each column described from config/tables.yaml
 
 
 def _table_metadata(con: duckdb.DuckDBPyConnection, table: str, count_columns: tuple[str, ...]) -> dict:
@@ -425,7 +425,7 @@ def _current_indicators() -> IndicatorSet:
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
     deps=[staging_asset_key(s) for s in _DECLARED_SOURCES],
-    metadata={"dagster/table_name": INPUTS_TABLE},
+    metadata=column_schema_metadata(INPUTS_TABLE),
 )
 def core_indicator_inputs(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Measures per commune, RPE and EPCI and year (confidential.indicator_inputs), summed from the staging tables of the CAF, Cnaf and INSEE files, with the CAF's zone figures where a commune is blank."""
@@ -453,7 +453,7 @@ def core_indicator_inputs(context: dg.AssetExecutionContext, warehouse: Warehous
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
     deps=[core_indicator_inputs],
-    metadata={"dagster/table_name": INDICATORS_TABLE},
+    metadata=column_schema_metadata(INDICATORS_TABLE),
 )
 def core_indicators(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The 12 indicators of the convention per level, zone and year (confidential.indicators, long; wide views confidential.indicators_wide_commune|rpe|epci), computed from core_indicator_inputs."""
@@ -479,7 +479,7 @@ def core_indicators(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
     deps=[core_indicators],
-    metadata={"dagster/table_name": EVOLUTION_TABLE},
+    metadata=column_schema_metadata(EVOLUTION_TABLE),
 )
 def core_indicators_evolution(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Change from the first to the last year (absolute and %) of each count indicator per zone (confidential.indicators_evolution), computed from known values of core_indicators only."""

@@ -1,9 +1,11 @@
 """What is destroyed, kept or reduced at the end of the study: rules, not lists of tables.
 
-DuckDB schemas `raw`, `staging` and `confidential` are destroyed, `published` kept, the
-ingest ledger reduced to the proof of what was received; any other table is destroyed (a
-table is kept only for a stated reason). In Dagster, the assets tagged
-`classification: confidentiel-convention-caf` or writing a table of a destroyed schema are
+A source's own tables (`raw.<source>_<year>`, `staging.<source>`) follow the classification
+its entry of `config/catalog.yaml` declares (`pipeline.classification`): destroyed if
+confidential, kept if it is public open data. The `confidential` schema is destroyed,
+`published` kept, the ingest ledger reduced to the proof of what was received; any other
+table is destroyed (a table is kept only for a stated reason). In Dagster, the assets tagged
+`classification: confidentiel-convention-caf` or writing a table that is destroyed are
 purged.
 """
 
@@ -11,9 +13,11 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pipeline.catalog import Catalog
+from pipeline.classification import CONFIDENTIAL, PUBLIABLE, SOURCE_SCHEMAS, classify
+
 LIFECYCLE_GROUP = "lifecycle"
 CLASSIFICATION_TAG = "classification"
-CONFIDENTIAL = "confidentiel-convention-caf"  # the tag of the ingest assets (pipeline.defs.ingest)
 
 DESTROYED_SCHEMAS = ("raw", "staging", "confidential")
 KEPT_SCHEMAS = {
@@ -31,9 +35,18 @@ REPORT_REASON = "documents de l'étude destinés aux comités et à la CAF (art.
 CERTIFICATE_REASON = "le présent procès-verbal et son double JSON"
 
 
-def classify_table(schema: str, table: str) -> tuple[str, str]:
+def classify_table(schema: str, table: str, catalog: Catalog | None = None) -> tuple[str, str]:
     """('destroy' | 'keep' | 'reduce', reason) for one table of the warehouse."""
     name = f"{schema}.{table}"
+    if schema in SOURCE_SCHEMAS:
+        declared = classify(schema, table, catalog)
+        if declared.classification == PUBLIABLE:
+            return "keep", (f"source {declared.source} déclarée publiable dans config/catalog.yaml : données publiques "
+                            f"de {declared.producer} ({declared.licence}), hors du champ de la convention")
+        if declared.source:
+            return "destroy", (f"source {declared.source} ({declared.producer}) déclarée {CONFIDENTIAL} dans "
+                               f"config/catalog.yaml : données reçues au titre de la convention (art. 2)")
+        return "destroy", f"schéma {schema} : table d'aucune source du catalogue, détruite par défaut (art. 2)"
     if schema in DESTROYED_SCHEMAS:
         return "destroy", f"schéma {schema} : données reçues de la CAF ou calculées à partir d'elles (art. 2)"
     if name in REDUCED_TABLES:
@@ -54,8 +67,8 @@ def purged_asset_keys(graph) -> dict[dg.AssetKey, str]:
         table = str((node.metadata or {}).get("dagster/table_name", "") or "")
         if (node.tags or {}).get(CLASSIFICATION_TAG) == CONFIDENTIAL:
             out[key] = f"étiqueté classification={CONFIDENTIAL}"
-        elif table.split(".")[0] in DESTROYED_SCHEMAS and "." in table:
-            out[key] = f"écrit {table}, schéma détruit"
+        elif "." in table and classify_table(*table.split(".", 1))[0] == "destroy":
+            out[key] = f"écrit {table}, table détruite"
     return out
 
 

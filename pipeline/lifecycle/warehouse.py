@@ -11,6 +11,8 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.classification import load_catalog_or_none
+from pipeline.fingerprint import table_digest as _fingerprint_digest
 from pipeline.lifecycle.gate import DestructionError
 from pipeline.lifecycle.rules import REDUCED_TABLES, classify_table
 from pipeline.lifecycle.scanner import Sentinel
@@ -68,12 +70,9 @@ def _qualified(schema: str, table: str, catalog: str | None = None) -> str:
 
 
 def table_digest(con: duckdb.DuckDBPyConnection, qualified: str) -> tuple[int, str]:
-    """(rows, sha256 of the rows as text, sorted): the fingerprint of a table's content."""
-    rows, digest = con.execute(
-        f"SELECT count(*), sha256(coalesce(string_agg(CAST(t AS VARCHAR), chr(10) ORDER BY CAST(t AS VARCHAR)), '')) "
-        f"FROM {qualified} t"
-    ).fetchone()
-    return int(rows), str(digest)
+    """(rows, fingerprint) of a table: `pipeline.fingerprint`'s, so that the certificate lists
+    the published table under the fingerprint its metadata, the reports and the manifest give."""
+    return _fingerprint_digest(con, qualified)
 
 
 def warehouse_inventory(con: duckdb.DuckDBPyConnection) -> dict:
@@ -87,8 +86,9 @@ def warehouse_inventory(con: duckdb.DuckDBPyConnection) -> dict:
     ).fetchall()
     out: dict[str, list] = {"tables_destroyed": [], "tables_kept": [], "tables_reduced": [], "views_destroyed": [],
                             "views_kept": []}
+    catalog = load_catalog_or_none()  # read once: each source's tables follow its declaration
     for schema, table, n_columns in tables:
-        action, reason = classify_table(schema, table)
+        action, reason = classify_table(schema, table, catalog)
         rows, digest = table_digest(con, _qualified(schema, table))
         item = {"table": f"{schema}.{table}", "rows": rows, "columns": int(n_columns), "sha256": digest,
                 "reason": reason}
@@ -100,7 +100,7 @@ def warehouse_inventory(con: duckdb.DuckDBPyConnection) -> dict:
             item.update(columns_kept=keep, columns_removed=[c for c in columns if c not in keep])
         out[{"destroy": "tables_destroyed", "keep": "tables_kept", "reduce": "tables_reduced"}[action]].append(item)
     for schema, view in views:
-        action, reason = classify_table(schema, view)
+        action, reason = classify_table(schema, view, catalog)
         key = "views_kept" if action == "keep" else "views_destroyed"
         out[key].append({"view": f"{schema}.{view}", "reason": reason})
     return out
@@ -138,12 +138,13 @@ def derive_sentinels(con: duckdb.DuckDBPyConnection, exclude: Callable[[str], bo
 def kept_text_values(con: duckdb.DuckDBPyConnection) -> set[str]:
     """Every text value of what is kept (published tables, reduced ledger columns)."""
     values: set[str] = set()
+    catalog = load_catalog_or_none()
     for schema, table, column in con.execute(
         "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
         "WHERE data_type = 'VARCHAR' AND database_name = current_database()"
     ).fetchall():
         name = f"{schema}.{table}"
-        action, _ = classify_table(schema, table)
+        action, _ = classify_table(schema, table, catalog)
         if action == "keep" or (action == "reduce" and column in REDUCED_TABLES[name][0]):
             values.update(v for (v,) in con.execute(
                 f"SELECT DISTINCT trim({_q(column)}) FROM {_qualified(schema, table)} WHERE {_q(column)} IS NOT NULL"

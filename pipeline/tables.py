@@ -1,0 +1,194 @@
+"""The columns of the tables the pipeline writes, declared once in `config/tables.yaml`
+with a French and an English description each.
+
+What belongs here: reading that file, the column lists the code needs (the published
+table's, the staging tables'), and the column schemas shown in the Dagster UI
+(`dagster/column_schema`, every column described): declared ones for the asset
+definitions, and the ones of a table as written, checked against the declaration (a
+column the declaration lacks fails loudly: a reviewer must never meet an undescribed
+column). The raw copies' columns are the files' own labels, described from
+`config/catalog.yaml`.
+
+Nothing here reads a value of the data: names and types only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from pipeline.settings import PACKAGE_ROOT, project_paths
+
+RAW_PATTERN, STAGING_PATTERN = "raw.*", "staging.*"
+
+
+class TablesError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    fr: str
+    en: str
+
+    @property
+    def description(self) -> str:
+        """What the UI shows: the French, then the English."""
+        return f"{self.fr} — EN: {self.en}"
+
+
+def _path() -> Path:
+    """The project's description, else the one shipped beside the code (the columns are the
+    code's; a project may reword their descriptions)."""
+    path = project_paths().config / "tables.yaml"
+    return path if path.exists() else PACKAGE_ROOT / "config" / "tables.yaml"
+
+
+@cache
+def _load(path: Path, mtime: float) -> dict:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TablesError(f"{path}: the description of the tables' columns is missing") from None
+    except yaml.YAMLError as exc:
+        raise TablesError(f"{path}: not valid YAML ({exc})") from None
+    return doc.get("tables") or {}
+
+
+def _tables() -> dict:
+    path = _path()
+    return _load(path, path.stat().st_mtime if path.exists() else 0.0)
+
+
+def _entry(table: str) -> tuple[str, dict]:
+    tables = _tables()
+    if table in tables:
+        return table, tables[table]
+    schema = table.split(".", 1)[0]
+    pattern = f"{schema}.*"
+    if pattern in tables:
+        return pattern, tables[pattern]
+    raise TablesError(f"{_path()}: the table {table} is not described (add it under `tables`)")
+
+
+def table_description(table: str) -> tuple[str, str]:
+    """(fr, en) description of a table."""
+    _, entry = _entry(table)
+    text = entry.get("description") or {}
+    return str(text.get("fr", "")), str(text.get("en", ""))
+
+
+def columns(table: str) -> list[Column]:
+    """The declared columns of a table, in order."""
+    name, entry = _entry(table)
+    if "same_columns_as" in entry:
+        return columns(str(entry["same_columns_as"]))
+    out = []
+    for column, spec in (entry.get("columns") or {}).items():
+        spec = spec or {}
+        if "same_as" in spec:
+            spec = {**_column(str(spec["same_as"]), str(column)), **{k: v for k, v in spec.items() if k != "same_as"}}
+        for key in ("type", "fr", "en"):
+            if not str(spec.get(key, "")).strip():
+                raise TablesError(f"{_path()}: {name}.{column} has no `{key}`")
+        out.append(Column(str(column), str(spec["type"]), str(spec["fr"]).strip(), str(spec["en"]).strip()))
+    return out
+
+
+def _column(table: str, column: str) -> dict:
+    for c in columns(table):
+        if c.name == column:
+            return {"type": c.type, "fr": c.fr, "en": c.en}
+    raise TablesError(f"{_path()}: {table} has no column {column} to refer to")
+
+
+def column_names(table: str) -> list[str]:
+    return [c.name for c in columns(table)]
+
+
+def _schema(cols: list[Column]):
+    import dagster as dg
+
+    return dg.TableSchema(columns=[dg.TableColumn(name=c.name, type=c.type, description=c.description) for c in cols])
+
+
+def column_schema(table: str):
+    """The declared columns as a Dagster table schema, each column described."""
+    return _schema(columns(table))
+
+
+def column_schema_metadata(table: str) -> dict:
+    """An asset's definition metadata: its table's name and described column schema."""
+    return {"dagster/table_name": table, "dagster/column_schema": column_schema(table)}
+
+
+def described_schema(con, table: str):
+    """The schema of a table as written (DuckDB's types), every column described from the
+    declaration; a column the declaration lacks fails with a message saying where to add it."""
+    declared = {c.name: c for c in columns(table)}
+    written = con.execute(f"DESCRIBE {table}").fetchall()
+    undeclared = [row[0] for row in written if row[0] not in declared]
+    if undeclared:
+        raise TablesError(f"{table} has column(s) {undeclared} that {_path()} does not describe: describe them there")
+    return _schema([Column(row[0], str(row[1]), declared[row[0]].fr, declared[row[0]].en) for row in written])
+
+
+# -- the raw copies: the files' own columns -------------------------------------------------
+
+def _raw_roles(source) -> dict[str, Column]:
+    """Each label a vintage of `source` declares, described by what it holds."""
+    _, entry = _entry(RAW_PATTERN)
+    template, roles = entry["file_column"], entry["roles"]
+
+    def role(key: str) -> tuple[str, str]:
+        return str(roles[key]["fr"]), str(roles[key]["en"])
+
+    out: dict[str, Column] = {}
+
+    def add(label: str, fr_meaning: str, name: str) -> None:
+        if label not in out:
+            out[label] = Column(label, "VARCHAR", template["fr"].format(label=fr_meaning, name=name),
+                                template["en"].format(label=fr_meaning, name=name))
+
+    for vintage in source.all_vintages:
+        for label, canonical in vintage.columns.items():
+            if canonical in ("code_zone", "nom_zone"):
+                add(label, role(canonical)[0], role(canonical)[1])
+            elif label == vintage.year_column:
+                add(label, role("period")[0], role("period")[1])
+            else:
+                spec = source.measures.get(canonical)
+                add(label, spec.label if spec else canonical, canonical)
+        if vintage.long:
+            long = vintage.long
+            for label, key in ((long.period, "period"), (long.measure, "measure_code"), (long.value, "value"),
+                               (long.status, "status")):
+                if label:
+                    add(label, role(key)[0], role(key)[1])
+        for label in vintage.filters:
+            add(label, role("filter")[0], role("filter")[1])
+    return out
+
+
+def raw_columns(source, labels: list[str] | None = None) -> list[Column]:
+    """The columns of a raw copy of `source`: `labels` as written (a file's own, in its
+    order), or every label the catalog declares for it; then the provenance columns."""
+    declared = _raw_roles(source)
+    _, entry = _entry(RAW_PATTERN)
+    provenance = columns(RAW_PATTERN)
+    names = {c.name for c in provenance}
+    undeclared = entry["undeclared_column"]
+    if labels is None:
+        labels = list(declared)
+    out = [declared.get(label) or Column(label, "VARCHAR", undeclared["fr"], undeclared["en"])
+           for label in labels if label not in names]
+    return out + provenance
+
+
+def raw_column_schema(source, labels: list[str] | None = None):
+    return _schema(raw_columns(source, labels))
