@@ -64,9 +64,11 @@ from pipeline.disclosure.programme import (  # noqa: F401 (MaskingError: this mo
 from pipeline.disclosure.reader import ReaderModel
 from pipeline.frames import as_text
 from pipeline.indicators import IndicatorSet
+from pipeline.tables import column_names
 from pipeline.territory import departement_of
 
-PUBLISHED_COLUMNS = ["level", "zone_code", "zone_name", "parent_code", "indicator", "year", "value", "status"]
+# the published table's columns (config/tables.yaml) but the study's id, which out_indicators adds
+PUBLISHED_COLUMNS = [c for c in column_names("published.indicators") if c != "study_id"]
 # Below this many cells to solve, sub-problems are solved in this process (no pool).
 PARALLEL_MIN_CELLS = 4_000  # the audit's whole-number questions make a sub-problem of the sample cost seconds
 

@@ -28,12 +28,11 @@ from pipeline.indicators import Indicator, IndicatorSet, load_indicators
 from pipeline.settings import Paths, project_paths
 from pipeline.study import StudyError
 from pipeline.study import load_study as read_study
+from pipeline.tables import column_names
 from pipeline.territory import Territory, load_territory
 
 PUBLISHED_TABLE = "published.indicators"
-PUBLISHED_COLUMNS = (
-    "level", "zone_code", "zone_name", "parent_code", "indicator", "year", "value", "status", "study_id",
-)
+PUBLISHED_COLUMNS = tuple(column_names(PUBLISHED_TABLE))  # declared in config/tables.yaml
 STATUSES = ("published", "masked", "not_available")
 LEVELS = ("epci", "rpe", "commune", "iris")
 EXCEL_NAME = "indicateurs_petite_enfance.xlsx"
