@@ -46,12 +46,11 @@ from tests.attacker import (
     AttackerWrong,
     Contradiction,
     Reader,
-    exact_attack,
-    exact_interval,
-    propagation_attack,
     status_oracle,
     unflagged,
 )
+from tests.attacker_exact import exact_attack, exact_interval
+from tests.attacker_propagation import propagation_attack
 from tests.test_disclosure import INDICATORS, POLICY, zones
 
 
@@ -416,7 +415,9 @@ def iris_tables(draw):
 @profile(10)
 @given(iris_tables())
 def test_the_attackers_prove_nothing_on_the_masking_of_iris(case):
-    from tests.test_iris import INDICATORS as IRIS_INDICATORS, POLICY as IRIS_POLICY, _mask, _zones
+    from tests.test_iris import INDICATORS as IRIS_INDICATORS
+    from tests.test_iris import POLICY as IRIS_POLICY
+    from tests.test_iris import _mask, _zones
 
     frame, values = case
     published = _mask(frame).published
