@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import fcntl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
 import pandas as pd
 
 from pipeline.settings import project_paths
-
 
 # Dagster pool of every asset that writes the warehouse: one slot (.dagster_home/dagster.yaml),
 # since DuckDB takes one writer per file; the file lock below backs it up.
@@ -64,11 +65,16 @@ class WarehouseResource(dg.ConfigurableResource):
     def database(self) -> Path:
         return Path(self.path) if self.path else project_paths().warehouse
 
+    def lock(self):
+        """The warehouse's file lock alone (the destruction holds it while it rewrites the file)."""
+        db = self.database
+        return _file_lock(db.with_name(db.name + ".lock"), self.lock_timeout_s)
+
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         db = self.database
         db.parent.mkdir(parents=True, exist_ok=True)
-        with _file_lock(db.with_name(db.name + ".lock"), self.lock_timeout_s):
+        with self.lock():
             if read_only and not db.exists():
                 raise FileNotFoundError(f"the warehouse {db} does not exist yet: run the pipeline first")
             con = duckdb.connect(str(db), read_only=read_only)
@@ -76,6 +82,27 @@ class WarehouseResource(dg.ConfigurableResource):
                 yield con
             finally:
                 con.close()
+
+
+@dataclass(frozen=True)
+class GovernedGraph:
+    """The code location's asset graph, with governance applied (as the UI shows it), handed to
+    the assets that read the whole graph (the compliance manifest, the destruction) as the
+    resource `asset_graph`: they never import `pipeline.definitions` (an import cycle)."""
+
+    graph: Any
+
+
+ASSET_GRAPH_RESOURCE = "asset_graph"
+
+
+def asset_graph_resource(governed: Callable[[], dg.Definitions]) -> dg.ResourceDefinition:
+    """The resource `asset_graph`: the graph of `governed()`, resolved when a run first asks
+    for it (the definitions it describes need this very resource to resolve)."""
+    return dg.ResourceDefinition(
+        resource_fn=lambda _init: GovernedGraph(governed().resolve_asset_graph()),
+        description="The governed asset graph of this code location (read by the manifest and the destruction).",
+    )
 
 
 @contextmanager

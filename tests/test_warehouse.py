@@ -11,8 +11,8 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
 from conftest import SEED  # the seed of the session's sample files
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.catalog import load_catalog
@@ -81,7 +81,8 @@ def staging_frame(source: str, rows: list[tuple]) -> pd.DataFrame:
         records.append((source, year, level, zone, measure, value, flag, f"{source}.xlsx", None, i + 2))
     frame = pd.DataFrame(
         records,
-        columns=["source", "year", "level", "zone_code", "measure", "value", "flag", "file_name", "sheet", "source_row"],
+        columns=["source", "year", "level", "zone_code", "measure", "value", "flag", "file_name", "sheet",
+                 "source_row"],
     )
     return frame.astype({"year": "int32", "value": "float64", "source_row": "int32", "sheet": "string"})
 
@@ -398,16 +399,16 @@ def test_evolution_is_computed_only_from_known_values(con):
     assert (evo.loc["00001", "first_year"], evo.loc["00001", "last_year"]) == (2017, 2019)
     for z in COMMUNES:
         f, _ = py_commune(first[z])
-        l, _ = py_commune(last[z])
-        if f is None or l is None:
+        last_value, _ = py_commune(last[z])
+        if f is None or last_value is None:
             assert pd.isna(evo.loc[z, "change_abs"]) and pd.isna(evo.loc[z, "change_pct"])
             assert evo.loc[z, "status"] == "secret_at_source"
         else:
-            assert evo.loc[z, "change_abs"] == l - f
+            assert evo.loc[z, "change_abs"] == last_value - f
             if f == 0:
                 assert pd.isna(evo.loc[z, "change_pct"])
             else:
-                assert evo.loc[z, "change_pct"] == pytest.approx((l - f) * 100 / f)
+                assert evo.loc[z, "change_pct"] == pytest.approx((last_value - f) * 100 / f)
     assert evo.loc["00001", "change_pct"] == pytest.approx(50.0)
     # RPE-B: 2017 unknown (a blank commune, no CAF figure) -> no change, even though 2019 is known
     assert evo.loc["RPE-B", "value_last_year"] == 11
@@ -606,7 +607,8 @@ def test_materialize_with_the_real_territory_and_definitions(tmp_path, monkeypat
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as c:
         n_zones = len(communes) + len(territory.rpe_names) + 1
         assert n_zones == 107
-        counts = dict(c.execute("SELECT level, count(DISTINCT zone_code) FROM confidential.indicators GROUP BY 1").fetchall())
+        counts = dict(c.execute(
+            "SELECT level, count(DISTINCT zone_code) FROM confidential.indicators GROUP BY 1").fetchall())
         assert counts == {"commune": 100, "rpe": 6, "epci": 1}
         got = set(c.execute("SELECT DISTINCT indicator, year FROM confidential.indicators").fetchall())
         assert got == {(i, y) for i, ys in ANNEX_YEARS.items() for y in ys}
@@ -657,7 +659,7 @@ def test_sample_through_ingest_and_warehouse(built_project):
     expected = expected_from_truth(sample_truth(seed=SEED, with_published=True), territory, load_indicators())
     assert len(table) == len(expected) == 52 * 107
     wrong = []
-    for level, zone, ind, year, value, num, den, origin, status in table:
+    for level, zone, ind, year, value, _num, _den, origin, status in table:
         exp = expected[(level, zone, ind, year)]
         got = (None if value is None else round(value, 6), origin, status)
         want = (None if exp["value"] is None else round(exp["value"], 6), exp["origin"], exp["status"])

@@ -25,7 +25,7 @@ import duckdb
 import yaml
 
 from pipeline.catalog import load_catalog
-from pipeline.defs.ingest import year_partitions
+from pipeline.defs.ingest import INGEST_JOB_PREFIX, INGEST_JOBS, year_partitions
 from pipeline.extract import IngestError, fingerprint, raw_files, vintages_in_file
 from pipeline.lifecycle import ingest_refusal
 from pipeline.resources import WarehouseLockTimeout, WarehouseResource
@@ -34,9 +34,10 @@ from pipeline.settings import project_paths
 SENSOR_NAME = "raw_files_sensor"
 REFRESH_SENSOR_NAME = "automation_refresh"
 WEEKLY_SCHEDULE_NAME = "verification_hebdomadaire"
+REFRESH_JOB = "refresh"
 INGEST_GROUPS = ("raw", "staging")
 # The code location's implicit asset job: the one job that runs any selection of assets
-# whatever their partitions (each source has its own years), as the UI's "Materialize" does.
+# whatever their partitions (the weekly check re-validates every source's years).
 ASSET_JOB = "__ASSET_JOB"
 
 
@@ -89,7 +90,7 @@ def ingested_files() -> set[tuple[str, int, str]]:
     name=SENSOR_NAME,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    job_name=ASSET_JOB,
+    jobs=INGEST_JOBS,
     description="Watches raw/ and ingests new or replaced files (by content hash), one run per source and year.",
 )
 def raw_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
@@ -128,6 +129,7 @@ def raw_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
             notes.append(reason)
             run_requests.append(
                 dg.RunRequest(
+                    job_name=f"{INGEST_JOB_PREFIX}{vintage.source}",
                     run_key=f"{vintage.source}:{year}:{state.sha256}",
                     asset_selection=[dg.AssetKey(f"raw_{vintage.source}"), dg.AssetKey(f"stg_{vintage.source}")],
                     partition_key=year,
@@ -199,7 +201,15 @@ def refresh_sensor(downstream: dg.AssetSelection) -> dg.AutomationConditionSenso
 # Everything downstream of ingest, but never the destruction (group lifecycle).
 DOWNSTREAM = dg.AssetSelection.all() - dg.AssetSelection.groups(*INGEST_GROUPS, "lifecycle")
 
+refresh_job = dg.define_asset_job(
+    REFRESH_JOB,
+    selection=DOWNSTREAM,
+    description="Rebuilds everything downstream of ingest (indicators, masking and audit, published table, "
+    "reports, manifest) from the staging tables; `make run` launches it after the ingest jobs.",
+)
+
 defs = dg.Definitions(
+    jobs=[refresh_job],
     sensors=[raw_files_sensor, refresh_sensor(DOWNSTREAM)],
     schedules=[_weekly_schedule()],
 )

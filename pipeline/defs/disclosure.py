@@ -169,3 +169,6 @@ def out_indicators(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "fingerprint": fingerprint,
         }
     )
+
+
+defs = dg.Definitions(assets=[core_masking, out_indicators])

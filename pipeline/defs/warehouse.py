@@ -539,3 +539,9 @@ def caf_aggregates_match_communes(warehouse: WarehouseResource) -> dg.AssetCheck
             ),
         },
     )
+
+
+defs = dg.Definitions(
+    assets=[core_indicator_inputs, core_indicators, core_indicators_evolution],
+    asset_checks=[caf_aggregates_match_communes],
+)
