@@ -89,7 +89,7 @@ def run_all() -> int:
     return failed
 
 
-def destroy(study_id: str, operator: str, sentinels: list[str]) -> int:
+def destroy_study(study_id: str, operator: str, sentinels: list[str]) -> int:
     """`make destroy STUDY_ID=...`: launch the destruction job on the project's instance."""
     import dagster as dg
 
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warehouse: {paths.warehouse}\nreports:   {paths.reports}")
             return 1 if failed else 0
         if args.command == "destroy":
-            return destroy(args.study_id, args.operator, args.sentinel)
+            return destroy_study(args.study_id, args.operator, args.sentinel)
     except (CatalogError, TerritoryError, IngestError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
