@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pipeline.catalog import load_catalog
 from pipeline.defs import warehouse as wh
 from pipeline.indicators import IndicatorError, check_against_catalog, load_indicators, parse_indicators
-from pipeline.resources import WarehouseResource
+from pipeline.resources import ProjectResource, WarehouseResource
 from pipeline.sample import sample_truth
 from pipeline.territory import load_territory
 
@@ -541,7 +541,7 @@ def test_graph_each_asset_reads_exactly_its_sources():
     defs = dg.Definitions(
         assets=[wh.core_indicator_inputs, wh.core_indicators, wh.core_indicators_evolution],
         asset_checks=[wh.caf_aggregates_match_communes],
-        resources={"warehouse": WarehouseResource(path="unused.duckdb")},
+        resources={"project": ProjectResource(), "warehouse": WarehouseResource(path="unused.duckdb")},
     )
     graph = defs.resolve_asset_graph()
     parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
@@ -585,7 +585,8 @@ def test_materialize_with_the_real_territory_and_definitions(tmp_path, monkeypat
     result = dg.materialize(
         [*stubs, wh.core_indicator_inputs, wh.core_indicators, wh.core_indicators_evolution,
          wh.caf_aggregates_match_communes],
-        resources={"warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))},
+        resources={"project": ProjectResource(),
+                   "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))},
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success  # the reconciliation check warns, it does not fail the run

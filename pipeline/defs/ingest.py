@@ -30,10 +30,9 @@ import pandas as pd
 from pipeline.catalog import CatalogError, Source, load_catalog
 from pipeline.extract import IngestError, extract, fingerprint, locate_year
 from pipeline.lifecycle import assert_ingest_allowed
-from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction, write_rows, write_table
-from pipeline.settings import project_paths
+from pipeline.resources import WAREHOUSE_POOL, ProjectResource, WarehouseResource, transaction, write_rows, write_table
 from pipeline.staging import stage
-from pipeline.territory import TerritoryError, load_territory
+from pipeline.territory import TerritoryError
 from pipeline.validation import validate
 
 LEDGER_TABLE = "lineage.ingest_ledger"
@@ -128,18 +127,20 @@ def _build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
         f"one table per year (raw.{source.id}_<year>), fingerprinted in the ingest ledger.",
         metadata={"catalog": "config/catalog.yaml", "source_id": source.id},
     )
-    def raw_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    def raw_asset(
+        context: dg.AssetExecutionContext, project: ProjectResource, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
         assert_ingest_allowed()  # a closed or destroyed study refuses any new CAF data (convention art. 2, 7)
         years = run_years(context)
         try:
-            catalog = load_catalog()
+            catalog = project.catalog()
         except CatalogError as exc:
             context.log.error(str(exc))
             raise _failure(exc) from None
         extracted, errors, prints = {}, [], {}
         for year in years:
             try:
-                path, sheet, vintage = locate_year(project_paths().raw, source.id, year, catalog)
+                path, sheet, vintage = locate_year(project.paths.raw, source.id, year, catalog)
                 table = extract(path, vintage, sheet)
                 for warning in table.warnings:
                     context.log.warning(f"{table.file}: {warning}")
@@ -218,11 +219,13 @@ def _build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
         ],
         metadata={"dagster/column_schema": STAGING_SCHEMA, "dagster/table_name": f"staging.{source.id}"},
     )
-    def stg_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    def stg_asset(
+        context: dg.AssetExecutionContext, project: ProjectResource, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
         years = run_years(context)
         try:
-            catalog = load_catalog()
-            territory = load_territory()
+            catalog = project.catalog()
+            territory = project.territory()
             for year in years:
                 catalog.forms(source.id, year)
         except (CatalogError, TerritoryError) as exc:

@@ -12,8 +12,8 @@ from pydantic import Field
 
 from pipeline.lifecycle.gate import DestructionError, decode_sentinels, destruction_problems
 from pipeline.lifecycle.rules import LIFECYCLE_GROUP
-from pipeline.resources import GovernedGraph, WarehouseResource
-from pipeline.study import StudyError, load_study
+from pipeline.resources import GovernedGraph, ProjectResource, WarehouseResource
+from pipeline.study import StudyError
 
 ASSET_NAME = "study_data_destruction"
 # `make destroy STUDY_ID=...` and the UI's launchpad run this job, never a sensor or schedule
@@ -42,6 +42,7 @@ class DestructionConfig(dg.Config):
 def study_data_destruction(
     context: dg.AssetExecutionContext,
     config: DestructionConfig,
+    project: ProjectResource,
     warehouse: WarehouseResource,
     asset_graph: dg.ResourceParam[GovernedGraph],
 ) -> dg.MaterializeResult:
@@ -49,7 +50,7 @@ def study_data_destruction(
     from pipeline.lifecycle.destruction import Destruction  # loaded by the destruction only
 
     try:
-        study = load_study()
+        study = project.study()
         problems = destruction_problems(study, config.study_id, dict(context.run.tags))
         sentinels = decode_sentinels(config.sentinels)
     except (StudyError, DestructionError) as exc:
