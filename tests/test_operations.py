@@ -114,7 +114,7 @@ def test_compliance_manifest_reads_the_instance_records(built_project, instance)
     passed the audit (on PostgreSQL as on SQLite)."""
     import json
 
-    from pipeline.__main__ import register_years
+    from pipeline.launch import register_years
 
     register_years(instance)
     result = materialize(["core_masking", "out_indicators", "out_manifeste_conformite"], None, instance)
