@@ -2,12 +2,14 @@
 weekly full check.
 
 - `raw_files_sensor` notices new and replaced files in raw/ by content hash, adds the
-  years they bring to the source's partitions, and asks for one run per (source, year)
-  with a run key made of the file's hash: the same file never runs twice, and a file
-  that fails validation fails once, with its message, without retries.
+  years they bring to the source's partitions, and asks for one run of the job
+  `ingest_<source>` per (source, year) with a run key made of the file's hash: the same
+  file never runs twice, and a file that fails validation fails once, with its message,
+  without retries.
 - `automation_refresh` evaluates the automation conditions of the downstream assets
-  (warehouse, disclosure, reports): they update once their inputs have changed. It is
-  on by default. The destruction asset is never in its target.
+  (warehouse, disclosure, reports: the assets of the job `refresh`, which `make run`
+  launches): they update once their inputs have changed. It is on by default. The
+  destruction asset is never in its target.
 - `verification_hebdomadaire` re-validates every staged year from its raw copy, which
   in turn refreshes indicators, masking, audit and reports. Off unless
   `config/operations.yaml` says `weekly_check: enabled: true`.

@@ -1,8 +1,8 @@
 """The compliance manifest asset: reports/manifeste_conformite.json and .md.
 
-Rebuilt whenever a published output changes (automation), from the asset graph, the
-instance's records, the ingest ledger and the warehouse's list of tables; the logic is
-in `pipeline.compliance`.
+Rebuilt whenever a published output changes (automation), from the asset graph (the
+resource `asset_graph`), the instance's records, the ingest ledger and the warehouse's list
+of tables; the logic is in `pipeline.compliance`.
 """
 
 import hashlib

@@ -10,8 +10,8 @@ the catalog lists for it:
   anything is written, so a bad file leaves the last good table in place and nothing
   downstream runs.
 
-A run covers one year (the file sensor's runs) or several (`python -m pipeline run`
-launches one run per source over the range of its years): each year still has its own
+A run of the job `ingest_<source>` covers one year (the file sensor's runs) or several
+(`python -m pipeline run` launches one run per source over the range of its years): each year still has its own
 table, ledger row and materialization event, and a bad year fails the run before the
 failing asset writes any year of it (an unreadable file: no raw table; a file breaking
 its schema: the raw copies are written, as in a run of one year, but no staging year).

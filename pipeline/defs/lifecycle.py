@@ -1,11 +1,11 @@
 """The destruction of the study's data (convention art. 2), once the study is published (art. 7).
 
 One asset, group `lifecycle`, that nothing starts on its own: no schedule, sensor or
-automation condition, a required run config that repeats the study id, and `python -m
-pipeline run` leaves the group out. It runs with `make destroy STUDY_ID=<id>` (or from the
-UI's launchpad with the same config). The logic lives in the package `pipeline.lifecycle`.
+automation condition, a required run config that repeats the study id, and no other job
+selects it. Its job `destruction` runs with `make destroy STUDY_ID=<id>` (or from the UI's
+launchpad with the same config). The logic lives in the package `pipeline.lifecycle`; the
+asset graph it purges comes as the resource `asset_graph`.
 """
-
 
 import dagster as dg
 from pydantic import Field
