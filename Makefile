@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run test ui ui-server sample validate bench destroy clean-venv
+.PHONY: run test lint ui ui-server sample validate bench destroy clean-venv
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: sample
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
+
+# ruff, configured in pyproject.toml ([tool.ruff]); .ci/run runs it before the tests
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
 
 ui: $(BIN)/.installed
 	$(BIN)/dagster dev -w workspace.yaml

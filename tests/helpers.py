@@ -1,4 +1,5 @@
-"""Helpers shared by tests: run assets on an ephemeral instance, edit sample workbooks."""
+"""Helpers shared by tests: run assets on an ephemeral instance (a selection, or the jobs
+`make run` launches), edit sample workbooks."""
 
 from __future__ import annotations
 
@@ -77,32 +78,15 @@ def header_columns(worksheet, header_row: int) -> dict[str, int]:
     return {str(c.value): c.column for c in worksheet[header_row] if c.value is not None}
 
 
-def materialize_all(instance=None, exclude_groups: tuple[str, ...] = ("lifecycle",)) -> list[str]:
-    """Every asset, partition by partition, then the unpartitioned ones; the failed runs' labels."""
-    from pipeline.definitions import defs
-
-    from pipeline.__main__ import register_years
+def materialize_all(instance=None) -> list[str]:
+    """What `make run` does, through the same jobs of the definitions (`pipeline.launch.run_all`):
+    each source's ingest job over its years, then the refresh job. The failed runs' labels
+    and messages."""
+    from pipeline.launch import failure_messages, run_all
 
     instance = instance or dg.DagsterInstance.ephemeral()
-    register_years(instance)
-    graph = defs.resolve_asset_graph()
-    failed = []
-    by_partitions: dict[dg.PartitionsDefinition, list[str]] = {}
-    unpartitioned = []
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        if node.group_name in exclude_groups:
-            continue
-        if node.partitions_def is None:
-            unpartitioned.append(key.to_user_string())
-        else:
-            by_partitions.setdefault(node.partitions_def, []).append(key.to_user_string())
-    for pdef, keys in by_partitions.items():
-        for year in pdef.get_partition_keys(dynamic_partitions_store=instance):
-            if not materialize(keys, year, instance).success:
-                failed.append(f"{keys} {year}")
-    if not failed and unpartitioned:
-        result = materialize(unpartitioned, None, instance)
-        if not result.success:
-            failed.append(failure_message(result))
-    return failed
+    return [
+        "\n".join([launched.label, *failure_messages(launched.result)])
+        for launched in run_all(instance)
+        if not launched.success
+    ]

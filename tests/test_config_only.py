@@ -119,7 +119,8 @@ def test_validate_names_a_declared_absent_measure_and_an_undeclared_missing_one(
     catalog.write_text(catalog.read_text(encoding="utf-8").replace(*PARTIAL), encoding="utf-8")
     assert main(["validate", str(bca)]) == 0
     out = capsys.readouterr().out
-    assert "measures absent from this vintage" in out and "Nombre d'enfants de 3 à 5 ans avec AEEH (aeeh_3_5_ans)" in out
+    assert "measures absent from this vintage" in out
+    assert "Nombre d'enfants de 3 à 5 ans avec AEEH (aeeh_3_5_ans)" in out
 
     # the column gone from the file, the catalog not told: the measure is named, and the way out
     def drop(ws):
@@ -168,9 +169,10 @@ def test_a_measures_label_is_declared_once_in_the_catalog(project):
 
     assert "measure_labels" not in yaml.safe_load((project / "config" / "report.yaml").read_text(encoding="utf-8"))
     paths = project_paths()
-    assert load_report_config(paths).measure_labels["places_accueil"] == "Nombre de places d'accueil formel du jeune enfant"
+    label = "Nombre de places d'accueil formel du jeune enfant"
+    assert load_report_config(paths).measure_labels["places_accueil"] == label
     catalog = project / "config" / "catalog.yaml"
     text = catalog.read_text(encoding="utf-8")
-    catalog.write_text(text.replace("Nombre de places d'accueil formel du jeune enfant", "Places d'accueil (EAJE, AM...)"),
+    catalog.write_text(text.replace(label, "Places d'accueil (EAJE, AM...)"),
                        encoding="utf-8")
     assert load_report_config(paths).measure_labels["places_accueil"] == "Places d'accueil (EAJE, AM...)"

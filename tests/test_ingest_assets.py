@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import dagster as dg
 import pandas as pd
 import pytest
@@ -38,7 +36,8 @@ def staging(project) -> pd.DataFrame:
 
 def check_against_truth(project, truth: pd.DataFrame) -> None:
     staged = staging(project)
-    merged = truth.merge(staged, on=["source", "year", "level", "zone_code", "measure"], how="left", suffixes=("_truth", ""))
+    merged = truth.merge(staged, on=["source", "year", "level", "zone_code", "measure"], how="left",
+                         suffixes=("_truth", ""))
     assert merged["flag"].notna().all(), merged[merged["flag"].isna()].head()
     published = merged[merged["published"]]
     # every value the file shows is read exactly (thousands separators, decimal commas...)
@@ -66,7 +65,8 @@ def test_ingest_of_the_whole_sample(sample_project):
             assert communes == 100, (source.id, year)
             assert query(sample_project, f"SELECT count(*) FROM raw.{source.id}_{year}")[0][0] >= 100
     ledger = query(sample_project, "SELECT DISTINCT file_name, sha256, size_bytes FROM lineage.ingest_ledger")
-    assert {name for name, _, _ in ledger} == {p.name for p in (sample_project / "raw").iterdir() if p.name != "README.md"}
+    received = {p.name for p in (sample_project / "raw").iterdir() if p.name != "README.md"}
+    assert {name for name, _, _ in ledger} == received
     assert all(len(sha) == 64 for _, sha, _ in ledger)
     check_against_truth(sample_project, sample_truth(SEED, with_published=True))
 
@@ -100,7 +100,6 @@ def test_no_cell_value_in_dagster_metadata(sample_project):
     """Metadata carry counts, hashes and schemas only: no value of the files."""
     instance = dg.DagsterInstance.ephemeral()
     assert materialize(["raw_bcecpaj", "stg_bcecpaj"], "2019", instance).success
-    truth = sample_truth(SEED)
     names = set(pd.read_csv(sample_project / "config" / "territory.csv", sep=";")["nom_commune"])
     records = [
         record
@@ -117,20 +116,14 @@ def test_no_cell_value_in_dagster_metadata(sample_project):
 
 
 def materialize_years(source: str, years: list[str], instance) -> dg.ExecuteInJobResult:
-    """One run of raw_<source> + stg_<source> over `years`, as `python -m pipeline run` launches it."""
-    from pipeline.__main__ import partition_range_tags
-    from pipeline.definitions import defs
+    """One run of the job `ingest_<source>` over `years`, as `python -m pipeline run` launches it."""
+    from pipeline.launch import launch
 
     name = f"annees_{source}"
     instance.add_dynamic_partitions(name, [y for y in years if not instance.has_dynamic_partition(name, y)])
-    return dg.materialize(
-        list(defs.assets) + list(defs.asset_checks or []),
-        selection=[f"raw_{source}", f"stg_{source}"],
-        resources=defs.resources,
-        instance=instance,
-        tags=partition_range_tags(years),
-        raise_on_error=False,
-    )
+    launched = launch(f"ingest_{source}", instance, years)
+    assert launched.label == f"raw_{source}, stg_{source} [{years[0]}...{years[-1]}: {len(years)} years]"
+    return launched.result
 
 
 BCA_YEARS = ["2017", "2018", "2019", "2020", "2021"]
@@ -188,7 +181,8 @@ def test_one_run_over_several_years_writes_and_records_every_year(sample_project
     # a run of one year (the file sensor's) afterwards replaces that year only
     before = query(sample_project, "SELECT year, count(*), sum(value) FROM staging.bca GROUP BY year ORDER BY year")
     assert materialize(["raw_bca", "stg_bca"], "2019", instance).success
-    assert query(sample_project, "SELECT year, count(*), sum(value) FROM staging.bca GROUP BY year ORDER BY year") == before
+    per_year = "SELECT year, count(*), sum(value) FROM staging.bca GROUP BY year ORDER BY year"
+    assert query(sample_project, per_year) == before
     assert query(sample_project, "SELECT count(*) FROM lineage.ingest_ledger")[0][0] == len(BCA_YEARS)
 
 
@@ -238,37 +232,67 @@ def test_a_bad_year_fails_the_run_naming_its_file_and_keeps_the_last_good_tables
     assert after["staging"] == before["staging"]  # no staging year written, the good ones included
     if bad == "cannot be read":  # nothing of the run written: raw tables and ledger as they were
         assert after == before
-        assert len(instance.fetch_materializations(dg.AssetKey("raw_bca"), limit=100).records) == events_before["raw_bca"]
+        raw_events = instance.fetch_materializations(dg.AssetKey("raw_bca"), limit=100).records
+        assert len(raw_events) == events_before["raw_bca"]
     # the failed staging step recorded no materialization, for any year
     assert len(instance.fetch_materializations(dg.AssetKey("stg_bca"), limit=100).records) == events_before["stg_bca"]
     assert not result.get_asset_check_evaluations() or not any(c.passed for c in result.get_asset_check_evaluations())
 
 
-def test_run_all_launches_one_ingest_run_per_source_over_its_years(sample_project, monkeypatch):
-    """`python -m pipeline run`: one run per source (its years as a partition range), then the rest."""
-    from pipeline.__main__ import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, run_all
+def test_run_all_launches_the_jobs_of_the_definitions(sample_project, monkeypatch, capsys):
+    """`python -m pipeline run`: the ingest job of each source with files (its years as a
+    partition range), then the refresh job; never the destruction; one line per run."""
+    from pipeline.__main__ import main
+    from pipeline.definitions import defs
+    from pipeline.launch import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 
     launched = []
 
     class Done:
         success, run_id, all_events = True, "0" * 36, []
 
-    def fake_materialize(assets, selection=None, partition_key=None, tags=None, **kwargs):
-        launched.append((sorted(k.to_user_string() for k in selection), partition_key, dict(tags or {})))
+    def fake_execute(job, run_config=None, instance=None, partition_key=None, tags=None, **kwargs):
+        launched.append((job.name, partition_key, dict(tags or {})))
         return Done()
 
-    monkeypatch.setattr(dg, "materialize", fake_materialize)
-    assert run_all() == 0
+    monkeypatch.setattr(dg.JobDefinition, "execute_in_process", fake_execute)
+    assert main(["run"]) == 0
+    output = capsys.readouterr().out
     catalog = load_catalog()
-    ingest = [run for run in launched if run[0][0].startswith("raw_")]
-    assert len(ingest) == len(sampled_sources(catalog)) == 6 and len(launched) == 7  # sources with files in raw/
-    for selection, partition_key, tags in ingest:
-        source = catalog.source(selection[0].removeprefix("raw_"))
-        assert selection == [f"raw_{source.id}", f"stg_{source.id}"]
+    sampled = sampled_sources(catalog)
+    assert [name for name, _, _ in launched] == [f"ingest_{s.id}" for s in sampled] + ["refresh"]
+    assert {job.name for job in defs.jobs} >= {name for name, _, _ in launched} | {"destruction"}
+    for name, partition_key, tags in launched[:-1]:
+        source = catalog.source(name.removeprefix("ingest_"))
         years = [str(y) for y in sorted(source.years)]
         if len(years) == 1:  # places_a_creer: one year, a plain one-partition run
             assert partition_key == years[0] and not tags
+            assert f"ok: raw_{source.id}, stg_{source.id} [{years[0]}] (run 00000000)" in output
         else:
             assert partition_key is None
             assert (tags[PARTITION_RANGE_START_TAG], tags[PARTITION_RANGE_END_TAG]) == (years[0], years[-1])
-    assert launched[-1][1] is None and not launched[-1][2]  # the unpartitioned assets, in one run
+            assert f"ok: raw_{source.id}, stg_{source.id} [{years[0]}...{years[-1]}: {len(years)} years]" in output
+    assert launched[-1][1:] == (None, {})  # the refresh job: the unpartitioned assets, in one run
+    assert "ok: core_indicator_inputs, core_indicators, core_indicators_evolution, core_masking, out_indicators, " \
+           "out_manifeste_conformite, out_rapport_excel, out_rapport_html (run 00000000)" in output
+
+
+def test_run_all_stops_before_the_refresh_when_an_ingest_run_fails(sample_project, monkeypatch):
+    from pipeline.launch import run_all
+
+    launched = []
+
+    class Result:
+        run_id, all_events = "1" * 36, []
+
+        def __init__(self, success):
+            self.success = success
+
+    def fake_execute(job, **kwargs):
+        launched.append(job.name)
+        return Result(job.name != "ingest_bca")
+
+    monkeypatch.setattr(dg.JobDefinition, "execute_in_process", fake_execute)
+    runs = list(run_all(dg.DagsterInstance.ephemeral()))
+    assert [r.success for r in runs].count(False) == 1
+    assert "ingest_bca" in launched and "refresh" not in launched and "destruction" not in launched

@@ -114,7 +114,7 @@ def test_compliance_manifest_reads_the_instance_records(built_project, instance)
     passed the audit (on PostgreSQL as on SQLite)."""
     import json
 
-    from pipeline.__main__ import register_years
+    from pipeline.launch import register_years
 
     register_years(instance)
     result = materialize(["core_masking", "out_indicators", "out_manifeste_conformite"], None, instance)
@@ -182,3 +182,19 @@ def test_make_ui_server_runs_the_ui_and_daemon_on_postgresql(instance_storage, p
     assert pg_cluster.password not in output
     config = (server_home / "dagster.yaml").read_text(encoding="utf-8")
     assert pg_cluster.password not in config and "DAGSTER_PG_PASSWORD" in config
+
+
+def test_destroy_launches_the_destruction_job_and_prints_its_refusal(project, instance, capsys):
+    """`make destroy STUDY_ID=...` is one run of the job `destruction` of the definitions; a
+    refusal (the study still open) is a clear message, not a traceback."""
+    from pipeline.__main__ import main
+    from pipeline.study import load_study
+
+    study_id = load_study().study_id
+    assert main(["destroy", "--study-id", study_id]) == 1
+    err = capsys.readouterr().err
+    assert f"FAILED: destruction of study {study_id} (run " in err
+    assert "destruction refused" in err and "status is 'open'" in err and "Traceback" not in err
+    (run,) = instance.get_run_records()
+    assert run.dagster_run.job_name == "destruction"
+    assert run.dagster_run.status == dg.DagsterRunStatus.FAILURE

@@ -2,12 +2,14 @@
 weekly full check.
 
 - `raw_files_sensor` notices new and replaced files in raw/ by content hash, adds the
-  years they bring to the source's partitions, and asks for one run per (source, year)
-  with a run key made of the file's hash: the same file never runs twice, and a file
-  that fails validation fails once, with its message, without retries.
+  years they bring to the source's partitions, and asks for one run of the job
+  `ingest_<source>` per (source, year) with a run key made of the file's hash: the same
+  file never runs twice, and a file that fails validation fails once, with its message,
+  without retries.
 - `automation_refresh` evaluates the automation conditions of the downstream assets
-  (warehouse, disclosure, reports): they update once their inputs have changed. It is
-  on by default. The destruction asset is never in its target.
+  (warehouse, disclosure, reports: the assets of the job `refresh`, which `make run`
+  launches): they update once their inputs have changed. It is on by default. The
+  destruction asset is never in its target.
 - `verification_hebdomadaire` re-validates every staged year from its raw copy, which
   in turn refreshes indicators, masking, audit and reports. Off unless
   `config/operations.yaml` says `weekly_check: enabled: true`.
@@ -25,7 +27,7 @@ import duckdb
 import yaml
 
 from pipeline.catalog import load_catalog
-from pipeline.defs.ingest import year_partitions
+from pipeline.defs.ingest import INGEST_JOB_PREFIX, INGEST_JOBS, year_partitions
 from pipeline.extract import IngestError, fingerprint, raw_files, vintages_in_file
 from pipeline.lifecycle import ingest_refusal
 from pipeline.resources import WarehouseLockTimeout, WarehouseResource
@@ -34,9 +36,10 @@ from pipeline.settings import project_paths
 SENSOR_NAME = "raw_files_sensor"
 REFRESH_SENSOR_NAME = "automation_refresh"
 WEEKLY_SCHEDULE_NAME = "verification_hebdomadaire"
+REFRESH_JOB = "refresh"
 INGEST_GROUPS = ("raw", "staging")
 # The code location's implicit asset job: the one job that runs any selection of assets
-# whatever their partitions (each source has its own years), as the UI's "Materialize" does.
+# whatever their partitions (the weekly check re-validates every source's years).
 ASSET_JOB = "__ASSET_JOB"
 
 
@@ -89,7 +92,7 @@ def ingested_files() -> set[tuple[str, int, str]]:
     name=SENSOR_NAME,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    job_name=ASSET_JOB,
+    jobs=INGEST_JOBS,
     description="Watches raw/ and ingests new or replaced files (by content hash), one run per source and year.",
 )
 def raw_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
@@ -128,6 +131,7 @@ def raw_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
             notes.append(reason)
             run_requests.append(
                 dg.RunRequest(
+                    job_name=f"{INGEST_JOB_PREFIX}{vintage.source}",
                     run_key=f"{vintage.source}:{year}:{state.sha256}",
                     asset_selection=[dg.AssetKey(f"raw_{vintage.source}"), dg.AssetKey(f"stg_{vintage.source}")],
                     partition_key=year,
@@ -199,7 +203,15 @@ def refresh_sensor(downstream: dg.AssetSelection) -> dg.AutomationConditionSenso
 # Everything downstream of ingest, but never the destruction (group lifecycle).
 DOWNSTREAM = dg.AssetSelection.all() - dg.AssetSelection.groups(*INGEST_GROUPS, "lifecycle")
 
+refresh_job = dg.define_asset_job(
+    REFRESH_JOB,
+    selection=DOWNSTREAM,
+    description="Rebuilds everything downstream of ingest (indicators, masking and audit, published table, "
+    "reports, manifest) from the staging tables; `make run` launches it after the ingest jobs.",
+)
+
 defs = dg.Definitions(
+    jobs=[refresh_job],
     sensors=[raw_files_sensor, refresh_sensor(DOWNSTREAM)],
     schedules=[_weekly_schedule()],
 )

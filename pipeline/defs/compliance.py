@@ -1,8 +1,8 @@
 """The compliance manifest asset: reports/manifeste_conformite.json and .md.
 
-Rebuilt whenever a published output changes (automation), from the asset graph, the
-instance's records, the ingest ledger and the warehouse's list of tables; the logic is
-in `pipeline.compliance`.
+Rebuilt whenever a published output changes (automation), from the asset graph (the
+resource `asset_graph`), the instance's records, the ingest ledger and the warehouse's list
+of tables; the logic is in `pipeline.compliance`.
 """
 
 import hashlib
@@ -10,10 +10,7 @@ import hashlib
 import dagster as dg
 
 from pipeline.compliance import JSON_NAME, PAGE_NAME, Output, build_manifest, write_manifest
-from pipeline.disclosure.policy import load_policy
-from pipeline.resources import WarehouseResource
-from pipeline.settings import project_paths
-from pipeline.study import load_study
+from pipeline.resources import GovernedGraph, ProjectResource, WarehouseResource
 
 OUTPUTS = [
     Output("out_indicators", "published.indicators"),
@@ -29,16 +26,19 @@ OUTPUTS = [
     automation_condition=dg.AutomationCondition.eager(),
     metadata={"files": [f"reports/{JSON_NAME}", f"reports/{PAGE_NAME}"]},
 )
-def out_manifeste_conformite(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def out_manifeste_conformite(
+    context: dg.AssetExecutionContext,
+    project: ProjectResource,
+    warehouse: WarehouseResource,
+    asset_graph: dg.ResourceParam[GovernedGraph],
+) -> dg.MaterializeResult:
     """Compliance manifest (reports/manifeste_conformite.*): each published table and report with its chain
     down to the raw files of the ingest ledger, the code, policy and audit behind it, built from Dagster's records."""
-    from pipeline.definitions import defs  # the governed graph, as the UI shows it
-
     with warehouse.connect(read_only=True) as con:
         manifest = build_manifest(
-            defs.resolve_asset_graph(), context.instance, con, OUTPUTS, load_study(), load_policy()
+            asset_graph.graph, context.instance, con, OUTPUTS, project.study(), project.policy()
         )
-    json_path, page_path = write_manifest(manifest, project_paths().reports)
+    json_path, page_path = write_manifest(manifest, project.paths.reports)
     untraced = [c["output"] for c in manifest["outputs"] if not c["raw_files"]]
     if untraced:
         context.log.warning(f"outputs with no ingested file behind them: {', '.join(untraced)}")

@@ -19,15 +19,13 @@ import dagster as dg
 import pandas as pd
 
 from pipeline.disclosure.audit import audit_published
-from pipeline.disclosure.policy import PolicyError, check_against_indicators, load_policy
+from pipeline.disclosure.policy import PolicyError, check_against_indicators
 from pipeline.disclosure.suppression import PUBLISHED_COLUMNS, MaskingError, mask
 from pipeline.fingerprint import table_fingerprint
 from pipeline.frames import as_text, read_compact
-from pipeline.indicators import load_indicators
-from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction, write_table
-from pipeline.study import load_study
+from pipeline.resources import WAREHOUSE_POOL, ProjectResource, WarehouseResource, transaction, write_table
 from pipeline.tables import column_schema, column_schema_metadata
-from pipeline.territory import infra_zones, load_territory
+from pipeline.territory import infra_zones
 
 CANDIDATE_TABLE = "confidential.published_candidate"
 MASKING_LOG_TABLE = "confidential.masking_log"
@@ -61,14 +59,14 @@ PUBLISHED_SCHEMA = column_schema(PUBLISHED_TABLE)  # columns and their descripti
     ],
     metadata=column_schema_metadata(CANDIDATE_TABLE),
 )
-def core_masking(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def core_masking(context: dg.AssetExecutionContext, project: ProjectResource, warehouse: WarehouseResource):
     """Masking decisions on confidential.indicators (primary and secondary suppression, policy
     config/disclosure.yaml): the candidate published table and the internal masking log."""
-    indicators = load_indicators()
-    territory = load_territory()
-    study = load_study()
+    indicators = project.indicators()
+    territory = project.territory()
+    study = project.study()
     try:
-        policy = load_policy()
+        policy = project.policy()
     except PolicyError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     problems = check_against_indicators(policy, indicators)
@@ -163,3 +161,6 @@ def out_indicators(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "fingerprint": fingerprint,
         }
     )
+
+
+defs = dg.Definitions(assets=[core_masking, out_indicators])

@@ -10,8 +10,8 @@ the catalog lists for it:
   anything is written, so a bad file leaves the last good table in place and nothing
   downstream runs.
 
-A run covers one year (the file sensor's runs) or several (`python -m pipeline run`
-launches one run per source over the range of its years): each year still has its own
+A run of the job `ingest_<source>` covers one year (the file sensor's runs) or several
+(`python -m pipeline run` launches one run per source over the range of its years): each year still has its own
 table, ledger row and materialization event, and a bad year fails the run before the
 failing asset writes any year of it (an unreadable file: no raw table; a file breaking
 its schema: the raw copies are written, as in a run of one year, but no staging year).
@@ -30,14 +30,15 @@ import pandas as pd
 from pipeline.catalog import CatalogError, Source, load_catalog
 from pipeline.extract import IngestError, extract, fingerprint, locate_year
 from pipeline.lifecycle import assert_ingest_allowed
-from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction, write_rows, write_table
-from pipeline.settings import project_paths
+from pipeline.resources import WAREHOUSE_POOL, ProjectResource, WarehouseResource, transaction, write_rows, write_table
 from pipeline.staging import stage
 from pipeline.tables import STAGING_PATTERN, column_schema, raw_column_schema
-from pipeline.territory import TerritoryError, load_territory
+from pipeline.territory import TerritoryError
 from pipeline.validation import validate
 
 LEDGER_TABLE = "lineage.ingest_ledger"
+# `ingest_<source>`: the job of one source's two assets over its years (`make run`, the file sensor)
+INGEST_JOB_PREFIX = "ingest_"
 SCHEMA_CHECK = "schema_valide"
 
 
@@ -118,18 +119,20 @@ def _build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
         metadata={"catalog": "config/catalog.yaml", "source_id": source.id,
                   "dagster/column_schema": raw_column_schema(source)},
     )
-    def raw_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    def raw_asset(
+        context: dg.AssetExecutionContext, project: ProjectResource, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
         assert_ingest_allowed()  # a closed or destroyed study refuses any new CAF data (convention art. 2, 7)
         years = run_years(context)
         try:
-            catalog = load_catalog()
+            catalog = project.catalog()
         except CatalogError as exc:
             context.log.error(str(exc))
             raise _failure(exc) from None
         extracted, errors, prints = {}, [], {}
         for year in years:
             try:
-                path, sheet, vintage = locate_year(project_paths().raw, source.id, year, catalog)
+                path, sheet, vintage = locate_year(project.paths.raw, source.id, year, catalog)
                 table = extract(path, vintage, sheet)
                 for warning in table.warnings:
                     context.log.warning(f"{table.file}: {warning}")
@@ -206,11 +209,13 @@ def _build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
         ],
         metadata={"dagster/column_schema": STAGING_SCHEMA, "dagster/table_name": f"staging.{source.id}"},
     )
-    def stg_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    def stg_asset(
+        context: dg.AssetExecutionContext, project: ProjectResource, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
         years = run_years(context)
         try:
-            catalog = load_catalog()
-            territory = load_territory()
+            catalog = project.catalog()
+            territory = project.territory()
             for year in years:
                 catalog.forms(source.id, year)
         except (CatalogError, TerritoryError) as exc:
@@ -275,8 +280,22 @@ def _build_ingest_assets(source: Source) -> list[dg.AssetsDefinition]:
     return [raw_asset, stg_asset]
 
 
-def all_ingest_assets() -> list[dg.AssetsDefinition]:
-    return [asset for source in load_catalog().sources.values() for asset in build_ingest_assets(source)]
+def ingest_job(source: Source):
+    """The job that ingests one source: raw copy then validated staging, over one year or a range."""
+    return dg.define_asset_job(
+        f"{INGEST_JOB_PREFIX}{source.id}",
+        selection=dg.AssetSelection.assets(f"raw_{source.id}", f"stg_{source.id}"),
+        partitions_def=year_partitions(source.id),
+        description=f"Ingest {source.title} ({source.producer}): raw copy and validated staging table, "
+        "one year or a range of years per run.",
+    )
 
 
-ingest_assets = all_ingest_assets()
+_SOURCES = list(load_catalog().sources.values())
+# one object per job: the file sensor targets these same jobs
+INGEST_JOBS = [ingest_job(source) for source in _SOURCES]
+
+defs = dg.Definitions(
+    assets=[asset for source in _SOURCES for asset in build_ingest_assets(source)],
+    jobs=INGEST_JOBS,
+)

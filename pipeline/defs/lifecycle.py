@@ -1,23 +1,23 @@
 """The destruction of the study's data (convention art. 2), once the study is published (art. 7).
 
 One asset, group `lifecycle`, that nothing starts on its own: no schedule, sensor or
-automation condition, a required run config that repeats the study id, and `python -m
-pipeline run` leaves the group out. It runs with `make destroy STUDY_ID=<id>` (or from the
-UI's launchpad with the same config). The logic lives in the package `pipeline.lifecycle`.
+automation condition, a required run config that repeats the study id, and no other job
+selects it. Its job `destruction` runs with `make destroy STUDY_ID=<id>` (or from the UI's
+launchpad with the same config). The logic lives in the package `pipeline.lifecycle`; the
+asset graph it purges comes as the resource `asset_graph`.
 """
-
-
-import sys
 
 import dagster as dg
 from pydantic import Field
 
-from pipeline.lifecycle.gate import DestructionError, decode_sentinels, destruction_problems, encode_sentinel
+from pipeline.lifecycle.gate import DestructionError, decode_sentinels, destruction_problems
 from pipeline.lifecycle.rules import LIFECYCLE_GROUP
-from pipeline.study import StudyError, load_study
-from pipeline.resources import WarehouseResource, _file_lock
+from pipeline.resources import GovernedGraph, ProjectResource, WarehouseResource
+from pipeline.study import StudyError
 
 ASSET_NAME = "study_data_destruction"
+# `make destroy STUDY_ID=...` and the UI's launchpad run this job, never a sensor or schedule
+DESTRUCTION_JOB = "destruction"
 
 
 class DestructionConfig(dg.Config):
@@ -40,14 +40,17 @@ class DestructionConfig(dg.Config):
     metadata={"certificate_folder": "reports/", "command": "make destroy STUDY_ID=<study_id>"},
 )
 def study_data_destruction(
-    context: dg.AssetExecutionContext, config: DestructionConfig, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: DestructionConfig,
+    project: ProjectResource,
+    warehouse: WarehouseResource,
+    asset_graph: dg.ResourceParam[GovernedGraph],
 ) -> dg.MaterializeResult:
     """Destroys every CAF data of the closed study (raw files, raw/staging/confidential tables, Dagster history), proves it by a residue scan and issues the procès-verbal de destruction in reports/."""
-    from pipeline.definitions import defs
-    from pipeline.lifecycle.destruction import Destruction
+    from pipeline.lifecycle.destruction import Destruction  # loaded by the destruction only
 
     try:
-        study = load_study()
+        study = project.study()
         problems = destruction_problems(study, config.study_id, dict(context.run.tags))
         sentinels = decode_sentinels(config.sentinels)
     except (StudyError, DestructionError) as exc:
@@ -61,9 +64,9 @@ def study_data_destruction(
         destruction = Destruction(
             study=study,
             instance=context.instance,
-            graph=defs.resolve_asset_graph(),
+            graph=asset_graph.graph,
             warehouse_db=db,
-            lock=lambda: _file_lock(db.with_name(db.name + ".lock"), warehouse.lock_timeout_s),
+            lock=warehouse.lock,
             log=context.log,
             run_id=context.run_id,
             operator=config.operator,
@@ -128,36 +131,11 @@ def study_data_destruction(
     return dg.MaterializeResult(metadata=metadata)
 
 
-def launch_destruction(study_id: str, operator: str = "", sentinels: list[str] | None = None) -> int:
-    """`python -m pipeline destroy`: run the destruction asset alone on the project's instance."""
-    from pipeline.definitions import defs
+destruction_job = dg.define_asset_job(
+    DESTRUCTION_JOB,
+    selection=dg.AssetSelection.assets(ASSET_NAME),
+    description="End of the study (convention art. 2): destroys the CAF data and issues the certificate. "
+    "Run config: the study id of config/study.yaml, repeated.",
+)
 
-    run_config = {
-        "ops": {
-            ASSET_NAME: {
-                "config": {
-                    "study_id": study_id,
-                    "operator": operator,
-                    "sentinels": [encode_sentinel(s) for s in (sentinels or [])],
-                }
-            }
-        },
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-    }
-    result = dg.materialize(
-        [study_data_destruction],
-        instance=dg.DagsterInstance.get(),
-        resources={"warehouse": defs.resources["warehouse"]},
-        run_config=run_config,
-        raise_on_error=False,
-    )
-    if result.success:
-        meta = result.asset_materializations_for_node(ASSET_NAME)[0].metadata
-        print(f"ok: destruction of study {study_id} complete (run {result.run_id[:8]})")
-        print(f"certificate: {meta['certificate_html'].value}\n             {meta['certificate_json'].value}")
-        return 0
-    print(f"FAILED: destruction of study {study_id} (run {result.run_id[:8]})", file=sys.stderr)
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            print("  " + event.step_failure_data.error.message.strip().replace("\n", "\n  "), file=sys.stderr)
-    return 1
+defs = dg.Definitions(assets=[study_data_destruction], jobs=[destruction_job])

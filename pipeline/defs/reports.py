@@ -231,3 +231,5 @@ def rapport_html_conforme(context: dg.AssetCheckExecutionContext, warehouse: War
 
 report_assets = [out_rapport_excel, out_rapport_html]
 report_checks = [rapport_excel_conforme, rapport_html_conforme]
+
+defs = dg.Definitions(assets=report_assets, asset_checks=report_checks)

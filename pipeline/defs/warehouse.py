@@ -23,9 +23,9 @@ import pandas as pd
 
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.indicators import IndicatorSet, load_indicators
-from pipeline.resources import WAREHOUSE_POOL, WarehouseResource, transaction
+from pipeline.resources import WAREHOUSE_POOL, ProjectResource, WarehouseResource, transaction
 from pipeline.tables import column_schema_metadata, described_schema
-from pipeline.territory import Territory, infra_zones, load_territory
+from pipeline.territory import Territory, infra_zones
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 GROUP = "warehouse"
@@ -237,11 +237,12 @@ def staged_infra_zones(
     return infra_zones(frame, territory)
 
 
-def territory_zones(con: duckdb.DuckDBPyConnection, indicators: IndicatorSet) -> pd.DataFrame:
+def territory_zones(
+    con: duckdb.DuckDBPyConnection, indicators: IndicatorSet, territory: Territory, catalog: Catalog
+) -> pd.DataFrame:
     """The zones the warehouse computes: the territory's, and the IRIS of its communes
     found in the staging tables (`staged_infra_zones`)."""
-    territory = load_territory()
-    return territory.zones(staged_infra_zones(con, territory, indicators))
+    return territory.zones(staged_infra_zones(con, territory, indicators, catalog))
 
 
 # ---- building the tables ----------------------------------------------------------
@@ -408,8 +409,10 @@ _DECLARED = load_indicators()
 _DECLARED_SOURCES = tuple(_DECLARED.sources)
 
 
-def _current_indicators() -> IndicatorSet:
-    indicators = load_indicators()
+def _current_indicators(project: ProjectResource) -> IndicatorSet:
+    """The indicators of this run's configuration, if the graph loaded with the code location
+    still holds every staging table they read."""
+    indicators = project.indicators()
     extra = sorted(set(indicators.sources) - set(_DECLARED_SOURCES))
     if extra:
         raise WarehouseBuildError(
@@ -427,11 +430,13 @@ def _current_indicators() -> IndicatorSet:
     deps=[staging_asset_key(s) for s in _DECLARED_SOURCES],
     metadata=column_schema_metadata(INPUTS_TABLE),
 )
-def core_indicator_inputs(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def core_indicator_inputs(
+    context: dg.AssetExecutionContext, project: ProjectResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """Measures per commune, RPE and EPCI and year (confidential.indicator_inputs), summed from the staging tables of the CAF, Cnaf and INSEE files, with the CAF's zone figures where a commune is blank."""
-    indicators = _current_indicators()
+    indicators = _current_indicators(project)
     with warehouse.connect() as con:
-        zones = territory_zones(con, indicators)
+        zones = territory_zones(con, indicators, project.territory(), project.catalog())
         report = build_indicator_inputs(con, indicators, zones)
         for warning in report.warnings():
             context.log.warning(warning)
@@ -455,9 +460,11 @@ def core_indicator_inputs(context: dg.AssetExecutionContext, warehouse: Warehous
     deps=[core_indicator_inputs],
     metadata=column_schema_metadata(INDICATORS_TABLE),
 )
-def core_indicators(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def core_indicators(
+    context: dg.AssetExecutionContext, project: ProjectResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """The 12 indicators of the convention per level, zone and year (confidential.indicators, long; wide views confidential.indicators_wide_commune|rpe|epci), computed from core_indicator_inputs."""
-    indicators = _current_indicators()
+    indicators = _current_indicators(project)
     with warehouse.connect() as con:
         build_indicators(con, indicators)
         meta = _table_metadata(con, INDICATORS_TABLE, ("level", "indicator", "status", "value_origin"))
@@ -481,9 +488,9 @@ def core_indicators(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     deps=[core_indicators],
     metadata=column_schema_metadata(EVOLUTION_TABLE),
 )
-def core_indicators_evolution(warehouse: WarehouseResource) -> dg.MaterializeResult:
+def core_indicators_evolution(project: ProjectResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Change from the first to the last year (absolute and %) of each count indicator per zone (confidential.indicators_evolution), computed from known values of core_indicators only."""
-    indicators = _current_indicators()
+    indicators = _current_indicators(project)
     with warehouse.connect() as con:
         build_evolution(con, indicators)
         meta = _table_metadata(con, EVOLUTION_TABLE, ("level", "status"))
@@ -500,9 +507,9 @@ MAX_LISTED = 500
     pool=WAREHOUSE_POOL,
     automation_condition=dg.AutomationCondition.eager(),
 )
-def caf_aggregates_match_communes(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def caf_aggregates_match_communes(project: ProjectResource, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Where the CAF (or Cnaf) gives its own RPE / EPCI figure and every commune under it is known, the sum of the communes equals it; lists the disagreeing zones, indicators and years (never values)."""
-    indicators = _current_indicators()
+    indicators = _current_indicators(project)
     with warehouse.connect(read_only=True) as con:
         n_compared, mismatches = find_reconciliation_mismatches(con, indicators)
     listed = [
@@ -539,3 +546,9 @@ def caf_aggregates_match_communes(warehouse: WarehouseResource) -> dg.AssetCheck
             ),
         },
     )
+
+
+defs = dg.Definitions(
+    assets=[core_indicator_inputs, core_indicators, core_indicators_evolution],
+    asset_checks=[caf_aggregates_match_communes],
+)
