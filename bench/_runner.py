@@ -2,12 +2,12 @@
 points at (CAF_PROJECT_DIR, DAGSTER_HOME): `python -m bench._runner COMMAND`.
 
 - `materialize [--groups G,...] [--exclude-groups G,...] [--new-only] [--multiprocess N]`:
-  the runs `python -m pipeline run` plans (`pipeline.__main__.planned_runs`), on the
-  project's Dagster instance: the years found in raw/ are added to the year partitions,
-  then one run per source over its years (with `--new-only`: only the years not yet
-  materialized, as the file sensor would ask), then one run of the unpartitioned assets
-  (as the automation refreshes them). `--multiprocess N`: that last run on Dagster's multiprocess executor
-  with N processes (the default is the in-process executor, as `python -m pipeline run`).
+  the jobs `python -m pipeline run` launches (`pipeline.launch`), on the project's Dagster
+  instance: the years found in raw/ are added to the year partitions, then each source's
+  ingest job over its years (with `--new-only`: only the years not yet materialized, as the
+  file sensor would ask), then the refresh job (as the automation refreshes).
+  `--multiprocess N`: that last run on Dagster's multiprocess executor with N processes
+  (the default is the in-process executor, as `python -m pipeline run`).
   Prints one line per run and each step's duration.
 - `mask [--workers N] [--no-audit]`: `mask()` on confidential.indicators as
   `core_masking` does, then the blocking audit (`audit_published`, sums included) as
@@ -37,55 +37,66 @@ def asset_job():
     return dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("bench_unpartitioned")
 
 
-def _register_years(instance) -> None:
-    try:
-        from pipeline.__main__ import register_years
-    except ImportError:  # static year partitions: nothing to register
-        return
-    register_years(instance)
-
-
 def _step_times(instance, run_id: str) -> str:
     stats = instance.get_run_step_stats(run_id)
     return " ".join(f"{s.step_key}={(s.end_time or 0) - (s.start_time or 0):.2f}s" for s in stats if s.start_time)
 
 
 def materialize(groups: set[str] | None, exclude: set[str], new_only: bool, multiprocess: int) -> int:
+    """The jobs `python -m pipeline run` launches (pipeline.launch), restricted to the asset
+    groups asked for: each ingest job over its years (`new_only`: those not yet materialized),
+    then the refresh job unless an ingest run failed."""
     import dagster as dg
 
-    from pipeline.__main__ import failure_messages, materialize_run, planned_runs
-    from pipeline.definitions import defs
+    from pipeline.launch import REFRESH_JOB, definitions, failure_messages, ingest_jobs, launch, register_years
 
+    defs = definitions()
     instance = dg.DagsterInstance.get()
-    _register_years(instance)
+    register_years(instance)
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    graph = defs.resolve_asset_graph()
     failed = 0
+
+    def wanted(keys) -> list:
+        return [k for k in keys if graph.get(k).group_name not in exclude
+                and (groups is None or graph.get(k).group_name in groups)]
 
     def report(result, label: str, seconds: float) -> None:
         nonlocal failed
         failed += not result.success
-        print(f"{'ok' if result.success else 'FAILED'}: {label} {seconds:.2f}s | {_step_times(instance, result.run_id)}",
-              flush=True)
+        status = "ok" if result.success else "FAILED"
+        print(f"{status}: {label} {seconds:.2f}s | {_step_times(instance, result.run_id)}", flush=True)
         for message in failure_messages(result):
             print("  " + message, flush=True)
 
-    def wanted(node) -> bool:
-        return node.group_name not in exclude and (groups is None or node.group_name in groups)
-
-    for selection, years in planned_runs(instance, defs.resolve_asset_graph(), wanted, new_only):
-        if years is None and failed:
-            break
+    for name in ingest_jobs(defs):
+        job = defs.resolve_job_def(name)
+        keys = wanted(job.asset_layer.selected_asset_keys)
+        years = list(job.partitions_def.get_partition_keys(dynamic_partitions_store=instance))
+        if new_only and keys:
+            done = set.intersection(*(set(instance.get_materialized_partitions(k)) for k in keys))
+            years = [y for y in years if y not in done]
+        if not keys or not years:
+            continue
         started = time.perf_counter()
-        if years is None and multiprocess > 1:
-            config = {**quiet, "execution": {"config": {"max_concurrent": multiprocess}}}
-            result = dg.execute_job(dg.reconstructable(asset_job), instance, run_config=config,
-                                    asset_selection=selection, raise_on_error=False)
-            label = f"{len(selection)} unpartitioned assets (multiprocess executor, {multiprocess} processes)"
-        else:
-            result, label = materialize_run(defs, instance, selection, years, quiet)
-            if years is None:
-                label = f"{len(selection)} unpartitioned assets"
-        report(result, label, time.perf_counter() - started)
+        launched = launch(name, instance, years, quiet, defs)
+        report(launched.result, launched.label, time.perf_counter() - started)
+    if failed:
+        return 1
+    selection = wanted(defs.resolve_job_def(REFRESH_JOB).asset_layer.selected_asset_keys)
+    if not selection:
+        return 0
+    started = time.perf_counter()
+    if multiprocess > 1:
+        config = {**quiet, "execution": {"config": {"max_concurrent": multiprocess}}}
+        result = dg.execute_job(dg.reconstructable(asset_job), instance, run_config=config,
+                                asset_selection=selection, raise_on_error=False)
+        label = f"{len(selection)} unpartitioned assets (multiprocess executor, {multiprocess} processes)"
+    else:
+        result = defs.resolve_job_def(REFRESH_JOB).execute_in_process(
+            run_config=quiet, instance=instance, asset_selection=selection, raise_on_error=False)
+        label = f"{len(selection)} unpartitioned assets"
+    report(result, label, time.perf_counter() - started)
     return 1 if failed else 0
 
 

@@ -28,7 +28,7 @@ import duckdb
 import pytest
 
 from pipeline import lifecycle
-from pipeline.lifecycle import Sentinel, encode_sentinel, load_study, residue_scan, set_study_status
+from pipeline.lifecycle import Sentinel, load_study, residue_scan, set_study_status
 from pipeline.sample import generate
 from pipeline.settings import PACKAGE_ROOT
 from tests.conftest import SEED
@@ -45,17 +45,10 @@ def persistent_instance() -> dg.DagsterInstance:
 
 
 def destroy(instance, study_id: str, sentinels=(), operator: str = "Service Petite Enfance (test)"):
-    from pipeline.definitions import defs
-    from pipeline.defs.lifecycle import study_data_destruction
+    """The destruction job, launched as `make destroy` launches it."""
+    from pipeline.launch import launch_destruction
 
-    config = {"study_id": study_id, "operator": operator, "sentinels": [encode_sentinel(s) for s in sentinels]}
-    return dg.materialize(
-        [study_data_destruction],
-        instance=instance,
-        resources={"warehouse": defs.resources["warehouse"]},
-        run_config={"ops": {DESTROY: {"config": config}}},
-        raise_on_error=False,
-    )
+    return launch_destruction(instance, study_id, operator=operator, sentinels=list(sentinels)).result
 
 
 def close_study(days_ago: int = 30) -> None:
@@ -164,7 +157,7 @@ def test_destruction_refused_unless_closed_published_and_named(project):
     from pipeline.defs.lifecycle import study_data_destruction
 
     result = dg.materialize(
-        [study_data_destruction], instance=instance, resources={"warehouse": defs.resources["warehouse"]},
+        [study_data_destruction], instance=instance, resources=defs.resources,
         run_config={"ops": {DESTROY: {"config": {"study_id": study.study_id, "sentinels": ["plain-text"]}}}},
         raise_on_error=False,
     )
@@ -190,19 +183,18 @@ def test_destruction_is_never_automated_nor_part_of_run(project, monkeypatch):
     graph = defs.resolve_asset_graph()
     node = graph.get(dg.AssetKey(DESTROY))
     assert node.group_name == "lifecycle" and node.automation_condition is None
-    assert not defs.schedules and not defs.sensors or all(
-        DESTROY not in str(getattr(s, "asset_selection", "")) for s in list(defs.schedules or []) + list(defs.sensors or [])
-    )
+    automations = list(defs.schedules or []) + list(defs.sensors or [])
+    assert not automations or all(DESTROY not in str(getattr(s, "asset_selection", "")) for s in automations)
     selections = []
 
     class Done:
         success, run_id, all_events = True, "0" * 36, []
 
-    def fake_materialize(assets, selection=None, **kwargs):
-        selections.append(set(selection))
+    def fake_execute(job, *args, **kwargs):  # every job `make run` launches, not run
+        selections.append(set(job.asset_layer.selected_asset_keys))
         return Done()
 
-    monkeypatch.setattr(dg, "materialize", fake_materialize)
+    monkeypatch.setattr(dg.JobDefinition, "execute_in_process", fake_execute)
     run_all()
     assert selections and all(dg.AssetKey(DESTROY) not in s for s in selections)
 
@@ -375,7 +367,9 @@ def test_destruction_end_to_end(project, monkeypatch):
 
     # What is kept is unchanged; what is not kept is gone.
     assert schemas(project) <= {"published", "lineage"}
-    ledger_columns = [c for (c,) in query(project, "SELECT column_name FROM duckdb_columns() WHERE table_name = 'ingest_ledger'")]
+    ledger_columns = [
+        c for (c,) in query(project, "SELECT column_name FROM duckdb_columns() WHERE table_name = 'ingest_ledger'")
+    ]
     assert ledger_columns == ["source", "year", "file_name", "size_bytes", "sha256"]
     assert {f for (f,) in query(project, "SELECT DISTINCT file_name FROM lineage.ingest_ledger")} == set(raw_digest)
     assert published_snapshot(project) == published
