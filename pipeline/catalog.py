@@ -20,10 +20,11 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.errors import PipelineError
 from pipeline.settings import Paths, project_paths
 
 
-class CatalogError(ValueError):
+class CatalogError(PipelineError, ValueError):
     pass
 
 

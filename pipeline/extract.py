@@ -25,12 +25,13 @@ import pandas as pd
 import python_calamine
 
 from pipeline.catalog import Catalog, CatalogError, Vintage
+from pipeline.errors import PipelineError
 
 HEADER_SEARCH_ROWS = 30
 ROW_COLUMN, FILE_COLUMN, SHEET_COLUMN = "_row", "_file", "_sheet"
 
 
-class IngestError(ValueError):
+class IngestError(PipelineError, ValueError):
     """A problem with an input file, worded for the data engineer.
 
     The message names the file (and sheet, row, column where it helps) and the

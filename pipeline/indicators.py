@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from pipeline.errors import PipelineError
 from pipeline.settings import Paths, project_paths
 
 KINDS = ("count", "ratio")
@@ -33,7 +34,7 @@ PRODUCERS = ("CAF", "Cnaf", "INSEE")
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class IndicatorError(ValueError):
+class IndicatorError(PipelineError, ValueError):
     pass
 
 

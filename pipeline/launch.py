@@ -25,6 +25,7 @@ from pipeline.defs.automation import REFRESH_JOB
 from pipeline.defs.ingest import INGEST_JOB_PREFIX, year_partitions
 from pipeline.defs.lifecycle import ASSET_NAME as DESTRUCTION_ASSET
 from pipeline.defs.lifecycle import DESTRUCTION_JOB
+from pipeline.errors import own_error_names
 from pipeline.extract import present_years
 from pipeline.lifecycle.gate import encode_sentinel
 from pipeline.settings import project_paths
@@ -134,10 +135,22 @@ def run_all(instance: dg.DagsterInstance, run_config: dict | None = QUIET) -> It
 def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
     """The messages of the failed steps of a run (they name files and rules, never a value),
     without the exception's class name."""
+    own = own_error_names()
     messages = []
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            message = event.step_failure_data.error.message.strip()
+            error = event.step_failure_data.error
+            # an exception raised in the step's code comes wrapped ("Error occurred while
+            # executing op ..."): the project's own errors say what is wrong and never quote
+            # a value; any other is reported by its class only (its message may quote data)
+            if error.cause is not None and "Error occurred while executing" in error.message:
+                step = event.step_key or "a step"
+                if error.cause.cls_name in own:
+                    error = error.cause
+                else:
+                    messages.append(f"{step}: unexpected {error.cause.cls_name} (details in the run's logs: make ui)")
+                    continue
+            message = error.message.strip()
             messages.append(re.sub(r"^[\w.]*(Failure|Error|Exception): ", "", message))
     return messages
 

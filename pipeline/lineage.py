@@ -24,6 +24,7 @@ import yaml
 
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.classification import CONFIDENTIAL, PUBLIABLE  # noqa: F401 (re-exported)
+from pipeline.errors import PipelineError
 from pipeline.settings import PACKAGE_ROOT, Paths, project_paths
 from pipeline.tables import column_names
 
@@ -31,7 +32,7 @@ INGEST_GROUPS = ("raw", "staging")  # one source's own tables: classified by its
 CLASSIFICATION_TAG, ARTICLES_TAG, SOURCE_TAG = "classification", "convention_articles", "source"
 
 
-class GovernanceError(ValueError):
+class GovernanceError(PipelineError, ValueError):
     pass
 
 

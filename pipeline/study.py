@@ -15,12 +15,13 @@ from typing import Any
 
 import yaml
 
+from pipeline.errors import PipelineError
 from pipeline.settings import Paths, project_paths
 
 STATUS_VALUES = ("open", "closed")
 
 
-class StudyError(ValueError):
+class StudyError(PipelineError, ValueError):
     """config/study.yaml is missing or says something the pipeline cannot use."""
 
 

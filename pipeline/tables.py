@@ -20,12 +20,13 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.errors import PipelineError
 from pipeline.settings import PACKAGE_ROOT, project_paths
 
 RAW_PATTERN, STAGING_PATTERN = "raw.*", "staging.*"
 
 
-class TablesError(ValueError):
+class TablesError(PipelineError, ValueError):
     pass
 
 

@@ -20,10 +20,11 @@ from functools import cached_property
 import pandas as pd
 import yaml
 
+from pipeline.errors import PipelineError
 from pipeline.settings import Paths, project_paths
 
 
-class TerritoryError(ValueError):
+class TerritoryError(PipelineError, ValueError):
     pass
 
 

@@ -22,6 +22,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.catalog import Catalog, load_catalog
+from pipeline.errors import PipelineError
 from pipeline.indicators import IndicatorSet, load_indicators
 from pipeline.resources import WAREHOUSE_POOL, ProjectResource, WarehouseResource, transaction
 from pipeline.tables import column_schema_metadata, described_schema
@@ -39,7 +40,7 @@ WIDE_VIEWS = {level: f"confidential.indicators_wide_{level}" for level in LEVELS
 STAGING_COLUMNS = ("year", "level", "zone_code", "measure", "value", "flag")
 
 
-class WarehouseBuildError(RuntimeError):
+class WarehouseBuildError(PipelineError, RuntimeError):
     pass
 
 

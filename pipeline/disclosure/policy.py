@@ -13,13 +13,14 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.errors import PipelineError
 from pipeline.indicators import IndicatorSet
 from pipeline.settings import Paths, project_paths
 
 CONTRIBUTORS = {"value", "numerator", "denominator", "complement"}
 
 
-class PolicyError(ValueError):
+class PolicyError(PipelineError, ValueError):
     pass
 
 

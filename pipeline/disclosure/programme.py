@@ -19,6 +19,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 
 from pipeline.disclosure.policy import Policy, count_pairs, linked_counts
+from pipeline.errors import PipelineError
 from pipeline.indicators import IndicatorSet
 
 FREE, PRIMARY, SECRET, UNAVAILABLE = "free", "primary", "secret_at_source", "not_available"
@@ -26,7 +27,7 @@ PROTECTED = (FREE, PRIMARY, SECRET)  # cells whose masking must hold (not those 
 KEYS = ["level", "zone_code", "indicator", "year"]
 
 
-class MaskingError(RuntimeError):
+class MaskingError(PipelineError, RuntimeError):
     pass
 
 

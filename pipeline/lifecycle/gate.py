@@ -16,11 +16,12 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipeline.errors import PipelineError
 from pipeline.settings import Paths, project_paths
 from pipeline.study import Study, StudyError, load_study
 
 
-class DestructionError(RuntimeError):
+class DestructionError(PipelineError, RuntimeError):
     """The destruction cannot proceed or did not complete; the message says why."""
 
 

@@ -30,6 +30,7 @@ from pipeline.study import StudyError
 from pipeline.study import load_study as read_study
 from pipeline.tables import column_names
 from pipeline.territory import Territory, load_territory
+from pipeline.errors import PipelineError
 
 PUBLISHED_TABLE = "published.indicators"
 PUBLISHED_COLUMNS = tuple(column_names(PUBLISHED_TABLE))  # declared in config/tables.yaml
@@ -45,7 +46,7 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same result, faster
 
 
-class ReportError(RuntimeError):
+class ReportError(PipelineError, RuntimeError):
     pass
 
 

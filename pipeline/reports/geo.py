@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.territory import Territory
+from pipeline.errors import PipelineError
 
 Ring = np.ndarray  # (n, 2) longitude, latitude
 Polygon = list  # [exterior ring, hole rings...]
 
 
-class GeometryError(ValueError):
+class GeometryError(PipelineError, ValueError):
     pass
 
 

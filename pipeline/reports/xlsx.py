@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import posixpath
 import zipfile
+from pipeline.errors import PipelineError
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.parsers import expat
@@ -25,7 +26,7 @@ from xml.parsers import expat
 from openpyxl.utils import get_column_letter
 
 
-class WorkbookError(ValueError):
+class WorkbookError(PipelineError, ValueError):
     """The file is not a workbook this reader can read (not a zip, a part missing...)."""
 
 
