@@ -77,7 +77,8 @@ bottom_up AS (
         count(*) AS n_communes,
         count(c.value) AS n_communes_known,
         count(*) FILTER (WHERE c.flag = 'secret_at_source') AS n_communes_secret,
-        sum(c.value) AS known_sum
+        -- exact decimal sums: a parallel sum of doubles depends on the order it adds them in
+        CAST(sum(CAST(c.value AS DECIMAL(38, 10))) AS DOUBLE) AS known_sum
     FROM membership mb
     JOIN commune_cells c ON c.zone_code = mb.commune_code
     GROUP BY ALL
