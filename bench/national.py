@@ -35,7 +35,6 @@ from pathlib import Path
 
 from bench._common import Measure, fmt_mb, fmt_s, measure, new_project, python_step, verdict, write_section
 from bench.excel_reading import compare
-from bench.suite import steps_seconds
 
 TARGETS = {"end to end": (300.0, 4096.0), "masking + audit": (120.0, None)}
 NATIONAL = 34_900  # communes of the full-size synthetic France
@@ -53,12 +52,14 @@ def run(workdir: Path, communes: int | None, excel: bool,
             f"generate(Path({str(project.raw)!r}), seed={SEED}, scale='national', "
             f"config_dir=Path({str(project.config)!r}){n})")
     m = measure("generation", python_step(["-c", code]), env)
-    rows.append((m, "`generate(raw, scale='national')`: referential and 14 files (not part of the pipeline)", (None, None)))
+    rows.append((m, "`generate(raw, scale='national')`: referential and 14 files (not part of the pipeline)",
+                 (None, None)))
     facts = referential_facts(project)
 
     print("national: end to end", file=sys.stderr, flush=True)
     m = measure("end to end", python_step(["-m", "bench._runner", "materialize", "--exclude-groups", "reports"]), env)
-    rows.append((m, "ingest (a run per source), warehouse, masking + audit rounds, blocking audit check, published table",
+    rows.append((m, "ingest (a run per source), warehouse, masking + audit rounds, blocking audit check, "
+                    "published table",
                  TARGETS["end to end"]))
     step_rows = stage_breakdown(m.output)
 

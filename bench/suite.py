@@ -42,7 +42,8 @@ STAGES = (
     ("ingest", "raw", "read every file, faithful text copy in raw.* (22 years of 6 sources, a run per source)"),
     ("validation", "staging", "staging + pandera validation (22 years of 6 sources, a run per source)"),
     ("aggregation", "warehouse", "indicator inputs, indicators, evolution, reconciliation check"),
-    ("masking + audit", "disclosure", "primary + secondary suppression with audit rounds, blocking audit check, published table"),
+    ("masking + audit", "disclosure",
+     "primary + secondary suppression with audit rounds, blocking audit check, published table"),
     ("reports", "reports", "Excel workbook and HTML page, and their guards"),
 )
 TARGETS = {"full": 15.0, "incremental": 5.0}

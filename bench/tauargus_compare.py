@@ -799,7 +799,7 @@ def run(warehouse: Path, seed: int | None, out: Path | None, linked: bool = True
             if pattern is not None:
                 engine = pattern.engine
             t = row.main
-            print(f"{ind} {year}: tau A {('%d+%d ' % (t.primary, t.secondary) + _audit_text(t.audit)) if t else '-'}"
+            print(f"{ind} {year}: tau A {(f'{t.primary:d}+{t.secondary:d} ' + _audit_text(t.audit)) if t else '-'}"
                   f" | ours {row.ours.primary}+{row.ours.secondary} {_audit_text(row.ours.audit)}",
                   file=sys.stderr, flush=True)
 

@@ -253,7 +253,9 @@ class Catalog:
         try:
             return self.zone_levels[name]
         except KeyError:
-            raise CatalogError(f"{self.path}: unknown zone level {name!r} (known: {', '.join(self.zone_levels)})") from None
+            raise CatalogError(
+                f"{self.path}: unknown zone level {name!r} (known: {', '.join(self.zone_levels)})"
+            ) from None
 
 
 # -- reading the YAML ----------------------------------------------------------------------
@@ -356,7 +358,8 @@ def _vintage(where: str, source_id: str, year: int, spec: dict, base_columns: di
             f"{where}: no column for measure(s) {', '.join(unread)}: map the label that holds it, "
             "or list it under the vintage's `absent` if this year does not have it"
         )
-    filters = {str(k): tuple(map(str, v if isinstance(v, list) else [v])) for k, v in (spec.get("filters") or {}).items()}
+    filters = {str(k): tuple(map(str, v if isinstance(v, list) else [v]))
+               for k, v in (spec.get("filters") or {}).items()}
     return Vintage(
         source=source_id, year=year, file=str(spec["file"]),
         sheet=None if spec.get("sheet") is None else str(spec["sheet"]),

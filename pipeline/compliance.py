@@ -121,7 +121,8 @@ def build_manifest(
             "passed": bool(record.evaluation.passed),
             "run_id": record.run_id,
             "at": _iso(record.create_timestamp),
-            **{k: _metadata_text(record.evaluation.metadata, k) for k in ("masked_cells_checked", "sums_checked", "findings")},
+            **{k: _metadata_text(record.evaluation.metadata, k)
+               for k in ("masked_cells_checked", "sums_checked", "findings")},
         })
 
     chains = []
@@ -135,7 +136,8 @@ def build_manifest(
             "classification": assets[output.asset]["classification"],
             "last_materialization": assets[output.asset]["last_materialization"],
             "upstream_assets": upstream,
-            "runs": sorted({assets[a]["last_materialization"].get("run_id") for a in upstream + [output.asset]} - {None}),
+            "runs": sorted({assets[a]["last_materialization"].get("run_id")
+                            for a in upstream + [output.asset]} - {None}),
             "raw_files": [f for f in files if f["source"] in raw_sources],
         })
 
@@ -193,7 +195,8 @@ def render_page(m: dict) -> str:
         f"- Politique de secret statistique (`config/disclosure.yaml`) : version {m['disclosure_policy']['version']}, "
         f"sha256 `{m['disclosure_policy']['sha256']}`",
         f"- Audit indépendant ({audit['check']}) : **{audit_text}**"
-        + (f", exécution `{audit['run_id']}` le {audit.get('at')}, {audit.get('masked_cells_checked')} cellules masquées "
+        + (f", exécution `{audit['run_id']}` le {audit.get('at')}, "
+           f"{audit.get('masked_cells_checked')} cellules masquées "
            f"et {audit.get('sums_checked')} sommes vérifiées" if audit["run_id"] else ""),
         (f"- Version des données (empreinte de `{m['published_table']['table']}`) : "
          + (f"`{m['published_table']['fingerprint']}`, {m['published_table']['rows']} lignes"
@@ -225,7 +228,8 @@ def render_page(m: dict) -> str:
     lines += [f"| `{t['table']}` | {t['type']} | {t['classification']} | {at_end.get(t.get('at_study_end'), '')} |"
               for t in m["tables_on_disk"]]
     lines += ["", "## Étapes (assets Dagster)", "",
-              "| étape | groupe | classification | articles | sources | responsable | version du code | dernière exécution |",
+              "| étape | groupe | classification | articles | sources | responsable | version du code "
+              "| dernière exécution |",
               "|---|---|---|---|---|---|---|---|"]
     for name, a in m["assets"].items():
         last = a["last_materialization"]

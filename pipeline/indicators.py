@@ -307,7 +307,8 @@ def _below_commune(doc: object, here: str, years: bool) -> tuple:
         item = (level, _ident(entry["source"], "source", where), _ident(entry["measure"], "measure", where))
         if years:
             ys = entry.get("years")
-            if not isinstance(ys, list) or not ys or not all(isinstance(y, int) and not isinstance(y, bool) for y in ys):
+            if (not isinstance(ys, list) or not ys
+                    or not all(isinstance(y, int) and not isinstance(y, bool) for y in ys)):
                 raise IndicatorError(f"{where}: years must be a non-empty list of years, e.g. [2017, 2018]")
             item += (tuple(sorted(set(ys))),)
         out.append(item)

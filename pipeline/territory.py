@@ -112,7 +112,8 @@ class Territory:
         parts = [epci, rpe, communes]
         if infra is not None and len(infra):
             below = infra[["level", "zone_code", "zone_name", "parent_code"]]
-            below = below[below["level"].isin(self.infra_communal_levels) & below["parent_code"].isin(self.commune_codes)]
+            below = below[below["level"].isin(self.infra_communal_levels)
+                          & below["parent_code"].isin(self.commune_codes)]
             parts.append(below.sort_values(["parent_code", "zone_code"]))
         return pd.concat(parts, ignore_index=True)
 

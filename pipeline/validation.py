@@ -37,7 +37,8 @@ class RuleFailure:
         where = f"column {self.column!r}: " if self.column else ""
         shown = ", ".join(map(str, self.rows[:MAX_ROWS_LISTED])) + (" ..." if len(self.rows) > MAX_ROWS_LISTED else "")
         plural = "s" if len(self.rows) != 1 else ""
-        text = f"{where}{self.rule}, broken on {len(self.rows)} row{plural}" + (f" (row{plural} {shown})" if shown else "")
+        text = (f"{where}{self.rule}, broken on {len(self.rows)} row{plural}"
+                + (f" (row{plural} {shown})" if shown else ""))
         return text + (f"; {self.hint}" if self.hint else "")
 
 

@@ -13,7 +13,8 @@ def measure_checks(measure: MeasureSpec) -> list[pa.Check]:
     checks = [pa.Check.ge(0, error="must be ≥ 0")]
     if measure.integer:
         checks.append(
-            pa.Check(lambda s: (s.dropna() % 1 == 0), element_wise=False, name="integer", error="must be a whole number")
+            pa.Check(lambda s: (s.dropna() % 1 == 0), element_wise=False, name="integer",
+                     error="must be a whole number")
         )
     if measure.maximum is not None:
         checks.append(pa.Check.le(measure.maximum, error=f"must be ≤ {measure.maximum:g}"))

@@ -104,7 +104,9 @@ def publish(frame: pd.DataFrame, masked: set[tuple[str, str]], decimals: int = 1
 
 def primary(frame: pd.DataFrame, policy) -> set[tuple[str, str]]:
     """The cells the primary rule masks: a contributor between 1 and threshold - 1."""
-    small = lambda v: pd.notna(v) and 1 <= v <= policy.threshold - 1
+    def small(v) -> bool:
+        return pd.notna(v) and 1 <= v <= policy.threshold - 1
+
     out = set()
     for r in frame.itertuples(index=False):
         pol = policy.of(r.indicator)
@@ -279,7 +281,8 @@ MASKING_LEAK_TWO_RATES = ({"R0": ["c0"], "R1": ["c1"], "R2": ["c2"]},
 # activity rate proven between 0 and 3 or 4 through published rates in whole numbers
 MASKING_LEAK_COMPLEMENTS = ({"R0": ["c0", "c1", "c2", "c3"], "R1": ["c4"]}, table(
     {"R0": ["c0", "c1", "c2", "c3"], "R1": ["c4"]}, {
-        "enfants": {"c0": 5, "c1": 4, "c2": 61, "c3": 4, "c4": 3}, "cmg": {"c0": 4, "c1": 3, "c2": 17, "c3": 3, "c4": 3},
+        "enfants": {"c0": 5, "c1": 4, "c2": 61, "c3": 4, "c4": 3},
+        "cmg": {"c0": 4, "c1": 3, "c2": 17, "c3": 3, "c4": 3},
         "femmes_actives": {"c0": 0, "c1": 3, "c2": 32, "c3": 1, "c4": 1},
         "femmes": {"c0": 0, "c1": 4, "c2": 39, "c3": 3, "c4": 1},
         "places": {"c0": 3, "c1": 4, "c2": 26, "c3": 56, "c4": 6},

@@ -23,7 +23,8 @@ Two attackers share the model of those facts (`Model`) and nothing else:
   scipy.optimize.milp (HiGHS), the disjunctions as binaries; for small tables.
 
 (in `tests/attacker_propagation.py` and `tests/attacker_exact.py`; this module holds the
-model, the truth check and the comparison with the audit). Each returns the `Leak`s it proves. Given the confidential table, every interval the
+model, the truth check and the comparison with the audit). Each returns the `Leak`s it proves.
+Given the confidential table, every interval the
 attacker derives (not only the leaks) is checked against the truth: an interval that
 misses the truth means the attacker (or the contract it relies on) is wrong, and
 `AttackerWrong` is raised.
@@ -192,7 +193,7 @@ class Model:
             value[key] = float(r.value) if pd.notna(r.value) else None
         self.status = status
         # a variable for every measure of every published row
-        for (zone, year, ind), st in status.items():
+        for (zone, year, ind), _st in status.items():
             for m in measures_of[ind]:
                 self.var(level_of[zone], zone, year, m)
         # counts: published values are known
@@ -208,7 +209,7 @@ class Model:
                 self.lo[i] = max(self.lo[i], 1.0)
         # complements of rates whose policy lists them
         complement_of = {}
-        for (zone, year, ind), st in list(status.items()):
+        for (zone, year, ind), _st in list(status.items()):
             if defs[ind].kind == "ratio" and "complement" in policy.of(ind).contributors:
                 lvl = level_of[zone]
                 num = self.var(lvl, zone, year, defs[ind].numerator)
@@ -294,8 +295,9 @@ class Model:
                         add(self.index[(zone, year, m)], cells)
                     elif term == "complement":
                         c = complement_of[(zone, year, ind)]
-                        if not all(self.lo[j] == self.hi[j] for j in (self.index[(zone, year, terms["numerator"])],
-                                                                        self.index[(zone, year, terms["denominator"])])):
+                        if not all(self.lo[j] == self.hi[j]
+                                   for j in (self.index[(zone, year, terms["numerator"])],
+                                             self.index[(zone, year, terms["denominator"])])):
                             # a finding on a term of the rate names it too (the root of the pin)
                             add(c, {((lvl, zone, ind), "complement")}
                                 | {((lvl, zone, count_of[m]), None) for m in terms.values()
@@ -391,7 +393,7 @@ class _Truth:
         base = truths(model, confidential, indicators)
         defs = {i.id: i for i in indicators.indicators}
         self.values: list[float | None] = []
-        for level, zone, year, name in model.names:
+        for _level, zone, year, name in model.names:
             if isinstance(name, str):
                 self.values.append(base.get((zone, year, name)))
             elif name[0] == "complement":

@@ -22,6 +22,8 @@ from tests.attacker import (
     _Truth,
 )
 
+DEFAULT_READER = Reader()  # the published contract's reader, the default of the attacks below
+
 # -- (b) exact, in whole numbers, with HiGHS -----------------------------------------------
 
 class _Milp:
@@ -51,7 +53,7 @@ class _Milp:
             lb[r], ub[r] = lo, hi
         self.A = A.tocsr()
         self.clb, self.cub = lb, ub
-        self.vlb = np.array([max(-BIG, l) for l in model.lo] + [0.0] * self.nz)
+        self.vlb = np.array([max(-BIG, lo) for lo in model.lo] + [0.0] * self.nz)
         self.vub = np.array([min(BIG, h) for h in model.hi] + [1.0] * self.nz)
         self.integrality = np.array([1 if model.integer[i] else 0 for i in range(n)] + [1] * self.nz)
 
@@ -100,7 +102,7 @@ class _Milp:
 
 
 def exact_attack(published: pd.DataFrame, zones: pd.DataFrame, indicators, policy,
-                 confidential: pd.DataFrame | None = None, reader: Reader = Reader()) -> list[Leak]:
+                 confidential: pd.DataFrame | None = None, reader: Reader = DEFAULT_READER) -> list[Leak]:
     """Min and max, in whole numbers, of every hidden figure and sum that the solutions
     found so far (witnesses) do not already clear: a figure seen at two values one of
     which is >= threshold, or a sum seen >= threshold, is no leak."""
@@ -169,7 +171,7 @@ def exact_attack(published: pd.DataFrame, zones: pd.DataFrame, indicators, polic
 
 
 def exact_interval(published: pd.DataFrame, zones: pd.DataFrame, indicators, policy, key: tuple,
-                   reader: Reader = Reader()) -> tuple[float, float]:
+                   reader: Reader = DEFAULT_READER) -> tuple[float, float]:
     """The exact attacker's whole-number range of one figure or sum (a target's key),
     whether it is a leak or not: to settle what the propagation attacker claims."""
     model = Model(published, zones, indicators, policy, reader)

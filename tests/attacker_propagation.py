@@ -21,6 +21,8 @@ from tests.attacker import (
     _Truth,
 )
 
+DEFAULT_READER = Reader()  # the published contract's reader, the default of the attack below
+
 # -- (a) interval propagation ------------------------------------------------------------
 
 class _Propagator:
@@ -152,7 +154,8 @@ class _Propagator:
                 self._undo(mark)
                 if not zero_ok and not high_ok:
                     return True
-                branch = (-INF, 0.0) if zero_ok and not high_ok else (self.m.threshold, INF) if high_ok and not zero_ok else None
+                branch = ((-INF, 0.0) if zero_ok and not high_ok
+                          else (self.m.threshold, INF) if high_ok and not zero_ok else None)
                 if branch and not self._restrict(j, *branch):
                     return True
             return False
@@ -188,7 +191,7 @@ def _root(model: Model) -> _Propagator:
 
 
 def propagation_attack(published: pd.DataFrame, zones: pd.DataFrame, indicators, policy,
-                       confidential: pd.DataFrame | None = None, reader: Reader = Reader(),
+                       confidential: pd.DataFrame | None = None, reader: Reader = DEFAULT_READER,
                        shave: int = 3) -> list[Leak]:
     model = Model(published, zones, indicators, policy, reader)
     truth = _Truth(model, confidential, indicators) if confidential is not None else None

@@ -97,7 +97,8 @@ def test_new_year_end_to_end(sample_project, instance):
     catalog = sample_project / "config" / "catalog.yaml"
     text = catalog.read_text(encoding="utf-8")
     vintage_2021 = text[text.index("      2021:\n        file: BCA2021.xlsx"):text.index("  bcecpaj:")]
-    catalog.write_text(text.replace(vintage_2021, vintage_2021 + vintage_2021.replace("2021", "2022")), encoding="utf-8")
+    catalog.write_text(text.replace(vintage_2021, vintage_2021 + vintage_2021.replace("2021", "2022")),
+                       encoding="utf-8")
     scratch = sample_project.parent / "scratch"
     generate(scratch, seed=SEED)
     shutil.copy(scratch / "BCA2022.xlsx", sample_project / "raw" / "BCA2022.xlsx")

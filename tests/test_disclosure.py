@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -378,13 +377,15 @@ def test_both_audit_modes_agree_on_the_case_of_issue_13():
     published = published_from(frame, masked)
     fast = audit_published(published, zones(tree), INDICATORS, POLICY)
     exact = audit_published(published, zones(tree), INDICATORS, POLICY, witnesses=False)
-    assert [(f.problem, f.cells, f.term) for f in fast.findings] == [(f.problem, f.cells, f.term) for f in exact.findings]
+    assert ([(f.problem, f.cells, f.term) for f in fast.findings]
+            == [(f.problem, f.cells, f.term) for f in exact.findings])
     # the same pattern with the rates the primary rule masks hidden too: consistent, and
     # both modes still agree
     lawful = published_from(frame, masked | primary(frame))
     fast = audit_published(lawful, zones(tree), INDICATORS, POLICY)
     exact = audit_published(lawful, zones(tree), INDICATORS, POLICY, witnesses=False)
-    assert [(f.problem, f.cells, f.term) for f in fast.findings] == [(f.problem, f.cells, f.term) for f in exact.findings]
+    assert ([(f.problem, f.cells, f.term) for f in fast.findings]
+            == [(f.problem, f.cells, f.term) for f in exact.findings])
     assert not any(f.problem == "inconsistent" for f in fast.findings)
 
 

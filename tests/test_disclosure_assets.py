@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import dagster as dg
-import pandas as pd
-
-from tests.helpers import failure_message, materialize, query
+from tests.helpers import materialize, query
 
 
 def test_published_table_from_the_sample(built_project):
@@ -67,7 +64,8 @@ def test_a_leaky_pattern_is_blocked_before_publication(built_project, monkeypatc
         pub = result.published
         hit = [k in keys for k in zip(pub.level, pub.zone_code, pub.indicator, pub.year)]
         original = frame.set_index(["level", "zone_code", "indicator", "year"])["value"]
-        pub.loc[hit, "value"] = [original.loc[k] for k, h in zip(zip(pub.level, pub.zone_code, pub.indicator, pub.year), hit) if h]
+        pub.loc[hit, "value"] = [original.loc[k]
+                                 for k, h in zip(zip(pub.level, pub.zone_code, pub.indicator, pub.year), hit) if h]
         pub.loc[hit, "status"] = "published"
         return result
 

@@ -39,7 +39,8 @@ def test_one_fingerprint_everywhere(built_project):
     assert result.success
     meta = instance.get_latest_materialization_event(dg.AssetKey("out_indicators")).asset_materialization.metadata
     assert meta["fingerprint"].value == expected
-    html_meta = instance.get_latest_materialization_event(dg.AssetKey("out_rapport_html")).asset_materialization.metadata
+    html_meta = (instance.get_latest_materialization_event(dg.AssetKey("out_rapport_html"))
+                 .asset_materialization.metadata)
     assert html_meta["data_version"].value == expected[:12]
     page = (built_project / "reports").glob("*.html")
     assert any(expected[:12] in p.read_text(encoding="utf-8") for p in page)

@@ -392,7 +392,8 @@ def test_the_guard_catches_an_iris_figure_shown_or_left_out(iris_reports, tmp_pa
     assert not report.passed and any("IRIS Béthune" in p and "621190103" in p for p in report.problems)
     del workbook["IRIS Béthune"]
     workbook.save(tmp_path / "nosheet.xlsx")
-    assert any("IRIS Béthune" in p and "missing" in p for p in check_workbook(tmp_path / "nosheet.xlsx", context).problems)
+    assert any("IRIS Béthune" in p and "missing" in p
+               for p in check_workbook(tmp_path / "nosheet.xlsx", context).problems)
 
 
 @pytest.fixture(scope="module")
@@ -471,5 +472,6 @@ def test_communes_whose_iris_do_not_add_up_are_listed_without_values():
             ("commune", "62119", "R", IND, 2018, 999.0, "ok"), ("iris", "621190101", "62119", IND, 2018, 120.0, "ok"),
             ("iris", "621190102", "62119", IND, 2018, None, "secret_at_source")]
     frame = pd.DataFrame(rows, columns=["level", "zone_code", "parent_code", "indicator", "year", "value", "status"])
+    con.register("frame", frame)  # read by the SQL below (explicitly, not by DuckDB's scan of local variables)
     con.execute("CREATE TABLE confidential.indicators AS SELECT * FROM frame")
     assert iris_not_adding_up(con) == [f"62119 {IND} 2020"]  # 2019 adds up; 2018 has a secret IRIS

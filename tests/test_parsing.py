@@ -91,8 +91,9 @@ def test_cut_table_renamed_key_column_is_a_clear_error():
 def test_cut_table_renamed_measure_column_is_a_clear_error():
     vintage = load_catalog().vintage("bca", 2017)
     labels = [lbl if lbl != "NB_Enfants_0_2_ans" else "NB_ENF_MOINS_3" for lbl in _bca_labels(vintage)]
-    with pytest.raises(IngestError, match=r"columns missing.*'NB_Enfants_0_2_ans' \(Nombre d'enfants de moins de 3 ans des foyers allocataires, "
-                       r"enfants_moins_3_ans\)"):
+    with pytest.raises(IngestError, match=r"columns missing.*'NB_Enfants_0_2_ans' "
+                                          r"\(Nombre d'enfants de moins de 3 ans des foyers allocataires, "
+                                          r"enfants_moins_3_ans\)"):
         cut_table(_grid(vintage.header_row, labels, [["62023"] * len(labels)]), vintage, "BCA2017.xlsx", "BCA2017")
 
 
@@ -109,8 +110,10 @@ def test_stage_flags_secret_missing_and_zero_and_drops_technical_rows():
     catalog, territory = load_catalog(), load_territory()
     raw = _raw_bca(
         [
-            {"code_zone": "62023", "allocataires": "120", "enfants_moins_3_ans": None, "aeeh_0_2_ans": "0", "aeeh_3_5_ans": "7"},
-            {"code_zone": "62028.0", "allocataires": "s", "enfants_moins_3_ans": "nd", "aeeh_0_2_ans": "2", "aeeh_3_5_ans": None},
+            {"code_zone": "62023", "allocataires": "120", "enfants_moins_3_ans": None, "aeeh_0_2_ans": "0",
+             "aeeh_3_5_ans": "7"},
+            {"code_zone": "62028.0", "allocataires": "s", "enfants_moins_3_ans": "nd", "aeeh_0_2_ans": "2",
+             "aeeh_3_5_ans": None},
             {"code_zone": "XXXXX", "allocataires": "3"},
             {"code_zone": "99999", "allocataires": "1"},
         ]

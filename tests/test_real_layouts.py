@@ -141,7 +141,9 @@ def test_a_run_on_the_national_long_file_gives_the_same_indicators(sample_projec
         try:
             indicators = con.sql("SELECT * FROM confidential.indicators").df()
             births = con.sql("SELECT year, zone_code, value, flag FROM staging.naissances").df()
-            files = con.sql("SELECT DISTINCT file_name FROM lineage.ingest_ledger WHERE source = 'naissances'").fetchall()
+            files = con.sql(
+                "SELECT DISTINCT file_name FROM lineage.ingest_ledger WHERE source = 'naissances'"
+            ).fetchall()
             published = con.execute("SELECT count(*) FROM published.indicators").fetchall()[0][0]
         finally:
             con.close()

@@ -328,7 +328,8 @@ def test_tiny_frame_gives_complete_reports(tmp_path):
     wb = openpyxl.load_workbook(xlsx)
     assert wb.sheetnames[1] == "Naissances" and len(wb.sheetnames) == 1 + 1 + 1 + 1  # one RPE in the frame
     ws = wb["Naissances"]
-    values = {ws.cell(row=r, column=1).value: [c.value for c in ws[r][4:]] for r in range(HEADER_ROW + 1, ws.max_row + 1)}
+    values = {ws.cell(row=r, column=1).value: [c.value for c in ws[r][4:]]
+              for r in range(HEADER_ROW + 1, ws.max_row + 1)}
     assert list(values) == list(tiny_published()["zone_code"])
     epci, rpe, commune = values.values()
     assert epci == ["nd", "nd", 1234, "nd"]  # the three other years: not in published.indicators => nd
@@ -481,7 +482,8 @@ def _code_strings(path: Path) -> list[str]:
 
 
 def test_report_code_names_no_confidential_table():
-    modules = sorted((PACKAGE_ROOT / "pipeline" / "reports").glob("*.py")) + [PACKAGE_ROOT / "pipeline" / "defs" / "reports.py"]
+    modules = (sorted((PACKAGE_ROOT / "pipeline" / "reports").glob("*.py"))
+               + [PACKAGE_ROOT / "pipeline" / "defs" / "reports.py"])
     for module in modules:
         for text in _code_strings(module):
             assert not re.search(r"\b(confidential|staging|raw|lineage)\.\w", text), (module.name, text)

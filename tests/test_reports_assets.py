@@ -68,7 +68,7 @@ def small_warehouse(project):
 def test_report_assets_are_declared_for_the_committees():
     specs = {spec.key: spec for a in reports.report_assets for spec in a.specs}
     assert set(specs) == REPORT_KEYS
-    for key, spec in specs.items():
+    for _key, spec in specs.items():
         assert spec.group_name == "reports"
         assert {d.asset_key for d in spec.deps} == {dg.AssetKey("out_indicators")}
         assert spec.description and "\n" not in spec.description.strip()

@@ -72,7 +72,8 @@ def test_report_opens_offline_and_shows_every_chart(page, tmp_path):
             kinds[kind] += 1
             svg = figure.find_element("css selector", ".image svg")
             size = svg.size
-            assert svg.is_displayed() and size["width"] > 600 and size["height"] > 200, (figure.get_attribute("id"), size)
+            assert svg.is_displayed() and size["width"] > 600 and size["height"] > 200, (
+                figure.get_attribute("id"), size)
             source = figure.find_element("css selector", "p.source")
             assert source.is_displayed() and "CAF du Pas-de-Calais" in source.text
             if kind == "carte":

@@ -45,9 +45,11 @@ def full_published(seed: int = 7, territory: Territory | None = None, indicators
                     value = float(max(0, round(pop * rng.uniform(0.002, 0.03))))
                 p_mask = masked_share * (2.5 if pop < 1500 else 0.5)
                 draw = rng.uniform()
-                status = "masked" if draw < p_mask else "not_available" if draw < p_mask + not_available_share else "published"
+                status = ("masked" if draw < p_mask
+                          else "not_available" if draw < p_mask + not_available_share else "published")
                 commune_values[code] = (value, status)
-                rows.append(("commune", code, name, rpe, ind.id, year, value if status == "published" else None, status))
+                rows.append(("commune", code, name, rpe, ind.id, year,
+                             value if status == "published" else None, status))
             for rpe_code, rpe_name in territory.rpe_names.items():
                 members = communes.loc[communes["code_rpe"] == rpe_code, "code_commune"]
                 values = [commune_values[c][0] for c in members]

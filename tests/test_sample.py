@@ -24,13 +24,13 @@ from hypothesis import strategies as st
 from python_calamine import CalamineWorkbook
 
 from pipeline.catalog import Vintage, load_catalog
-from pipeline.sample import sampled_sources
 from pipeline.sample import (
     BUNDLE_FILE,
     FIXED_TIME,
     SENTINEL_LABEL,
     generate,
     sample_truth,
+    sampled_sources,
     secret_mask,
 )
 from pipeline.settings import Paths, project_paths
@@ -276,7 +276,7 @@ def test_rpe_and_epci_rows_are_sums_of_the_truth(truth: pd.DataFrame) -> None:
         assert set(t.loc[t["level"] == "epci", "zone_code"]) == {TERRITORY.epci_code}
     # Coverage: one EPCI row per year, places and children summed, rate recomputed.
     c = truth[truth["source"] == "couverture"]
-    for year, group in c.groupby("year"):
+    for _year, group in c.groupby("year"):
         communes = group[group["level"] == "commune"].pivot(index="zone_code", columns="measure", values="value")
         epci = group[group["level"] == "epci"].set_index("measure")["value"]
         assert epci["places_accueil"] == communes["places_accueil"].sum()

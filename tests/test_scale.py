@@ -281,8 +281,9 @@ def test_decomposition_gives_independent_subproblems() -> None:
     frame, zones = build(3, n_epci=3, safe=True)
     # one more tree with a small cell: the only one that needs solving
     more, more_zones = build(4, n_epci=1, small_share=1.0)
-    more = more.replace({"E0": "E9"}).assign(zone_code=lambda f: f["zone_code"].str.replace("R0.", "R9.", regex=False),
-                                             parent_code=lambda f: f["parent_code"].str.replace("R0.", "R9.", regex=False))
+    more = more.replace({"E0": "E9"}).assign(
+        zone_code=lambda f: f["zone_code"].str.replace("R0.", "R9.", regex=False),
+        parent_code=lambda f: f["parent_code"].str.replace("R0.", "R9.", regex=False))
     more_zones = more_zones.replace({"E0": "E9"}).assign(
         zone_code=lambda f: f["zone_code"].str.replace("R0.", "R9.", regex=False),
         parent_code=lambda f: f["parent_code"].str.replace("R0.", "R9.", regex=False))
@@ -306,7 +307,8 @@ def test_decomposition_gives_independent_subproblems() -> None:
     # (additivity), the indicators of one zone (rates, inequalities), one year
     key = frame.assign(part=part_of)
     assert (key.groupby(["zone_code", "year"])["part"].nunique() == 1).all()
-    parent_part = key.merge(key[["zone_code", "indicator", "year", "part"]], left_on=["parent_code", "indicator", "year"],
+    parent_part = key.merge(key[["zone_code", "indicator", "year", "part"]],
+                            left_on=["parent_code", "indicator", "year"],
                             right_on=["zone_code", "indicator", "year"], suffixes=("", "_parent"))
     assert len(parent_part) > 0 and (parent_part["part"] == parent_part["part_parent"]).all()
     # trivially safe: the trees without any small, secret or unavailable cell

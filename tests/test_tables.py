@@ -99,7 +99,9 @@ def test_what_the_pipeline_writes_is_what_is_declared_and_every_code_is_explaine
             by_name = {c.name: c for c in columns(name)}
             for column in CODED:
                 if column in by_name:
-                    for (code,) in con.execute(f"SELECT DISTINCT {column} FROM {name} WHERE {column} IS NOT NULL").fetchall():
+                    for (code,) in con.execute(
+                        f"SELECT DISTINCT {column} FROM {name} WHERE {column} IS NOT NULL"
+                    ).fetchall():
                         assert code in by_name[column].fr and code in by_name[column].en, (name, column, code)
     finally:
         con.close()

@@ -295,7 +295,8 @@ def _audit_year(year: int, system: YearSystem, threshold: float, zero_publishabl
         if small:
             cells = tuple(system.protected[m].cell for m in members)
             terms = {system.protected[m].term for m in members}
-            result.findings.append(Finding(year, "below_threshold", cells, name, terms.pop() if len(terms) == 1 else None))
+            result.findings.append(Finding(year, "below_threshold", cells, name,
+                                           terms.pop() if len(terms) == 1 else None))
     result.linear_programmes += sum(c.solves for c in solvers)
 
 

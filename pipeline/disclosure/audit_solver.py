@@ -257,7 +257,8 @@ class Component:
                 keys = list(self.sums)
                 entries = [(r, slot) for r, key in enumerate(keys) for slot in self.sums[key]]
                 self._sum_row = {key: r for r, key in enumerate(keys)}
-                self._sum_matrix = coo_matrix((np.ones(len(entries)), ([r for r, _ in entries], [c for _, c in entries])),
+                self._sum_matrix = coo_matrix((np.ones(len(entries)),
+                                               ([r for r, _ in entries], [c for _, c in entries])),
                                               shape=(len(keys), len(values))).tocsr()
                 self._sum_seen = np.full(len(keys), -np.inf)
                 self._sum_int = np.full(len(keys), -np.inf)

@@ -163,7 +163,7 @@ class ReaderModel:
         for (level, zone, ind), st in status.items():  # counts first: a published count is known
             if self.kind.get(ind) == "count" and st == "published":
                 known[(zone, self.measure[ind])] = value[(level, zone, ind)]
-        for (level, zone, ind), st in status.items():
+        for (_level, zone, ind), _st in status.items():
             if self.kind.get(ind) == "count":
                 unknown(zone, self.measure[ind])
             elif self.kind.get(ind) == "ratio":

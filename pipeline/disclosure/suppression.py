@@ -263,14 +263,16 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
     status = problem.cells["status"].to_numpy()
     for pos in masked_positions:
         if state[pos] == FREE and status[pos] != "not_available":
-            shielded = [names[p] for p in sorted(problem.neighbours(pos, same_zone=False)) if state[p] in (PRIMARY, SECRET)]
+            shielded = [names[p] for p in sorted(problem.neighbours(pos, same_zone=False))
+                        if state[p] in (PRIMARY, SECRET)]
             protects[int(pos)] = "; ".join(shielded)
     return _Outcome(key, masked_positions, round_, audit, protects, forced)
 
 
 def _audit_by_group(published: pd.DataFrame, masked: np.ndarray, group_rows: dict[str, np.ndarray],
                     audits: dict[str, tuple[bytes, AuditResult]], zones: pd.DataFrame,
-                    indicators: IndicatorSet, policy: Policy, kinds: dict[str, str], relaxed: bool = False) -> AuditResult:
+                    indicators: IndicatorSet, policy: Policy, kinds: dict[str, str],
+                    relaxed: bool = False) -> AuditResult:
     """The single-cell audit of a sub-problem, group by group (`ReaderModel.indicator_groups`),
     auditing again only the groups whose masked cells changed since their last audit:
     the findings and intervals are those of one audit of the whole, in its order."""
@@ -321,7 +323,8 @@ def decompose(frame: pd.DataFrame, zones: pd.DataFrame, state: pd.Series | None 
         if level == "commune":
             first_commune.setdefault(tree.root_of(code), code)
     free = None if state is None else (state.to_numpy() == FREE)
-    groups = pd.DataFrame({"year": frame["year"].to_numpy(), "root": roots}).groupby(["year", "root"], sort=True).indices
+    groups = (pd.DataFrame({"year": frame["year"].to_numpy(), "root": roots})
+              .groupby(["year", "root"], sort=True).indices)
     out = []
     for (year, root), rows in sorted(groups.items()):
         rows = np.sort(rows)
@@ -360,7 +363,8 @@ def mask(
 
     tree = Hierarchy(zones)
     zone_roots = np.array([tree.root_of(c) for c in zones["zone_code"]], dtype=object)
-    zones_of = {root: zones.iloc[rows] for root, rows in pd.Series(zone_roots).groupby(zone_roots, sort=False).indices.items()}
+    zones_of = {root: zones.iloc[rows]
+                for root, rows in pd.Series(zone_roots).groupby(zone_roots, sort=False).indices.items()}
     empty_zones = zones.iloc[0:0]
     columns = [c for c in frame.columns]
     n_cells = sum(len(sp.rows) for sp in to_solve)

@@ -118,12 +118,14 @@ def build_certificate(d, scan: ScanReport, finished: dt.datetime) -> dict:
             "tables": wh["tables_kept"],
             "vues": wh["views_kept"],
             "tables_reduites": wh["tables_reduced"],
-            "rapports": [dict(item, sha256_apres=reports_after.get(item["path"], "")) for item in inv.get("reports_kept", [])],
+            "rapports": [dict(item, sha256_apres=reports_after.get(item["path"], ""))
+                         for item in inv.get("reports_kept", [])],
             "autres": [
                 {"element": "config/study.yaml et la configuration du projet",
                  "motif": "références de l'étude et de la convention ; aucune donnée de la CAF"},
                 {"element": "historique Dagster des actifs publiés",
-                 "motif": "réenregistré (empreintes, nombres de lignes) pour garder la traçabilité des résultats publiés"},
+                 "motif": "réenregistré (empreintes, nombres de lignes) "
+                          "pour garder la traçabilité des résultats publiés"},
                 {"element": d.show(d.html_path) + ", " + d.show(d.json_path), "motif": CERTIFICATE_REASON},
                 {"element": d.show(lifecycle_dir(d.paths)),
                  "motif": "journal de la destruction (chemins, tailles, empreintes, sans contenu)"},
@@ -185,7 +187,8 @@ def render_certificate_html(cert: dict) -> str:
                    t.get("sha256_after", ""), "réduite", t["reason"]] for t in kept["tables_reduites"]]
     context = {
         "cert": cert, "etude": etude, "conv": conv, "op": op, "det": det, "kept": kept, "scan": scan, "dag": dag,
-        "provider": str(parties.get("data_provider", "la CAF")), "partner": str(parties.get("partner", "le partenaire")),
+        "provider": str(parties.get("data_provider", "la CAF")),
+        "partner": str(parties.get("partner", "le partenaire")),
         "ok": cert["status"] == "TERMINÉE",
         "signed": fr_date(_date(conv["signee_le"], "signed_on")),
         "decision": fr_date(_date(conv["decision_du"], "decision_on")) if conv["decision_du"] else "",
@@ -197,7 +200,8 @@ def render_certificate_html(cert: dict) -> str:
         "summary": _table(["Nature", "Nombre", "Volume"], [
             ["Fichiers reçus (dossier raw/)", len(det["fichiers_bruts"]),
              fr_bytes(sum(f["size_bytes"] for f in det["fichiers_bruts"]))],
-            ["Tables de la base de données", len(det["tables"]), f"{fr_int(sum(t['rows'] for t in det['tables']))} lignes"],
+            ["Tables de la base de données", len(det["tables"]),
+             f"{fr_int(sum(t['rows'] for t in det['tables']))} lignes"],
             ["Vues de la base de données", len(det["vues"]), ""],
             ["Actifs de l'orchestrateur dont l'historique est effacé", len(dag["actifs_purges"]),
              f"{fr_int(sum(a.get('materializations', 0) for a in dag['actifs_purges']))} matérialisations"],
@@ -210,7 +214,8 @@ def render_certificate_html(cert: dict) -> str:
                       [[f["path"], fr_int(f["size_bytes"]), f["sha256"], fr_short(f.get("destroyed_at", ""))]
                        for f in det["fichiers_bruts"]], mono=(0, 2)),
         "tables": _table(["Table", "Lignes", "Colonnes", "Empreinte SHA-256 du contenu", "Motif"],
-                         [[t["table"], fr_int(t["rows"]), t["columns"], t["sha256"], chr(ord("a") + reasons.index(t["reason"]))]
+                         [[t["table"], fr_int(t["rows"]), t["columns"], t["sha256"],
+                           chr(ord("a") + reasons.index(t["reason"]))]
                           for t in det["tables"]], mono=(0, 3)),
         "duckdb_file": _table(["", "Fichier", "Taille (octets)", "Empreinte SHA-256"],
                               [[label, f["path"], fr_int(f["size_bytes"]), f["sha256"]]
@@ -227,11 +232,13 @@ def render_certificate_html(cert: dict) -> str:
         "hits": _table(["Emplacement", "Encodage", "Origine de la valeur", "Occurrences"],
                        [[h["path"], h["form"], h["origin"], h["count"]] for h in scan["hits"]], "", mono=(0,)),
         "assets": _table(["Actif", "Motif", "Matérialisations", "Partitions", "Première", "Dernière"],
-                         [[a["asset_key"], a["reason"], a.get("materializations", 0), ", ".join(a.get("partitions", [])),
+                         [[a["asset_key"], a["reason"], a.get("materializations", 0),
+                           ", ".join(a.get("partitions", [])),
                            fr_short(a.get("first_materialized_at", "")), fr_short(a.get("last_materialized_at", ""))]
                           for a in dag["actifs_purges"]], mono=(0,)),
         "runs": _table(["Exécution", "Début", "Statut", "Actifs concernés", "Fichiers"],
-                       [[r["run_id"], fr_short(r["started_at"]), r["status"], ", ".join(r["assets"]), len(r.get("files", []))]
+                       [[r["run_id"], fr_short(r["started_at"]), r["status"], ", ".join(r["assets"]),
+                         len(r.get("files", []))]
                         for r in dag["runs_supprimes"]], mono=(0,)),
         "files": _table(["Fichier", "Taille (octets)", "Empreinte SHA-256 avant destruction"],
                         [[f["path"], fr_int(f["size_bytes"]), f["sha256"]] for f in run_files], mono=(0, 2)),

@@ -192,7 +192,9 @@ class DagsterStorage:
         if not keys_text:
             return 0
         with self.events.run_connection(RUNLESS_RUN_ID) as conn:
-            result = conn.execute(SqlEventLogStorageTable.delete().where(SqlEventLogStorageTable.c.asset_key.in_(keys_text)))
+            result = conn.execute(
+                SqlEventLogStorageTable.delete().where(SqlEventLogStorageTable.c.asset_key.in_(keys_text))
+            )
             return int(result.rowcount or 0)
 
     def wipe_asset(self, key: dg.AssetKey) -> bool:
@@ -276,8 +278,12 @@ class DagsterStorage:
         try:
             segments = conn.execute(sa.text("SELECT count(*) FROM pg_ls_waldir()")).scalar_one()
         except sa.exc.DBAPIError:
-            max_wal = conn.execute(sa.text("SELECT setting::bigint FROM pg_settings WHERE name = 'max_wal_size'")).scalar_one()
-            size = conn.execute(sa.text("SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'")).scalar_one()
+            max_wal = conn.execute(
+                sa.text("SELECT setting::bigint FROM pg_settings WHERE name = 'max_wal_size'")
+            ).scalar_one()
+            size = conn.execute(
+                sa.text("SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'")
+            ).scalar_one()
             segments = max_wal * (1 << 20) // size
         return min(int(segments) + 2, MAX_WAL_ROUNDS)
 
@@ -307,7 +313,9 @@ class DagsterStorage:
         with self._pg() as conn:
             try:
                 folder = conn.execute(sa.text("SHOW data_directory")).scalar_one()
-                identifier = int(conn.execute(sa.text("SELECT system_identifier FROM pg_control_system()")).scalar_one())
+                identifier = int(
+                    conn.execute(sa.text("SELECT system_identifier FROM pg_control_system()")).scalar_one()
+                )
             except sa.exc.DBAPIError:
                 return None
         path = Path(folder)
@@ -357,7 +365,8 @@ class DagsterStorage:
             "how": "requête SQL de chaque colonne texte, JSON et binaire de chaque table (texte et texte échappé JSON)",
             "tables": tables,
         }
-        return scope, [{"path": p, "form": "texte (SQL)", "origin": o, "count": n} for (p, o), n in sorted(hits.items())]
+        return scope, [{"path": p, "form": "texte (SQL)", "origin": o, "count": n}
+                       for (p, o), n in sorted(hits.items())]
 
 
 def _pg_error(exc) -> str:

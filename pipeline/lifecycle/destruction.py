@@ -28,7 +28,14 @@ from pipeline.lifecycle.journal import Journal, os_user
 from pipeline.lifecycle.markers import destroyed_observation, restated_materialization, restatements
 from pipeline.lifecycle.rules import REPORT_REASON, purged_asset_keys, touched_asset_keys
 from pipeline.lifecycle.scanner import ScanReport, Sentinel, public_text, residue_scan
-from pipeline.lifecycle.shredder import fsync_dir, overwrite_file, sha256_file, shred_file, shred_tree, write_json_atomic
+from pipeline.lifecycle.shredder import (
+    fsync_dir,
+    overwrite_file,
+    sha256_file,
+    shred_file,
+    shred_tree,
+    write_json_atomic,
+)
 from pipeline.lifecycle.warehouse import (
     copy_kept,
     derive_sentinels,
@@ -40,6 +47,7 @@ from pipeline.lifecycle.warehouse import (
 )
 from pipeline.settings import Paths, project_paths
 from pipeline.study import Study
+
 
 @dataclass
 class Outcome:
@@ -161,7 +169,9 @@ class Destruction:
                 raise DestructionError(
                     f"an earlier destruction run ({run_id}, process {pid}) is still running: wait for it or stop it"
                 )
-            self.storage.fail_run(run_id, f"interrupted before the end; the destruction was resumed by run {self.run_id}")
+            self.storage.fail_run(
+                run_id, f"interrupted before the end; the destruction was resumed by run {self.run_id}"
+            )
             attempt["outcome"] = "interrompue"
 
     def verify_again(self) -> Outcome:
@@ -493,7 +503,9 @@ class Destruction:
         report = self.scan(sentinels)
         self.journal.data["scan"] = report.to_dict()
         first = self.journal.results.get("derived_sentinels_first_attempt", 0)
-        self.journal.data["scan"]["derived_in_earlier_attempts"] = first if len(self.journal.data["attempts"]) > 1 else 0
+        self.journal.data["scan"]["derived_in_earlier_attempts"] = (
+            first if len(self.journal.data["attempts"]) > 1 else 0
+        )
         self.journal.save()
         if not sentinels:
             self.log.warning("residue scan: no sentinel to search for (none given, none derived)")

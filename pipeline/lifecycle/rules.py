@@ -31,7 +31,10 @@ REDUCED_TABLES = {
     ),
 }
 OTHER_TABLE_REASON = "table hors de la liste des éléments conservés : détruite par défaut"
-REPORT_REASON = "documents de l'étude destinés aux comités et à la CAF (art. 3), produits à partir des seuls résultats publiés"
+REPORT_REASON = (
+    "documents de l'étude destinés aux comités et à la CAF (art. 3), "
+    "produits à partir des seuls résultats publiés"
+)
 CERTIFICATE_REASON = "le présent procès-verbal et son double JSON"
 
 

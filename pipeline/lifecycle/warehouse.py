@@ -21,7 +21,10 @@ MIN_DERIVED_LENGTH = 6
 MAX_DERIVED = 5000
 DERIVE_FROM_SCHEMAS = ("raw",)  # the faithful copies of the files the CAF sent
 _NUMBERISH = re.compile(r"^[\d\s\u00a0\u202f.,;:%/+\-()*'\"]*$")
-_IDENTIFIER = re.compile(r"^(?:[0-9a-fA-F]{16,}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
+_IDENTIFIER = re.compile(
+    r"^(?:[0-9a-fA-F]{16,}"
+    r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+)
 
 
 def scan_duckdb_tables(db: Path, sentinels: list[Sentinel], display: str) -> tuple[int, list[dict]]:
@@ -160,7 +163,9 @@ def table_digests(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, str]]:
     """(rows, content SHA-256) of every table of the database."""
     return {
         f"{schema}.{table}": table_digest(con, _qualified(schema, table))
-        for schema, table in con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT internal").fetchall()
+        for schema, table in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT internal"
+        ).fetchall()
     }
 
 

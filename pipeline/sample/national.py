@@ -111,7 +111,8 @@ def write_national_referential(config_dir: Path, seed: int = 2022, n_communes: i
     source = (paths or project_paths()).config
     config_dir.mkdir(parents=True, exist_ok=True)
     for path in sorted(source.iterdir()):
-        if path.is_file() and path.name not in REFERENTIAL_FILES and path.resolve() != (config_dir / path.name).resolve():
+        if (path.is_file() and path.name not in REFERENTIAL_FILES
+                and path.resolve() != (config_dir / path.name).resolve()):
             shutil.copy2(path, config_dir / path.name)
     territory, zones = national_referential(seed, n_communes)
     territory.to_csv(config_dir / "territory.csv", sep=";", index=False, encoding="utf-8", lineterminator="\n")
