@@ -7,7 +7,6 @@ import pkgutil
 import sys
 from pathlib import Path
 
-
 # The fast CABBALR benchmarks first, the national scale (the longest) last.
 ORDER = ("suite", "excel_reading", "tauargus_compare", "national")
 

@@ -19,7 +19,7 @@ from tests.helpers import failure_message, materialize
 from tests.test_reports_assets import use_geometry
 
 
-def _published(db) -> "pd.DataFrame":  # noqa: F821
+def _published(db) -> pd.DataFrame:  # noqa: F821
     con = duckdb.connect(str(db), read_only=True)
     try:
         return con.execute("SELECT * FROM published.indicators").df()
