@@ -190,6 +190,17 @@ ANALYSIS: list[str] = [
     "- **Sharp cuts from the first round** (`mask(..., sharp_cuts_from_round=1)`) take the masking to 5 rounds "
     "instead of 13 for a pattern of the same size, but a different one: not the default, so that the "
     "CABBALR's published table stays what it was (docs/scale.md).",
+    "- **The reader model of issue 13 (2026-12-01 and 12-02), measured here.** Masking + audit without "
+    "Dagster went from 2.6 s (policy 2026.2: counts only, real numbers) to 24.5 s with policy 2026.4 on a "
+    "loaded machine (`mask()` 12.9 s with 9 rounds, the blocking audit 10.4 s with 5,215 solves instead "
+    "of 780, 8,395 sums instead of 5,351): the audit now protects the complements and the hidden terms of "
+    "rates, reads what the statuses and the published rates say, and decides the components where a rate "
+    "stands beside two hidden counts in whole numbers (a relaxation missed leaks there: the attacker "
+    "proved them). Secrecy came first; the full run (38 s) and a new year (48 s) miss their targets by "
+    "the same cost. What would win it back, in order of effect: year-partitioned masking and audit assets "
+    "(a new year is a fifth of the work); the blocking audit run per year in worker processes (years are "
+    "independent); keeping each component's HiGHS model between the masking's rounds instead of "
+    "rebuilding it.",
     "- **Load.** The figures move with what else runs on the machine (see the load average above).",
     "",
 ]
