@@ -71,9 +71,9 @@ def test_the_catalog_entry_classifies_the_ingest_assets(two_sources):
 
     catalog = load_catalog()
     assets = [a for sid in ("permanences_rpe", "equipements_publics") for a in build_ingest_assets(catalog.source(sid))]
-    from pipeline.resources import WarehouseResource
+    from pipeline.resources import ProjectResource, WarehouseResource
 
-    defs = dg.Definitions(assets=assets, resources={"warehouse": WarehouseResource()})
+    defs = dg.Definitions(assets=assets, resources={"project": ProjectResource(), "warehouse": WarehouseResource()})
     graph = apply_governance(defs).resolve_asset_graph()
     tags = {key.to_user_string(): graph.get(key).tags for key in graph.get_all_asset_keys()}
     for name in ("raw_permanences_rpe", "stg_permanences_rpe"):
