@@ -23,6 +23,7 @@ import duckdb
 import pandas as pd
 import yaml
 
+from pipeline.errors import PipelineError
 from pipeline.fingerprint import frame_fingerprint
 from pipeline.indicators import Indicator, IndicatorSet, load_indicators
 from pipeline.settings import Paths, project_paths
@@ -30,7 +31,6 @@ from pipeline.study import StudyError
 from pipeline.study import load_study as read_study
 from pipeline.tables import column_names
 from pipeline.territory import Territory, load_territory
-from pipeline.errors import PipelineError
 
 PUBLISHED_TABLE = "published.indicators"
 PUBLISHED_COLUMNS = tuple(column_names(PUBLISHED_TABLE))  # declared in config/tables.yaml

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.territory import Territory
 from pipeline.errors import PipelineError
+from pipeline.territory import Territory
 
 Ring = np.ndarray  # (n, 2) longitude, latitude
 Polygon = list  # [exterior ring, hole rings...]

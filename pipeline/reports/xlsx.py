@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import posixpath
 import zipfile
-from pipeline.errors import PipelineError
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.parsers import expat
 
 from openpyxl.utils import get_column_letter
+
+from pipeline.errors import PipelineError
 
 
 class WorkbookError(PipelineError, ValueError):
