@@ -92,6 +92,12 @@ class ProjectResource(dg.ConfigurableResource):
         """config/disclosure.yaml (the secrecy policy)."""
         return self._load("policy", load_policy)
 
+    def report_config(self):
+        """config/report.yaml (the reports' names, symbols, notes and map settings)."""
+        from pipeline.reports.context import load_report_config  # the reports need the resources, not the reverse
+
+        return self._load("report", load_report_config)
+
 
 class WarehouseLockTimeout(RuntimeError):
     pass

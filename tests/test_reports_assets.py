@@ -13,7 +13,7 @@ import pytest
 from pipeline.defs import reports
 from pipeline.lineage import CONFIDENTIAL
 from pipeline.reports.context import EXCEL_NAME, HTML_NAME
-from pipeline.resources import WarehouseResource
+from pipeline.resources import ProjectResource, WarehouseResource
 from tests.test_reports import SHIPPED_GEO, SMALL_SET
 from tests.test_reports_support import (
     SENTINEL,
@@ -30,7 +30,7 @@ def run(selection=None, instance=None) -> dg.ExecuteInJobResult:
     return dg.materialize(
         reports.report_assets + reports.report_checks,
         selection=selection,
-        resources={"warehouse": WarehouseResource()},
+        resources={"project": ProjectResource(), "warehouse": WarehouseResource()},
         instance=instance or dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

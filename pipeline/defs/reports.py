@@ -31,14 +31,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.indicators import load_indicators
-from pipeline.reports.context import EXCEL_NAME, HTML_NAME, ReportContext, ReportError, build_context, read_published
+from pipeline.reports.context import EXCEL_NAME, HTML_NAME, ReportContext, ReportError, read_published
+from pipeline.reports.context import load_study as load_report_study
 from pipeline.reports.excel import write_workbook
 from pipeline.reports.geo import Geometry, load_geometry
 from pipeline.reports.guard import GuardReport, check_html, check_workbook
 from pipeline.reports.html import write_html
-from pipeline.resources import WarehouseResource
-from pipeline.settings import project_paths
+from pipeline.resources import ProjectResource, WarehouseResource
 
 GROUP = "reports"
 PUBLISHED_ASSET = dg.AssetKey("out_indicators")
@@ -60,13 +59,9 @@ def _own_objects_only() -> Iterator[None]:
         gc.unfreeze()
 
 
-def report_path(name: str) -> Path:
-    return project_paths().reports / name
-
-
-def _relative(path: Path) -> str:
+def _relative(path: Path, root: Path) -> str:
     try:
-        return str(path.resolve().relative_to(project_paths().root))
+        return str(path.resolve().relative_to(root))
     except ValueError:
         return str(path)
 
@@ -82,13 +77,18 @@ def _data_date(instance: dg.DagsterInstance | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(event.timestamp).replace(microsecond=0) if event else None
 
 
-def load_report_context(warehouse: WarehouseResource, instance: dg.DagsterInstance | None = None) -> ReportContext:
+def load_report_context(project: ProjectResource, warehouse: WarehouseResource,
+                        instance: dg.DagsterInstance | None = None) -> ReportContext:
     """published.indicators (read-only) and the configuration, or a Failure saying what to do."""
     try:
-        indicators = load_indicators()
+        indicators = project.indicators()
         with warehouse.connect(read_only=True) as con:
             published = read_published(con, indicators)
-        return build_context(published, data_date=_data_date(instance), indicators=indicators)
+        territory = project.territory()
+        # the reports' view of the study (sign-off, provider, title), from the same config/study.yaml
+        study = load_report_study(project.paths, territory)
+        return ReportContext(published=published, indicators=indicators, territory=territory, study=study,
+                             config=project.report_config(), data_date=_data_date(instance))
     except (FileNotFoundError, ReportError, ValueError) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 
@@ -98,9 +98,9 @@ def _geometry(report: ReportContext) -> Geometry:
     return load_geometry(config.geometry_path, config.code_property, report.territory)
 
 
-def _file_metadata(path: Path) -> dict:
+def _file_metadata(path: Path, root: Path) -> dict:
     return {
-        "path": dg.MetadataValue.path(_relative(path)),
+        "path": dg.MetadataValue.path(_relative(path, root)),
         "size_bytes": path.stat().st_size,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
     }
@@ -140,17 +140,19 @@ def _guard_metadata(guard: GuardReport) -> dict:
     deps=[PUBLISHED_ASSET],
     metadata={"file": f"reports/{EXCEL_NAME}", "reads": "published.indicators"},
 )
-def out_rapport_excel(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def out_rapport_excel(
+    context: dg.AssetExecutionContext, project: ProjectResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """Workbook for the Petite Enfance committees (reports/indicateurs_petite_enfance.xlsx): the published, secrecy-masked indicators of published.indicators (CAF du Pas-de-Calais, Cnaf, Insee) per indicator, per RPE, with cover and methodology."""
     with _own_objects_only():
-        report = load_report_context(warehouse, context.instance)
-        target = report_path(EXCEL_NAME)
+        report = load_report_context(project, warehouse, context.instance)
+        target = project.paths.reports / EXCEL_NAME
         stats, guard = _write_guarded(
             target, lambda path: write_workbook(report, path), lambda path: check_workbook(path, report)
         )
-    context.log.info(f"{_relative(target)}: {stats['sheets']} sheets, guard passed on {guard.cells_checked} cells")
+    context.log.info(f"{_relative(target, project.paths.root)}: {stats['sheets']} sheets, guard passed on {guard.cells_checked} cells")
     return dg.MaterializeResult(
-        metadata={**_file_metadata(target), **stats, **_guard_metadata(guard), "data_version": report.data_version}
+        metadata={**_file_metadata(target, project.paths.root), **stats, **_guard_metadata(guard), "data_version": report.data_version}
     )
 
 
@@ -161,10 +163,12 @@ def out_rapport_excel(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     deps=[PUBLISHED_ASSET],
     metadata={"file": f"reports/{HTML_NAME}", "reads": "published.indicators"},
 )
-def out_rapport_html(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def out_rapport_html(
+    context: dg.AssetExecutionContext, project: ProjectResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """Self-contained web page for the Petite Enfance committees (reports/rapport_petite_enfance.html): trends per RPE, communes and maps of the published, secrecy-masked indicators of published.indicators (CAF du Pas-de-Calais, Cnaf, Insee)."""
     with _own_objects_only():
-        report = load_report_context(warehouse, context.instance)
+        report = load_report_context(project, warehouse, context.instance)
         geometry = _geometry(report)
         if not geometry.available:
             context.log.warning(f"maps replaced by a note: {geometry.problem}")
@@ -173,16 +177,16 @@ def out_rapport_html(context: dg.AssetExecutionContext, warehouse: WarehouseReso
                 f"{len(geometry.missing)} commune code(s) without outline in {geometry.source.name}: "
                 + ", ".join(geometry.missing)
             )
-        target = report_path(HTML_NAME)
+        target = project.paths.reports / HTML_NAME
         stats, guard = _write_guarded(
             target,
             lambda path: write_html(report, geometry, path),
             lambda path: check_html(path, report, maps_expected=geometry.available),
         )
-    context.log.info(f"{_relative(target)}: {stats['charts']} charts, guard passed on {guard.cells_checked} cells")
+    context.log.info(f"{_relative(target, project.paths.root)}: {stats['charts']} charts, guard passed on {guard.cells_checked} cells")
     return dg.MaterializeResult(
         metadata={
-            **_file_metadata(target),
+            **_file_metadata(target, project.paths.root),
             **{k: v for k, v in stats.items() if v is not None},
             **_guard_metadata(guard),
             "data_version": report.data_version,
@@ -193,39 +197,43 @@ def out_rapport_html(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     )
 
 
-def _check_result(path: Path, run_guard: Callable[[Path], GuardReport]) -> dg.AssetCheckResult:
+def _check_result(path: Path, root: Path, run_guard: Callable[[Path], GuardReport]) -> dg.AssetCheckResult:
     if not path.exists():
         return dg.AssetCheckResult(
-            passed=False, description=f"{path.name} is not in reports/", metadata={"file": _relative(path)}
+            passed=False, description=f"{path.name} is not in reports/", metadata={"file": _relative(path, root)}
         )
     guard = run_guard(path)
     return dg.AssetCheckResult(
         passed=guard.passed,
         description=guard.message(),
         metadata={**{k: v for k, v in guard.metadata().items() if k != "first_problems"},
-                  "first_problems": dg.MetadataValue.json(guard.problems[:50]), "file": _relative(path)},
+                  "first_problems": dg.MetadataValue.json(guard.problems[:50]), "file": _relative(path, root)},
     )
 
 
 @dg.asset_check(
     asset=out_rapport_excel, name=EXCEL_CHECK, blocking=True, automation_condition=dg.AutomationCondition.eager()
 )
-def rapport_excel_conforme(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def rapport_excel_conforme(
+    context: dg.AssetCheckExecutionContext, project: ProjectResource, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
     """Re-reads reports/indicateurs_petite_enfance.xlsx: every figure equals published.indicators, masked cells show their symbol (never a number or a blank), every sheet names the CAF (and Cnaf / Insee) as source, no formula."""
     with _own_objects_only():
-        report = load_report_context(warehouse, context.instance)
-        return _check_result(report_path(EXCEL_NAME), lambda path: check_workbook(path, report))
+        report = load_report_context(project, warehouse, context.instance)
+        return _check_result(project.paths.reports / EXCEL_NAME, project.paths.root, lambda path: check_workbook(path, report))
 
 
 @dg.asset_check(
     asset=out_rapport_html, name=HTML_CHECK, blocking=True, automation_condition=dg.AutomationCondition.eager()
 )
-def rapport_html_conforme(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def rapport_html_conforme(
+    context: dg.AssetCheckExecutionContext, project: ProjectResource, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
     """Re-reads reports/rapport_petite_enfance.html: every figure of the chart tables equals published.indicators, masked cells show their symbol, every chart and the page carry the source line, nothing is loaded from outside the file."""
     with _own_objects_only():
-        report = load_report_context(warehouse, context.instance)
+        report = load_report_context(project, warehouse, context.instance)
         geometry = _geometry(report)
-        return _check_result(report_path(HTML_NAME),
+        return _check_result(project.paths.reports / HTML_NAME, project.paths.root,
                              lambda path: check_html(path, report, maps_expected=geometry.available))
 
 
