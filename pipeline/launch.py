@@ -13,7 +13,9 @@ name files and rules, never a value of the data.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,10 @@ from pipeline.settings import project_paths
 # The run tags of a run over a range of partitions, as Dagster's single-run backfills set them.
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+# Which process on which machine runs a run: a run whose process is gone holds its pool slot for ever
+PID_TAG = "caf/pid"
+HOST_TAG = "caf/host"
 
 # Step-by-step events, errors and stack traces included, go to the instance (the UI shows
 # them); the console gets the caller's line per run and one message per failing file.
@@ -96,15 +102,56 @@ def launch(
     """One run of the job `job_name` of the definitions on `instance` (over `years` for an
     ingest job: one year as a partition, several as a partition range)."""
     job = (defs or definitions()).resolve_job_def(job_name)
-    partition_key, tags = None, None
+    partition_key, tags = None, run_tags()
     if years and len(years) == 1:
         partition_key = years[0]
     elif years:
-        tags = partition_range_tags(years)
+        tags.update(partition_range_tags(years))
+    release_slots_of_dead_runs(instance)
     result = job.execute_in_process(
         run_config=run_config, instance=instance, partition_key=partition_key, tags=tags, raise_on_error=False
     )
     return Launched(job_name, _label(job, years), result)
+
+
+def run_tags() -> dict[str, str]:
+    """The tags that say which process on which machine runs a run (see below)."""
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def release_slots_of_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Free the pool slots held by runs launched on this machine whose process is gone.
+
+    A run killed mid-write (SIGKILL, a power cut) never frees the slot of the pool `warehouse`
+    its step claimed: every later run would wait for it for ever. Such a run is marked failed
+    and its slots are freed. Only runs carrying our process tags are judged (a run the daemon
+    or the UI launched is left to Dagster's run monitoring); freeing a slot too early would
+    cost nothing but queueing, the warehouse's file lock being what keeps writers apart.
+    Returns the ids of the runs released."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return []
+    host, released = socket.gethostname(), []
+    for pool in storage.get_concurrency_keys():
+        for run_id in {claim.run_id for claim in storage.get_concurrency_info(pool).claimed_slots}:
+            run = instance.get_run_by_id(run_id)
+            pid = run.tags.get(PID_TAG) if run else None
+            if run is None or run.is_finished or (pid and run.tags.get(HOST_TAG) == host and not _alive(int(pid))):
+                if run is not None and not run.is_finished:
+                    instance.report_run_failed(run, "its process is gone (killed mid-run): its pool slots are freed")
+                storage.free_concurrency_slots_for_run(run_id)
+                released.append(run_id)
+    return released
 
 
 def ingest_jobs(defs: dg.Definitions) -> list[str]:

@@ -13,8 +13,10 @@ import openpyxl
 
 def materialize(selection: list[str], partition_key: str | None = None, instance=None) -> dg.ExecuteInJobResult:
     from pipeline.definitions import defs
+    from pipeline.launch import release_slots_of_dead_runs, run_tags
 
     instance = instance or dg.DagsterInstance.ephemeral()
+    release_slots_of_dead_runs(instance)  # as pipeline.launch does before each run
     if partition_key is not None:  # a year partition must exist before it runs
         graph = defs.resolve_asset_graph()
         for key in selection:
@@ -29,6 +31,7 @@ def materialize(selection: list[str], partition_key: str | None = None, instance
         partition_key=partition_key,
         resources=defs.resources,
         instance=instance,
+        tags=run_tags(),
         raise_on_error=False,
     )
 
