@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 import pandas as pd
 import pytest
@@ -244,7 +246,7 @@ def test_run_all_launches_the_jobs_of_the_definitions(sample_project, monkeypatc
     partition range), then the refresh job; never the destruction; one line per run."""
     from pipeline.__main__ import main
     from pipeline.definitions import defs
-    from pipeline.launch import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+    from pipeline.launch import HOST_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, PID_TAG
 
     launched = []
 
@@ -266,13 +268,15 @@ def test_run_all_launches_the_jobs_of_the_definitions(sample_project, monkeypatc
         source = catalog.source(name.removeprefix("ingest_"))
         years = [str(y) for y in sorted(source.years)]
         if len(years) == 1:  # places_a_creer: one year, a plain one-partition run
-            assert partition_key == years[0] and not tags
+            assert partition_key == years[0] and PARTITION_RANGE_START_TAG not in tags
             assert f"ok: raw_{source.id}, stg_{source.id} [{years[0]}] (run 00000000)" in output
         else:
             assert partition_key is None
             assert (tags[PARTITION_RANGE_START_TAG], tags[PARTITION_RANGE_END_TAG]) == (years[0], years[-1])
             assert f"ok: raw_{source.id}, stg_{source.id} [{years[0]}...{years[-1]}: {len(years)} years]" in output
-    assert launched[-1][1:] == (None, {})  # the refresh job: the unpartitioned assets, in one run
+    # the refresh job: the unpartitioned assets, in one run; every run says which process runs it
+    assert launched[-1][1] is None and PARTITION_RANGE_START_TAG not in launched[-1][2]
+    assert all(tags[PID_TAG] == str(os.getpid()) and HOST_TAG in tags for _, _, tags in launched)
     assert "ok: core_indicator_inputs, core_indicators, core_indicators_evolution, core_masking, out_indicators, " \
            "out_manifeste_conformite, out_rapport_excel, out_rapport_html (run 00000000)" in output
 
