@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
 from pipeline.disclosure.audit import audit_published
@@ -24,11 +25,14 @@ from pipeline.disclosure.suppression import PUBLISHED_COLUMNS, MaskingError, mas
 from pipeline.fingerprint import table_fingerprint
 from pipeline.frames import as_text, read_compact
 from pipeline.resources import WAREHOUSE_POOL, ProjectResource, WarehouseResource, transaction, write_table
-from pipeline.tables import column_schema, column_schema_metadata
+from pipeline.tables import column_names, column_schema, column_schema_metadata
 from pipeline.territory import infra_zones
 
 CANDIDATE_TABLE = "confidential.published_candidate"
 MASKING_LOG_TABLE = "confidential.masking_log"
+# what the masking and the audit already decided, by fingerprint (pipeline.disclosure.memo)
+MASKING_MEMO_TABLE = "confidential.masking_memo"
+AUDIT_MEMO_TABLE = "confidential.audit_memo"
 PUBLISHED_TABLE = "published.indicators"
 AUDIT_CHECK = "audit_secret_statistique"
 
@@ -74,11 +78,13 @@ def core_masking(context: dg.AssetExecutionContext, project: ProjectResource, wa
         raise dg.Failure(description="config/disclosure.yaml: " + "; ".join(problems), allow_retries=False)
     with warehouse.connect(read_only=True) as con:
         confidential = read_compact(con, "SELECT * FROM confidential.indicators")
+        memo = read_records(con, MASKING_MEMO_TABLE)
     started = dt.datetime.now(dt.timezone.utc)
     try:
         # the zone tree: the territory's, and the IRIS the warehouse computed (children of their commune)
         zones = territory.zones(infra_zones(confidential, territory))
-        result = mask(confidential, zones, indicators, policy, territory.infra_communal_levels)
+        # sub-problems already solved with the same cells, zones, policy and code are taken from the memo
+        result = mask(confidential, zones, indicators, policy, territory.infra_communal_levels, memo=memo)
     except MaskingError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     seconds = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
@@ -91,6 +97,7 @@ def core_masking(context: dg.AssetExecutionContext, project: ProjectResource, wa
     with warehouse.connect() as con, transaction(con):
         write_table(con, CANDIDATE_TABLE, candidate)
         write_table(con, MASKING_LOG_TABLE, log)
+        write_records(con, MASKING_MEMO_TABLE, result.records)
     yield dg.MaterializeResult(
         metadata={
             "policy_version": policy.version,
@@ -109,11 +116,18 @@ def core_masking(context: dg.AssetExecutionContext, project: ProjectResource, wa
     del confidential, result, candidate, log
     with warehouse.connect(read_only=True) as con:
         stored = read_compact(con, f"SELECT * FROM {CANDIDATE_TABLE}")
-    yield _audit_check(stored, territory, indicators, policy)
+        cleared = read_records(con, AUDIT_MEMO_TABLE)
+    check, parts = _audit_check(stored, territory, indicators, policy, cleared)
+    with warehouse.connect() as con, transaction(con):
+        write_records(con, AUDIT_MEMO_TABLE, parts)
+    yield check
 
 
-def _audit_check(published, territory, indicators, policy) -> dg.AssetCheckResult:
-    audit = audit_published(published, territory.zones(infra_zones(published, territory)), indicators, policy)
+def _audit_check(published, territory, indicators, policy, cleared) -> tuple[dg.AssetCheckResult, dict]:
+    """The blocking audit: each (year, zone tree) part whose published rows, zones, policy and
+    audit code are those of a part audited clean before is not audited again (`cleared`)."""
+    audit = audit_published(published, territory.zones(infra_zones(published, territory)), indicators, policy,
+                            cleared=cleared)
     return dg.AssetCheckResult(
         check_name=AUDIT_CHECK,
         passed=audit.passed,
@@ -123,11 +137,30 @@ def _audit_check(published, territory, indicators, policy) -> dg.AssetCheckResul
             "sums_checked": audit.groups_checked,
             "linear_programmes": audit.linear_programmes,
             "findings": len(audit.findings),
+            # (year, zone tree) parts audited in this run, and those cleared by an earlier audit
+            "parts_audited": audit.parts_audited,
+            "parts_reused": audit.parts_reused,
             "findings_detail": [f.describe() for f in audit.findings[:50]],
             "policy_version": policy.version,
             "policy_sha256": policy.sha256,
         },
-    )
+    ), audit.parts
+
+
+def read_records(con, table: str) -> dict[str, str]:
+    """fingerprint -> record of a memo table; none before its first run."""
+    try:
+        rows = con.execute(f"SELECT fingerprint, record FROM {table}").fetchall()
+    except duckdb.CatalogException:
+        return {}
+    return dict(rows)
+
+
+def write_records(con, table: str, records: dict[str, tuple[int, str, str]]) -> None:
+    """A memo table holds the records of the last run only: parts no longer there are forgotten."""
+    frame = pd.DataFrame([(f, year, root, text) for f, (year, root, text) in records.items()],
+                         columns=column_names(table))
+    write_table(con, table, frame.astype({"fingerprint": "string", "year": "int32", "root": "string", "record": "string"}))
 
 
 @dg.asset(

@@ -39,6 +39,7 @@ import math
 import multiprocessing
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -46,12 +47,16 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from pipeline.disclosure import memo
 from pipeline.disclosure.audit_solver import EPS, Component, components
 from pipeline.disclosure.policy import Policy
 from pipeline.disclosure.reader import CellKey, ReaderModel, YearSystem
 from pipeline.frames import as_text
 from pipeline.indicators import IndicatorSet
 
+INTERVAL_COLUMNS = ["level", "zone_code", "indicator", "year", "low", "high"]
+# what a reader reads of the published table: the audit's fingerprints are of these columns
+AUDITED_COLUMNS = ["level", "zone_code", "indicator", "year", "value", "status"]
 ALL_SUBSETS_UP_TO = 6  # sums with at most this many hidden figures: every subset is checked
 PAIRS_UP_TO = 16  # beyond that, the whole set and the pairs only up to this many
 
@@ -85,14 +90,18 @@ class AuditResult:
     cells_checked: int = 0
     groups_checked: int = 0
     linear_programmes: int = 0  # solves (mixed-integer programmes), the name kept for the metadata
+    # clean (year, zone tree) parts: fingerprint -> (year, root, record), `audit_published`'s `cleared`
+    parts: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    parts_audited: int = 0
+    parts_reused: int = 0  # parts found in `cleared`, not audited again
 
     @property
     def passed(self) -> bool:
         return not self.findings
 
 
-# From this many cells, `audit_published` audits the zone trees in worker processes.
-PARALLEL_MIN_CELLS = 200_000
+# From this many cells to audit, `audit_published` audits its parts in worker processes.
+PARALLEL_MIN_CELLS = 4_000
 
 
 def _roots(zones: pd.DataFrame) -> dict[str, str]:
@@ -108,48 +117,111 @@ def _roots(zones: pd.DataFrame) -> dict[str, str]:
     return root_of
 
 
+@dataclass(frozen=True)
+class _Part:
+    """A year of one zone tree: nothing a reader knows relates it to any other part."""
+
+    year: int
+    root: str
+    rows: np.ndarray  # positions in the published frame
+    zone_rows: np.ndarray  # positions in the zones frame
+
+
 def audit_published(
     published: pd.DataFrame, zones: pd.DataFrame, indicators: IndicatorSet, policy: Policy, sums: bool = True,
     witnesses: bool = True, workers: int | None = None, relaxed: bool = False,
+    cleared: Mapping[str, str] | None = None,
 ) -> AuditResult:
     """Audit `published` (level, zone_code, indicator, year, value, status): see
-    `audit_table`. The zone trees (an EPCI and what lies under it) share no constraint,
-    so from `PARALLEL_MIN_CELLS` cells (or `workers` > 1) they are audited in that many
-    worker processes (default: one per core), each a share of the trees; the verdict
-    is the same, the findings listed year by year."""
+    `audit_table`. Each year of each zone tree (an EPCI and what lies under it) shares no
+    constraint with any other, so the table is audited part by part: from
+    `PARALLEL_MIN_CELLS` cells to audit (or `workers` > 1) in that many worker processes
+    (default: one per core); the verdict is the same, the findings listed year by year.
+
+    `cleared`: the `parts` of earlier audits (fingerprint -> record, `pipeline.disclosure.memo`):
+    a part whose fingerprint is there (same published rows in the same order, same zones,
+    policy, indicators, options and audit code) was audited clean and is not audited again;
+    its counts are the record's, and it has no intervals here. The result's `parts` hold
+    the record of every clean part, audited now or before.
+    """
     published = as_text(published)  # text read compactly: plain text cells again
+    if cleared is None and (workers == 1 or (workers is None and len(published) < PARALLEL_MIN_CELLS)):
+        return audit_table(published, zones, indicators, policy, sums, witnesses, relaxed)  # as a whole, here
+    settings = (indicators, policy, sums, witnesses, relaxed)
+    parts = _parts(published, zones)
+    fingerprints = _fingerprints(published, zones, parts, settings)
+    reused = {f: (cleared or {})[f] for f in fingerprints if f in (cleared or {})}
+    todo = [(part, f) for part, f in zip(parts, fingerprints) if f not in reused]
     if workers is None:
-        workers = (os.cpu_count() or 1) if len(published) >= PARALLEL_MIN_CELLS else 1
-    root_of = _roots(zones) if workers > 1 else {}
-    roots = published["zone_code"].map(root_of).fillna(published["zone_code"]) if workers > 1 else None
-    if workers <= 1 or roots.nunique() < 2:
-        return audit_table(published, zones, indicators, policy, sums, witnesses, relaxed)
-    # shares of whole trees, the largest first onto the least loaded share
-    sizes = roots.value_counts()
-    shares: list[list[str]] = [[] for _ in range(min(workers * 4, len(sizes)))]
-    load = np.zeros(len(shares))
-    for root, size in sizes.items():
-        k = int(np.argmin(load))
-        shares[k].append(root)
-        load[k] += size
-    zone_roots = zones["zone_code"].map(root_of).fillna(zones["zone_code"])
-    tasks = [(published[roots.isin(share).to_numpy()], zones[zone_roots.isin(share).to_numpy()]) for share in shares]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        parts = list(pool.map(_audit_share, tasks, [(indicators, policy, sums, witnesses, relaxed)] * len(tasks)))
-    intervals = [p.intervals for p in parts if len(p.intervals)]
-    return AuditResult(
-        findings=sorted((f for p in parts for f in p.findings), key=lambda f: f.year),
-        intervals=pd.concat(intervals, ignore_index=True) if intervals else parts[0].intervals,
-        cells_checked=sum(p.cells_checked for p in parts),
-        groups_checked=sum(p.groups_checked for p in parts),
-        linear_programmes=sum(p.linear_programmes for p in parts),
-    )
+        workers = (os.cpu_count() or 1) if sum(len(p.rows) for p, _ in todo) >= PARALLEL_MIN_CELLS else 1
+    tasks = [(published.iloc[p.rows], zones.iloc[p.zone_rows]) for p, _ in todo]
+    if workers <= 1 or len(tasks) < 2:
+        audits = [_audit_share(task, settings) for task in tasks]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
+            audits = list(pool.map(_audit_share, tasks, [settings] * len(tasks), chunksize=_chunk(len(tasks), workers)))
+    result = merge_results(audits, sorted_by_year=True)
+    for (part, f), audit in zip(todo, audits):
+        if audit.passed:
+            counts = [audit.cells_checked, audit.groups_checked, audit.linear_programmes]
+            result.parts[f] = (part.year, part.root, memo.dumps({"counts": counts}))
+    for part, f in zip(parts, fingerprints):
+        if f in reused:
+            try:
+                cells, groups, _solves = memo.loads(reused[f])["counts"]
+            except (ValueError, KeyError, TypeError):
+                cells, groups = 0, 0  # the counts only: the part's verdict is its fingerprint's
+            result.cells_checked += cells
+            result.groups_checked += groups
+            result.parts[f] = (part.year, part.root, reused[f])
+    result.parts_audited, result.parts_reused = len(todo), len(reused)
+    return result
+
+
+def _parts(published: pd.DataFrame, zones: pd.DataFrame) -> list[_Part]:
+    root_of = _roots(zones)
+    roots = published["zone_code"].map(root_of).fillna(published["zone_code"]).to_numpy()
+    zone_roots = zones["zone_code"].map(root_of).fillna(zones["zone_code"]).to_numpy()
+    zone_rows = pd.Series(zone_roots).groupby(zone_roots, sort=False).indices
+    groups = pd.DataFrame({"year": published["year"].to_numpy(), "root": roots}).groupby(["year", "root"]).indices
+    empty = np.zeros(0, dtype=np.int64)
+    return [_Part(int(year), str(root), np.sort(rows), zone_rows.get(root, empty))
+            for (year, root), rows in sorted(groups.items())]
+
+
+def _fingerprints(published: pd.DataFrame, zones: pd.DataFrame, parts: list[_Part], settings: tuple) -> list[str]:
+    indicators, policy, *options = settings
+    columns = [c for c in AUDITED_COLUMNS if c in published.columns]
+    cells = published[columns]
+    text = memo.settings_fingerprint(policy, indicators, "audit", *options, memo.columns_signature(cells),
+                                     memo.columns_signature(zones))
+    hashes, zone_hashes = memo.row_hashes(cells), memo.row_hashes(zones)
+    return [memo.part_fingerprint(hashes[p.rows], zone_hashes[p.zone_rows], text) for p in parts]
+
+
+def _chunk(tasks: int, workers: int) -> int:
+    """Parts handed to a worker at a time: a few rounds per worker (balance), not one part
+    a round (a national table has thousands of small parts)."""
+    return max(1, tasks // (workers * 8))
 
 
 def _audit_share(task: tuple[pd.DataFrame, pd.DataFrame], settings: tuple) -> AuditResult:
     published, zones = task
     return audit_table(published, zones, *settings)
+
+
+def merge_results(parts: list[AuditResult], sorted_by_year: bool = False) -> AuditResult:
+    """One result of the audits of independent parts (findings in their order, or by year)."""
+    intervals = [p.intervals for p in parts if len(p.intervals)]
+    findings = [f for p in parts for f in p.findings]
+    return AuditResult(
+        findings=sorted(findings, key=lambda f: f.year) if sorted_by_year else findings,
+        intervals=pd.concat(intervals, ignore_index=True) if intervals else pd.DataFrame(columns=INTERVAL_COLUMNS),
+        cells_checked=sum(p.cells_checked for p in parts),
+        groups_checked=sum(p.groups_checked for p in parts),
+        linear_programmes=sum(p.linear_programmes for p in parts),
+    )
 
 
 def audit_table(
@@ -179,7 +251,7 @@ def audit_table(
         system = reader.year_system(table, level_of, children_of)
         _audit_year(year, system, threshold, policy.zero_publishable, sums, witnesses, result, intervals,
                     10.0 ** (-policy.rate_decimals), relaxed)
-    names = ["level", "zone_code", "indicator", "year", "low", "high"]
+    names = INTERVAL_COLUMNS
     result.intervals = pd.DataFrame(dict(zip(names, map(list, zip(*intervals))))) if intervals else \
         pd.DataFrame(columns=names)
     return result

@@ -37,13 +37,15 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from pipeline.disclosure.audit import AuditResult, audit_published
+from pipeline.disclosure import memo as records
+from pipeline.disclosure.audit import AuditResult, audit_published, merge_results
 from pipeline.disclosure.policy import Policy
 from pipeline.disclosure.programme import (  # noqa: F401 (MaskingError: this module's interface too)
     FREE,
@@ -80,7 +82,9 @@ class MaskingResult:
     audit: AuditResult
     rounds: int  # the most rounds any sub-problem needed
     counts: dict[str, int] = field(default_factory=dict)
-    subproblems: dict[str, int] = field(default_factory=dict)  # total, solved, trivially_safe, forced, workers
+    subproblems: dict[str, int] = field(default_factory=dict)  # total, solved, reused, trivially_safe, forced, workers
+    # every sub-problem's outcome as a record, for the next run's `memo`: fingerprint -> (year, root, record)
+    records: dict[str, tuple[int, str, str]] = field(default_factory=dict)
 
 
 def primary_rules(
@@ -283,8 +287,8 @@ def _audit_by_group(published: pd.DataFrame, masked: np.ndarray, group_rows: dic
                 audits[group] = (pattern, AuditResult())
             else:
                 audits[group] = (pattern, audit_published(published.iloc[rows], zones, indicators, policy, sums=False,
-                                                                  relaxed=relaxed))
-    merged = _merged_audit([a for _p, a in audits.values()])
+                                                                  relaxed=relaxed, workers=1))
+    merged = merge_results([a for _p, a in audits.values()])
     # audit_published lists the masked counts first, then the masked rates, each by cell
     merged.findings.sort(key=lambda f: (kinds.get(f.cells[0][2]) == "ratio", f.cells[0]) if f.cells else (False, ()))
     return merged
@@ -344,6 +348,7 @@ def mask(
     *,
     workers: int | None = None,
     sharp_cuts_from_round: int | None = None,
+    memo: Mapping[str, str] | None = None,
 ) -> MaskingResult:
     """Decide what `confidential` (confidential.indicators) may publish; audit it.
 
@@ -353,6 +358,10 @@ def mask(
     `PARALLEL_MIN_CELLS` cells to solve, else none. The result does not depend on it.
     `sharp_cuts_from_round`: from which audit round a sub-problem gets
     sharp cuts (default `sharp_cuts_from(policy)`; 1: always).
+    `memo`: the `records` of an earlier result (fingerprint -> record): a sub-problem whose
+    fingerprint is there (same cells in the same order, same zones, policy, indicators,
+    options and code: `pipeline.disclosure.memo`) takes its outcome from it, unsolved;
+    the result is the same as solving it again, as solving is deterministic.
     """
     frame = as_text(confidential.reset_index(drop=True))  # text read compactly: plain text cells again
     rules = primary_rules(frame, policy, indicators, infra_communal_levels)
@@ -363,10 +372,18 @@ def mask(
 
     tree = Hierarchy(zones)
     zone_roots = np.array([tree.root_of(c) for c in zones["zone_code"]], dtype=object)
-    zones_of = {root: zones.iloc[rows]
-                for root, rows in pd.Series(zone_roots).groupby(zone_roots, sort=False).indices.items()}
+    zone_rows = pd.Series(zone_roots).groupby(zone_roots, sort=False).indices
+    zones_of = {root: zones.iloc[rows] for root, rows in zone_rows.items()}
     empty_zones = zones.iloc[0:0]
     columns = [c for c in frame.columns]
+    fingerprint_of = _fingerprints(frame[columns], zones, zone_rows, to_solve, indicators, policy,
+                                   sharp_cuts_from_round)
+    reused = {}
+    for sp in to_solve:
+        found = _outcome_from((memo or {}).get(fingerprint_of[sp.year, sp.root]), (sp.year, sp.root))
+        if found is not None:
+            reused[sp.year, sp.root] = found
+    to_solve = [sp for sp in to_solve if (sp.year, sp.root) not in reused]
     n_cells = sum(len(sp.rows) for sp in to_solve)
     departments = {sp.partition for sp in to_solve}
     if workers is None:
@@ -398,7 +415,7 @@ def mask(
                     outcomes += [o for future in done for o in future.result()]
                 pending.add(pool.submit(_solve_batch, batch, indicators, policy, sharp_cuts_from_round))
             outcomes += [o for future in pending for o in future.result()]
-        outcomes.sort(key=lambda o: o.key)
+    outcomes = sorted([*outcomes, *reused.values()], key=lambda o: o.key)
 
     rows_of = {(sp.year, sp.root): sp.rows for sp in subproblems}
     masked_array = frame["state"].isin([PRIMARY, SECRET]).to_numpy().copy()
@@ -409,7 +426,7 @@ def mask(
         protects.update({int(rows[pos]): text for pos, text in outcome.protects.items()})
     masked = pd.Series(masked_array, index=frame.index)
     published = _published_frame(frame, masked, kinds, policy, zero_rates=zero_rates(frame, indicators))
-    audit = _merged_audit([o.audit for o in outcomes])
+    audit = merge_results([o.audit for o in outcomes])
     log = _masking_log(frame, rules, pd.Series(published["status"].eq("masked").to_numpy(), index=frame.index),
                        protects, audit)
     counts = {
@@ -422,21 +439,53 @@ def mask(
         "secondary": int((masked & (frame["state"] == FREE)).sum()),
     }
     rounds = max((o.rounds for o in outcomes), default=1)
-    info = {"total": len(subproblems), "solved": len(to_solve), "trivially_safe": len(subproblems) - len(to_solve),
+    info = {"total": len(subproblems), "solved": len(to_solve), "reused": len(reused),
+            "trivially_safe": len(subproblems) - len(to_solve) - len(reused),
             "forced": sum(1 for o in outcomes if o.forced), "workers": workers}
-    return MaskingResult(published, log, audit, rounds, counts, info)
+    kept = {fingerprint_of[o.key]: (o.key[0], o.key[1], _outcome_record(o)) for o in outcomes}
+    return MaskingResult(published, log, audit, rounds, counts, info, kept)
 
 
-def _merged_audit(audits: list[AuditResult]) -> AuditResult:
-    columns = ["level", "zone_code", "indicator", "year", "low", "high"]
-    parts = [a.intervals for a in audits if len(a.intervals)]
-    return AuditResult(
-        findings=[f for a in audits for f in a.findings],
-        intervals=pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns),
-        cells_checked=sum(a.cells_checked for a in audits),
-        groups_checked=sum(a.groups_checked for a in audits),
-        linear_programmes=sum(a.linear_programmes for a in audits),
-    )
+def _fingerprints(cells: pd.DataFrame, zones: pd.DataFrame, zone_rows: dict, parts: list[Subproblem],
+                  indicators: IndicatorSet, policy: Policy, sharp_from: int | None) -> dict[tuple[int, str], str]:
+    """Each sub-problem's fingerprint (`pipeline.disclosure.memo`): its cells as it is
+    given them, its zones, and what else its outcome depends on."""
+    settings = records.settings_fingerprint(policy, indicators, "mask", sharp_from, records.columns_signature(cells),
+                                            records.columns_signature(zones))
+    hashes, zone_hashes = records.row_hashes(cells), records.row_hashes(zones)
+    none = np.zeros(0, dtype=np.uint64)
+    return {(sp.year, sp.root): records.part_fingerprint(
+        hashes[sp.rows], zone_hashes[zone_rows[sp.root]] if sp.root in zone_rows else none, settings)
+        for sp in parts}
+
+
+INTERVAL_COLUMNS = ["level", "zone_code", "indicator", "year", "low", "high"]
+
+
+def _outcome_record(outcome: _Outcome) -> str:
+    audit = outcome.audit
+    return records.dumps({
+        "masked": [int(p) for p in outcome.masked], "rounds": outcome.rounds, "forced": outcome.forced,
+        "protects": {str(k): v for k, v in outcome.protects.items()},
+        "intervals": records.intervals_to_rows(audit.intervals[INTERVAL_COLUMNS]) if len(audit.intervals) else [],
+        "counts": [audit.cells_checked, audit.groups_checked, audit.linear_programmes],
+    })
+
+
+def _outcome_from(text: str | None, key: tuple[int, str]) -> _Outcome | None:
+    """The outcome a record keeps (its audit was clean: only clean outcomes are kept), or
+    None when there is none or it cannot be read (then the sub-problem is solved)."""
+    if text is None:
+        return None
+    try:
+        record = records.loads(text)
+        cells, groups, solves = record["counts"]
+        audit = AuditResult(intervals=records.intervals_from_rows(record["intervals"], INTERVAL_COLUMNS),
+                            cells_checked=cells, groups_checked=groups, linear_programmes=solves)
+        return _Outcome(key, np.array(record["masked"], dtype=np.int64), int(record["rounds"]), audit,
+                        {int(k): v for k, v in record["protects"].items()}, int(record["forced"]))
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _masking_log(
