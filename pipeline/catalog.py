@@ -22,6 +22,7 @@ import yaml
 
 from pipeline.errors import PipelineError
 from pipeline.settings import Paths, project_paths
+from pipeline.yamlfile import load_yaml
 
 
 class CatalogError(PipelineError, ValueError):
@@ -428,7 +429,7 @@ def load_catalog(paths: Paths | None = None) -> Catalog:
     paths = paths or project_paths()
     path = paths.catalog
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CatalogError(f"{path}: the source catalog is missing") from None
     except yaml.YAMLError as exc:

@@ -19,6 +19,7 @@ import yaml
 
 from pipeline.errors import PipelineError
 from pipeline.settings import Paths, project_paths
+from pipeline.yamlfile import load_yaml
 
 KINDS = ("count", "ratio")
 # The levels of the commune hierarchy (commune -> RPE -> EPCI) read an indicator's own
@@ -339,7 +340,7 @@ def load_indicators(paths: Paths | None = None, path: Path | None = None) -> Ind
     """Read `config/indicators.yaml` (or `path`) and validate it."""
     path = path or (paths or project_paths()).config / "indicators.yaml"
     try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        doc = load_yaml(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise IndicatorError(f"{path}: the indicator definitions are missing") from None
     except yaml.YAMLError as exc:

@@ -20,13 +20,13 @@ from functools import cache
 from pathlib import Path
 
 import dagster as dg
-import yaml
 
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.classification import CONFIDENTIAL, PUBLIABLE  # noqa: F401 (re-exported)
 from pipeline.errors import PipelineError
 from pipeline.settings import PACKAGE_ROOT, Paths, project_paths
 from pipeline.tables import column_names
+from pipeline.yamlfile import load_yaml
 
 INGEST_GROUPS = ("raw", "staging")  # one source's own tables: classified by its catalog entry
 CLASSIFICATION_TAG, ARTICLES_TAG, SOURCE_TAG = "classification", "convention_articles", "source"
@@ -69,7 +69,7 @@ class Governance:
 def load_governance(paths: Paths | None = None) -> Governance:
     path = (paths or project_paths()).config / "governance.yaml"
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise GovernanceError(f"{path}: the governance file is missing") from None
 

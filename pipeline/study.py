@@ -17,6 +17,7 @@ import yaml
 
 from pipeline.errors import PipelineError
 from pipeline.settings import Paths, project_paths
+from pipeline.yamlfile import load_yaml
 
 STATUS_VALUES = ("open", "closed")
 
@@ -63,7 +64,7 @@ def load_study(where: Paths | Path | None = None) -> Study:
     """The study, from the project's config/study.yaml (or the given paths or file)."""
     path = _path(where)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = load_yaml(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise StudyError(f"{path} does not exist: the study must be declared in config/study.yaml") from None
     except yaml.YAMLError as exc:

@@ -22,6 +22,7 @@ import yaml
 
 from pipeline.errors import PipelineError
 from pipeline.settings import PACKAGE_ROOT, project_paths
+from pipeline.yamlfile import load_yaml
 
 RAW_PATTERN, STAGING_PATTERN = "raw.*", "staging.*"
 
@@ -53,7 +54,7 @@ def _path() -> Path:
 @cache
 def _load(path: Path, mtime: float) -> dict:
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise TablesError(f"{path}: the description of the tables' columns is missing") from None
     except yaml.YAMLError as exc:

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import pandas as pd
-import yaml
 
 from pipeline.errors import PipelineError
 from pipeline.settings import Paths, project_paths
+from pipeline.yamlfile import load_yaml
 
 
 class TerritoryError(PipelineError, ValueError):
@@ -163,7 +163,7 @@ def load_territory(paths: Paths | None = None) -> Territory:
     communes["code_commune"] = communes["code_commune"].str.strip().str.zfill(5)
     if communes["code_commune"].duplicated().any():
         raise TerritoryError(f"{paths.territory}: a commune code appears twice")
-    zones = yaml.safe_load(paths.zones.read_text(encoding="utf-8"))
+    zones = load_yaml(paths.zones.read_text(encoding="utf-8"))
     rpe_names = {str(k): str(v) for k, v in zones["rpe"].items()}
     unknown_rpe = sorted(set(communes["code_rpe"]) - set(rpe_names))
     if unknown_rpe:

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-import yaml
 
 from pipeline.catalog import load_catalog
 from pipeline.defs.ingest import INGEST_JOB_PREFIX, INGEST_JOBS, year_partitions
@@ -32,6 +31,7 @@ from pipeline.extract import IngestError, fingerprint, raw_files, vintages_in_fi
 from pipeline.lifecycle import ingest_refusal
 from pipeline.resources import WarehouseLockTimeout, WarehouseResource
 from pipeline.settings import project_paths
+from pipeline.yamlfile import load_yaml
 
 SENSOR_NAME = "raw_files_sensor"
 REFRESH_SENSOR_NAME = "automation_refresh"
@@ -151,7 +151,7 @@ def raw_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
 
 def _operations() -> dict:
     path = project_paths().config / "operations.yaml"
-    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return load_yaml(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def _weekly_schedule() -> dg.ScheduleDefinition:

@@ -11,11 +11,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from pipeline.errors import PipelineError
 from pipeline.indicators import IndicatorSet
 from pipeline.settings import Paths, project_paths
+from pipeline.yamlfile import load_yaml
 
 CONTRIBUTORS = {"value", "numerator", "denominator", "complement"}
 
@@ -58,7 +57,7 @@ class Policy:
 
 
 def parse_policy(text: str, where: str = "config/disclosure.yaml") -> Policy:
-    doc = yaml.safe_load(text)
+    doc = load_yaml(text)
     try:
         indicators = {
             str(ind): IndicatorPolicy(

@@ -23,6 +23,8 @@ import duckdb
 import pandas as pd
 import yaml
 
+from pipeline.yamlfile import load_yaml
+
 from pipeline.errors import PipelineError
 from pipeline.fingerprint import frame_fingerprint
 from pipeline.indicators import Indicator, IndicatorSet, load_indicators
@@ -41,9 +43,6 @@ HTML_NAME = "rapport_petite_enfance.html"
 REPORT_CONFIG = "report.yaml"
 # Characters that make a spreadsheet read a text as a formula (OWASP "CSV injection").
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
-
-
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same result, faster
 
 
 class ReportError(PipelineError, RuntimeError):
@@ -99,7 +98,7 @@ def load_report_config(paths: Paths | None = None, path: Path | None = None) -> 
     path = path or paths.config / REPORT_CONFIG
     where = str(path)
     try:
-        doc = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_YAML_LOADER) or {}
+        doc = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         doc = {}
     except yaml.YAMLError as exc:
