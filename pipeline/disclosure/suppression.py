@@ -131,22 +131,38 @@ def _published_frame(frame: pd.DataFrame, masked: pd.Series | np.ndarray, kinds:
     `zero_rates` (`zero_rates`): rates without a denominator, shown masked unless their
     denominator is published (the legend: a masked rate may not exist)."""
     if base is None:
-        out = frame[["level", "zone_code", "zone_name", "parent_code", "indicator", "year"]].copy()
-        is_rate = frame["indicator"].map(kinds).eq("ratio")
-        out["value"] = frame["value"].where(~is_rate, frame["value"].round(policy.rate_decimals))
-        out["status"] = np.where(frame["status"] == "not_available", "not_available", "published")
-        out = out[PUBLISHED_COLUMNS].reset_index(drop=True)
-    else:
-        out = base.copy()
-    hidden = np.asarray(masked, dtype=bool) & (out["status"].to_numpy() != "not_available")
-    out.loc[hidden, "status"] = "masked"
+        base = _unmasked_frame(frame, kinds, policy)
+    # on arrays, not with .loc / .where: a single table's masking builds this frame every
+    # round, where pandas' per-call overhead cost more than the rest of the frame's work
+    status = base["status"].to_numpy(copy=True)
+    hidden = np.asarray(masked, dtype=bool) & (status != "not_available")
+    status[hidden] = "masked"
     if zero_rates is not None and len(zero_rates[0]):
         rates, dens = zero_rates
-        status = out["status"].to_numpy()
         den_shown = np.where(dens >= 0, status[np.maximum(dens, 0)] == "published", False)
-        out.loc[rates[~den_shown], "status"] = "masked"
-    out["value"] = out["value"].where(out["status"] == "published")
+        status[rates[~den_shown]] = "masked"
+    out = base.copy()
+    out["status"] = status
+    out["value"] = _kept(out["value"], status == "published")
     return out
+
+
+def _unmasked_frame(frame: pd.DataFrame, kinds: dict[str, str], policy: Policy) -> pd.DataFrame:
+    """The published table of `frame` with nothing masked (rates rounded)."""
+    is_rate = np.array([kinds.get(i) == "ratio" for i in frame["indicator"]], dtype=bool)
+    value = frame["value"]
+    columns = {c: frame[c].array for c in ("level", "zone_code", "zone_name", "parent_code", "indicator", "year")}
+    columns["value"] = (value if not is_rate.any() else value.where(~is_rate, value.round(policy.rate_decimals))).array
+    columns["status"] = np.where(frame["status"].to_numpy() == "not_available", "not_available",
+                                 "published").astype(object)
+    return pd.DataFrame({c: columns[c] for c in PUBLISHED_COLUMNS})  # copies the arrays
+
+
+def _kept(values: pd.Series, shown: np.ndarray) -> pd.Series:
+    """`values.where(shown)` (missing where not shown), on the array when it is float."""
+    if values.dtype == np.float64:
+        return pd.Series(np.where(shown, values.to_numpy(), np.nan), index=values.index, name=values.name)
+    return values.where(shown)
 
 
 @dataclass
