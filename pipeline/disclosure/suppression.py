@@ -97,30 +97,35 @@ def primary_rules(
     complement = frame["denominator"] - frame["numerator"]
     figures = {"value": frame["value"], "numerator": frame["numerator"], "denominator": frame["denominator"],
                "complement": complement}
-    rule = pd.Series([None] * len(frame), index=frame.index, dtype="object")
-    for indicator, rows in frame.groupby("indicator").groups.items():
-        spec = policy.of(str(indicator))
+    # on positions and whole columns, not groupby and .loc by label: each indicator's rows
+    # are a mask (a single table's masking spent more in pandas' per-call costs than in rules)
+    rule = np.full(len(frame), None, dtype=object)
+    indicator = frame["indicator"]
+    for ind in indicator.dropna().unique():  # as groupby: missing indicators have no rule
+        rows = (indicator == ind).to_numpy()
+        spec = policy.of(str(ind))
         if spec.sensitive:
-            hit = pd.Series(False, index=rows)
+            hit = np.zeros(len(frame), dtype=bool)
             for contributor in spec.contributors:
-                hit |= small(figures[contributor].loc[rows])
-            name = "count_below_threshold" if kinds[indicator] == "count" else "rate_term_below_threshold"
-            rule.loc[hit[hit].index] = name
+                hit |= small(figures[contributor]).to_numpy(dtype=bool)
+            name = "count_below_threshold" if kinds[ind] == "count" else "rate_term_below_threshold"
+            rule[rows & hit] = name
         if spec.subpopulation:
-            size = frame.loc[rows, "value" if kinds[indicator] == "count" else "denominator"]
-            rule.loc[rows[(size < policy.minimum_allocataires).to_numpy()]] = "subpopulation_below_minimum"
+            size = frame["value" if kinds[ind] == "count" else "denominator"]
+            rule[rows & (size < policy.minimum_allocataires).to_numpy(dtype=bool)] = "subpopulation_below_minimum"
     infra = frame["level"].isin(infra_communal_levels)
     too_few = ~(frame["allocataires"] >= policy.minimum_allocataires)  # unknown counts as too few
-    rule.loc[infra & too_few] = "infra_communal_zone_below_minimum"
-    return rule.where(frame["status"] == "ok")
+    rule[(infra & too_few).to_numpy(dtype=bool)] = "infra_communal_zone_below_minimum"
+    return pd.Series(rule, index=frame.index, dtype="object").where(frame["status"] == "ok")
 
 
 def _states(frame: pd.DataFrame, rules: pd.Series) -> pd.Series:
-    state = pd.Series(FREE, index=frame.index, dtype="object")
-    state[rules.notna()] = PRIMARY
-    state[frame["status"] == "secret_at_source"] = SECRET
-    state[frame["status"] == "not_available"] = UNAVAILABLE
-    return state
+    status = frame["status"].to_numpy()
+    state = np.full(len(frame), FREE, dtype=object)
+    state[rules.notna().to_numpy()] = PRIMARY
+    state[status == "secret_at_source"] = SECRET
+    state[status == "not_available"] = UNAVAILABLE
+    return pd.Series(state, index=frame.index, dtype="object")
 
 
 def _published_frame(frame: pd.DataFrame, masked: pd.Series | np.ndarray, kinds: dict[str, str], policy: Policy,
