@@ -398,3 +398,19 @@ def test_the_solver_prints_no_banner():
     code = "from pipeline.disclosure.audit_solver import _quiet_highs; _quiet_highs(); _quiet_highs(); print('done')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout == "done\n" and "HiGHS" not in out.stderr
+
+
+def test_masking_log_intervals_lookup_is_the_left_merge():
+    """`_with_intervals` replaces a merge on the cell keys: same frame, unmatched cells NaN,
+    and the merge itself whenever keys repeat."""
+    from pipeline.disclosure.suppression import _with_intervals
+
+    log = pd.DataFrame({"level": ["commune", "commune", "rpe"], "zone_code": ["A", "B", "R"],
+                        "indicator": ["actifs"] * 3, "year": [2020, 2020, 2020], "reason": ["primary"] * 3})
+    intervals = pd.DataFrame({"level": ["rpe", "commune"], "zone_code": ["R", "A"], "indicator": ["actifs"] * 2,
+                              "year": [2020, 2020], "low": [0.0, 1.0], "high": [9.0, 6.0]})
+    pd.testing.assert_frame_equal(_with_intervals(log, intervals),
+                                  log.merge(intervals, on=["level", "zone_code", "indicator", "year"], how="left"))
+    twice = pd.concat([intervals, intervals], ignore_index=True)
+    pd.testing.assert_frame_equal(_with_intervals(log, twice),
+                                  log.merge(twice, on=["level", "zone_code", "indicator", "year"], how="left"))

@@ -140,10 +140,19 @@ class Component:
                      for q in pins}
         # each protected figure's expression as a row of one matrix: a table's values in one product
         self.slot = {p: k for k, p in enumerate(protected)}
-        entries = [(k, c, v) for k, p in enumerate(protected) for c, v in self.expr[p][0].items()]
-        self.matrix = coo_matrix(([v for *_, v in entries], ([k for k, *_ in entries], [c for _, c, _ in entries])),
-                                 shape=(len(protected), self.n)).tocsr()
         self.constants = np.array([self.expr[p][1] for p in protected], dtype=float)
+        # when every figure is one unknown times a coefficient (masked counts), a table's values
+        # are taken by indexing: the sparse product's fixed cost was most of `_record`'s
+        self.single = None
+        if all(len(self.expr[p][0]) == 1 for p in protected):
+            self.single = (np.array([next(iter(self.expr[p][0])) for p in protected], dtype=np.int64),
+                           np.array([next(iter(self.expr[p][0].values())) for p in protected], dtype=float))
+        else:
+            entries = [(k, c, v) for k, p in enumerate(protected) for c, v in self.expr[p][0].items()]
+            self.matrix = coo_matrix(([v for *_, v in entries], ([k for k, *_ in entries],
+                                                                [c for _, c, _ in entries])),
+                                     shape=(len(protected), self.n)).tocsr()
+        self.all_cols = np.arange(width, dtype=np.int32)
         # over every table seen (`low`, `high`), and over the tables in whole numbers (`int_`)
         self.low = np.full(len(protected), np.inf)
         self.high = np.full(len(protected), -np.inf)
@@ -203,7 +212,7 @@ class Component:
         cost = np.zeros(self.width)
         for c, v in objective.items():
             cost[c] += v
-        self.highs.changeColsCost(self.width, np.arange(self.width, dtype=np.int32), cost)
+        self.highs.changeColsCost(self.width, self.all_cols, cost)
         self.highs.changeObjectiveSense(sense)
         if self.start is not None and witness and self.whole:  # a table known to fit: never ends empty-handed
             start = highspy.HighsSolution()
@@ -244,7 +253,11 @@ class Component:
         if not self.recording:
             return
         point = full[: self.n]
-        values = self.matrix @ point + self.constants
+        if self.single is not None:  # 0.0 + a x, as the sparse product sums a row from 0.0
+            cols, coefs = self.single
+            values = (0.0 + coefs * point[cols]) + self.constants
+        else:
+            values = self.matrix @ point + self.constants
         np.minimum(self.low, values, out=self.low)
         np.maximum(self.high, values, out=self.high)
         cols = self.integral_cols
@@ -419,22 +432,9 @@ class Component:
         upward = sense == highspy.ObjSense.kMaximize
         return round(best), (math.floor(bound + EPS) if upward else math.ceil(bound - EPS))
 
-    def _with_row(self, coefs: dict[int, float], low: float, high: float):
+    def _with_row(self, coefs: dict[int, float], low: float, high: float) -> _ExtraRow:
         """Optimise with one more row, removed afterwards (a context manager)."""
-        component = self
-
-        class _Row:
-            def __enter__(self):
-                component.extra_rows += 1
-                self.at = component.highs.getNumRow()
-                component.highs.addRow(low, high, len(coefs), np.array(list(coefs), dtype=np.int32),
-                                       np.array(list(coefs.values()), dtype=float))
-
-            def __exit__(self, *exc):
-                component.extra_rows -= 1
-                component.highs.deleteRows(1, np.array([self.at], dtype=np.int32))
-
-        return _Row()
+        return _ExtraRow(self, coefs, low, high)
 
     def rate_apart(self, q: int) -> bool | None:
         """Whether two tables give a masked rate values more than one rounding unit apart
@@ -480,6 +480,24 @@ class Component:
                 if high - low > self.rate_unit + EPS:
                     return True
             return False
+
+
+class _ExtraRow:
+    """One more row in a component's model while a question is asked (`Component._with_row`)."""
+
+    def __init__(self, component: Component, coefs: dict[int, float], low: float, high: float) -> None:
+        self.component, self.coefs, self.low, self.high = component, coefs, low, high
+
+    def __enter__(self) -> None:
+        component = self.component
+        component.extra_rows += 1
+        self.at = component.highs.getNumRow()
+        component.highs.addRow(self.low, self.high, len(self.coefs), np.array(list(self.coefs), dtype=np.int32),
+                               np.array(list(self.coefs.values()), dtype=float))
+
+    def __exit__(self, *exc) -> None:
+        self.component.extra_rows -= 1
+        self.component.highs.deleteRows(1, np.array([self.at], dtype=np.int32))
 
 
 def _upper_bounds(n: int, rows: list[tuple[dict[int, float], float, float]], passes: int = 4) -> np.ndarray:

@@ -77,6 +77,7 @@ class YearProblem:
     cuts: list[list[int]] = field(default_factory=list)
     floor: np.ndarray | None = None  # floor_of, computed once
     programme: tuple | None = None  # _programme, computed once
+    base_entries: tuple | None = None  # its rows' entries as arrays (`_entries`), computed once
     # per cell, its indicator group (`ReaderModel.indicator_groups`): no constraint ties two groups
     groups: np.ndarray | None = None
 
@@ -189,16 +190,20 @@ def solve(problem: YearProblem, policy: Policy) -> np.ndarray:
     """Binary mask of the year's cells (1 = not published) at least cost."""
     if problem.programme is None:
         problem.programme = _programme(problem, policy)
+        problem.base_entries = _entries(problem.programme[2])
     cost, lower, base = problem.programme
-    rows = base + [({j: 1.0 for j in cut}, 1.0) for cut in problem.cuts]
     n = len(cost)
-    if rows:
-        r_idx, c_idx, data = [], [], []
-        for r, (coefs, _rhs) in enumerate(rows):
-            for c, v in coefs.items():
-                r_idx.append(r), c_idx.append(c), data.append(v)
-        matrix = coo_matrix((data, (r_idx, c_idx)), shape=(len(rows), n)).tocsr()
-        constraints = [LinearConstraint(matrix, np.array([rhs for _c, rhs in rows]), np.inf)]
+    if base or problem.cuts:
+        # the base rows' entries as arrays, made once: the cuts are the only rows a round adds
+        # (building every row's entries in Python each round cost more than HiGHS on a small table)
+        rows, cols, data, rhs = problem.base_entries
+        cuts = [list(dict.fromkeys(cut)) for cut in problem.cuts]  # each cut: sum over its cells >= 1
+        sizes = np.array([len(cut) for cut in cuts], dtype=np.int64)
+        rows = np.concatenate([rows, np.repeat(np.arange(len(base), len(base) + len(cuts)), sizes)])
+        cols = np.concatenate([cols, np.array([c for cut in cuts for c in cut], dtype=np.int64)])
+        data = np.concatenate([data, np.ones(int(sizes.sum()))])
+        matrix = coo_matrix((data, (rows, cols)), shape=(len(base) + len(cuts), n)).tocsr()
+        constraints = [LinearConstraint(matrix, np.concatenate([rhs, np.ones(len(cuts))]), np.inf)]
     else:
         constraints = []
     result = milp(
@@ -208,6 +213,15 @@ def solve(problem: YearProblem, policy: Policy) -> np.ndarray:
     if result.status != 0 or result.x is None:
         raise MaskingError(f"the suppression programme has no solution ({result.message})")
     return np.round(result.x).astype(int)
+
+
+def _entries(rows: list[tuple[dict[int, float], float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(row, column, coefficient) of every entry of `rows`, in their order, and the right-hand sides."""
+    sizes = np.array([len(coefs) for coefs, _rhs in rows], dtype=np.int64)
+    return (np.repeat(np.arange(len(rows)), sizes),
+            np.array([c for coefs, _rhs in rows for c in coefs], dtype=np.int64),
+            np.array([v for coefs, _rhs in rows for v in coefs.values()], dtype=float),
+            np.array([rhs for _coefs, rhs in rows], dtype=float))
 
 
 def _programme(problem: YearProblem, policy: Policy) -> tuple[np.ndarray, np.ndarray, list]:

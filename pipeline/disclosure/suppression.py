@@ -101,30 +101,35 @@ def primary_rules(
     complement = frame["denominator"] - frame["numerator"]
     figures = {"value": frame["value"], "numerator": frame["numerator"], "denominator": frame["denominator"],
                "complement": complement}
-    rule = pd.Series([None] * len(frame), index=frame.index, dtype="object")
-    for indicator, rows in frame.groupby("indicator").groups.items():
-        spec = policy.of(str(indicator))
+    # on positions and whole columns, not groupby and .loc by label: each indicator's rows
+    # are a mask (a single table's masking spent more in pandas' per-call costs than in rules)
+    rule = np.full(len(frame), None, dtype=object)
+    indicator = frame["indicator"]
+    for ind in indicator.dropna().unique():  # as groupby: missing indicators have no rule
+        rows = (indicator == ind).to_numpy()
+        spec = policy.of(str(ind))
         if spec.sensitive:
-            hit = pd.Series(False, index=rows)
+            hit = np.zeros(len(frame), dtype=bool)
             for contributor in spec.contributors:
-                hit |= small(figures[contributor].loc[rows])
-            name = "count_below_threshold" if kinds[indicator] == "count" else "rate_term_below_threshold"
-            rule.loc[hit[hit].index] = name
+                hit |= small(figures[contributor]).to_numpy(dtype=bool)
+            name = "count_below_threshold" if kinds[ind] == "count" else "rate_term_below_threshold"
+            rule[rows & hit] = name
         if spec.subpopulation:
-            size = frame.loc[rows, "value" if kinds[indicator] == "count" else "denominator"]
-            rule.loc[rows[(size < policy.minimum_allocataires).to_numpy()]] = "subpopulation_below_minimum"
+            size = frame["value" if kinds[ind] == "count" else "denominator"]
+            rule[rows & (size < policy.minimum_allocataires).to_numpy(dtype=bool)] = "subpopulation_below_minimum"
     infra = frame["level"].isin(infra_communal_levels)
     too_few = ~(frame["allocataires"] >= policy.minimum_allocataires)  # unknown counts as too few
-    rule.loc[infra & too_few] = "infra_communal_zone_below_minimum"
-    return rule.where(frame["status"] == "ok")
+    rule[(infra & too_few).to_numpy(dtype=bool)] = "infra_communal_zone_below_minimum"
+    return pd.Series(rule, index=frame.index, dtype="object").where(frame["status"] == "ok")
 
 
 def _states(frame: pd.DataFrame, rules: pd.Series) -> pd.Series:
-    state = pd.Series(FREE, index=frame.index, dtype="object")
-    state[rules.notna()] = PRIMARY
-    state[frame["status"] == "secret_at_source"] = SECRET
-    state[frame["status"] == "not_available"] = UNAVAILABLE
-    return state
+    status = frame["status"].to_numpy()
+    state = np.full(len(frame), FREE, dtype=object)
+    state[rules.notna().to_numpy()] = PRIMARY
+    state[status == "secret_at_source"] = SECRET
+    state[status == "not_available"] = UNAVAILABLE
+    return pd.Series(state, index=frame.index, dtype="object")
 
 
 def _published_frame(frame: pd.DataFrame, masked: pd.Series | np.ndarray, kinds: dict[str, str], policy: Policy,
@@ -135,22 +140,38 @@ def _published_frame(frame: pd.DataFrame, masked: pd.Series | np.ndarray, kinds:
     `zero_rates` (`zero_rates`): rates without a denominator, shown masked unless their
     denominator is published (the legend: a masked rate may not exist)."""
     if base is None:
-        out = frame[["level", "zone_code", "zone_name", "parent_code", "indicator", "year"]].copy()
-        is_rate = frame["indicator"].map(kinds).eq("ratio")
-        out["value"] = frame["value"].where(~is_rate, frame["value"].round(policy.rate_decimals))
-        out["status"] = np.where(frame["status"] == "not_available", "not_available", "published")
-        out = out[PUBLISHED_COLUMNS].reset_index(drop=True)
-    else:
-        out = base.copy()
-    hidden = np.asarray(masked, dtype=bool) & (out["status"].to_numpy() != "not_available")
-    out.loc[hidden, "status"] = "masked"
+        base = _unmasked_frame(frame, kinds, policy)
+    # on arrays, not with .loc / .where: a single table's masking builds this frame every
+    # round, where pandas' per-call overhead cost more than the rest of the frame's work
+    status = base["status"].to_numpy(copy=True)
+    hidden = np.asarray(masked, dtype=bool) & (status != "not_available")
+    status[hidden] = "masked"
     if zero_rates is not None and len(zero_rates[0]):
         rates, dens = zero_rates
-        status = out["status"].to_numpy()
         den_shown = np.where(dens >= 0, status[np.maximum(dens, 0)] == "published", False)
-        out.loc[rates[~den_shown], "status"] = "masked"
-    out["value"] = out["value"].where(out["status"] == "published")
+        status[rates[~den_shown]] = "masked"
+    out = base.copy()
+    out["status"] = status
+    out["value"] = _kept(out["value"], status == "published")
     return out
+
+
+def _unmasked_frame(frame: pd.DataFrame, kinds: dict[str, str], policy: Policy) -> pd.DataFrame:
+    """The published table of `frame` with nothing masked (rates rounded)."""
+    is_rate = np.array([kinds.get(i) == "ratio" for i in frame["indicator"]], dtype=bool)
+    value = frame["value"]
+    columns = {c: frame[c].array for c in ("level", "zone_code", "zone_name", "parent_code", "indicator", "year")}
+    columns["value"] = (value if not is_rate.any() else value.where(~is_rate, value.round(policy.rate_decimals))).array
+    columns["status"] = np.where(frame["status"].to_numpy() == "not_available", "not_available",
+                                 "published").astype(object)
+    return pd.DataFrame({c: columns[c] for c in PUBLISHED_COLUMNS})  # copies the arrays
+
+
+def _kept(values: pd.Series, shown: np.ndarray) -> pd.Series:
+    """`values.where(shown)` (missing where not shown), on the array when it is float."""
+    if values.dtype == np.float64:
+        return pd.Series(np.where(shown, values.to_numpy(), np.nan), index=values.index, name=values.name)
+    return values.where(shown)
 
 
 @dataclass
@@ -513,4 +534,21 @@ def _masking_log(
     }, columns=["level", "zone_code", "indicator", "year", "reason", "rule", "protects"])
     if len(audit.intervals) == 0:
         return log.assign(low=np.nan, high=np.nan)
-    return log.merge(audit.intervals, on=KEYS, how="left")
+    return _with_intervals(log, audit.intervals)
+
+
+def _with_intervals(log: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
+    """`log.merge(intervals, on=KEYS, how="left")`, by a lookup when each cell has at most one
+    interval of floats (always, from the audit): a merge cost a single table's masking a
+    millisecond."""
+    keys = list(zip(*(intervals[k].tolist() for k in KEYS)))
+    if list(intervals.columns) != [*KEYS, "low", "high"] or len(set(keys)) != len(keys) or \
+            not (intervals["low"].dtype == intervals["high"].dtype == np.float64) or \
+            any(pd.isna(v) for key in keys for v in key):  # a merge matches missing keys with each other
+        return log.merge(intervals, on=KEYS, how="left")
+    found = dict(zip(keys, zip(intervals["low"].tolist(), intervals["high"].tolist())))
+    bounds = [found.get(key, (np.nan, np.nan)) for key in zip(*(log[k].tolist() for k in KEYS))]
+    out = log.copy()
+    out["low"] = np.array([b[0] for b in bounds], dtype=float)
+    out["high"] = np.array([b[1] for b in bounds], dtype=float)
+    return out
