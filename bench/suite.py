@@ -161,46 +161,68 @@ def main(argv: list[str] | None = None) -> int:
     body = render(rows)
     print("\n".join(body))
     if not args.no_write:
-        write_section("suite", "CABBALR: full run, new year, stage by stage", body + ANALYSIS)
+        write_section("suite", "CABBALR: full run, new year, stage by stage", body + analysis(rows))
     return 1 if any(r.measure.returncode for r in rows) else 0
 
 
-# Why the time goes where it goes (cProfile and Dagster step times, 2026-11-29), and
-# what would fix the missed targets; written with the figures in bench/results.md.
+# Why the time goes where it goes (cProfile and Dagster step times), the figures before and
+# after each change, and what would fix the missed targets; written with the figures in
+# bench/results.md.
+# (label, figure before issue 17, what changed): the table of `analysis`, after = this run's
+BEFORE = (
+    ("new year 2021", "47.7 s", "the masking and the blocking audit take every unchanged (year, tree) from their "
+     "records by fingerprint: one year of five solved and audited (`subproblems_reused` 4, `parts_reused` 4)"),
+    ("full materialization", "38.3 s", "the blocking audit part by part in two worker processes; faster rounds "
+     "(published frames on arrays, programme rows built once, fewer pandas calls); libyaml"),
+    ("start-up", "3.5 s", "libyaml's C parser for the dozen YAML documents the definitions read"),
+    ("masking + audit (no Dagster)", "24.5 s (mask 12.9 s, audit 10.4 s)", "as the full run"),
+)
+BEFORE_AFTER = ["| measure | before | after | what changed |", "|---|---|---|---|"]
+
+
+def analysis(rows: list[Row]) -> list[str]:
+    """ANALYSIS with the before/after table filled from this run's figures."""
+    after = {r.measure.label: fmt_s(r.measure.wall_s) for r in rows}
+    table = BEFORE_AFTER + [f"| {label} | {before} | {after.get(label, '-')} | {what} |"
+                            for label, before, what in BEFORE]
+    at = ANALYSIS.index(BEFORE_AFTER[0])
+    return ANALYSIS[:at] + table + ANALYSIS[at + len(BEFORE_AFTER):]
+
+
 ANALYSIS: list[str] = [
     "### Where the time goes, and what was done about it",
     "",
-    "- **Full materialization (target 15 s).** Before 2026-11-29's second session it took 37 s on a quiet "
-    "machine (57 s loaded): 22 ingest runs of about half a second of Dagster bookkeeping each, 13 to 15 s of "
-    "report rendering (matplotlib charts, openpyxl's object model in the guards), 4.5 s of masking and 3 s of "
-    "audit. Since: one ingest run per source over all its years (6 runs; the ingest assets have a single-run "
-    "backfill policy); charts written directly as SVG and guards reading the workbook with a streaming "
-    "reader (the report stage from about 14 s to about 2 s of step time); the audit clearing most cells with "
-    "a few feasible tables instead of two linear programmes per cell (780 solves instead of 13,974: 3 s to "
-    "0.25 s) and the masking's cuts restricted to the finding's indicator group (4.5 s to 1.5 s, the same "
-    "published table). What remains is mostly fixed cost: 2.4 s of interpreter and definitions, and Dagster's "
-    "run and step bookkeeping (compare the wall time and the step time of each row).",
-    "- **A new year (target 5 s, missed).** The process starts (2.4 s), ingests the two new partitions (one "
-    "run per source), then refreshes everything downstream, which is not partitioned: the warehouse tables, "
-    "the masking of every year, the reports and the compliance manifest are rebuilt whole (the steps add up "
-    "to the `Dagster steps` column). What would meet it: year-partitioned warehouse and masking assets (the "
-    "masking already solves each year on its own: a new year is a fifth of the work), reports that "
-    "re-render only what changed, and the sensor's runs in a long-lived code server rather than a fresh "
-    "process.",
-    "- **Sharp cuts from the first round** (`mask(..., sharp_cuts_from_round=1)`) take the masking to 5 rounds "
-    "instead of 13 for a pattern of the same size, but a different one: not the default, so that the "
-    "CABBALR's published table stays what it was (docs/scale.md).",
-    "- **The reader model of issue 13 (2026-12-01 and 12-02), measured here.** Masking + audit without "
-    "Dagster went from 2.6 s (policy 2026.2: counts only, real numbers) to 24.5 s with policy 2026.4 on a "
-    "loaded machine (`mask()` 12.9 s with 9 rounds, the blocking audit 10.4 s with 5,215 solves instead "
-    "of 780, 8,395 sums instead of 5,351): the audit now protects the complements and the hidden terms of "
-    "rates, reads what the statuses and the published rates say, and decides the components where a rate "
-    "stands beside two hidden counts in whole numbers (a relaxation missed leaks there: the attacker "
-    "proved them). Secrecy came first; the full run (38 s) and a new year (48 s) miss their targets by "
-    "the same cost. What would win it back, in order of effect: year-partitioned masking and audit assets "
-    "(a new year is a fifth of the work); the blocking audit run per year in worker processes (years are "
-    "independent); keeping each component's HiGHS model between the masking's rounds instead of "
-    "rebuilding it.",
+    "Before and after issue 17 (2026-12-02; the before run at 12:11 UTC on a more loaded machine, load "
+    "average 2.7, so part of every difference is load):",
+    "",
+    *BEFORE_AFTER,
+    "",
+    "- **A new year (target 5 s, missed).** What a new year costs now: the process start (about 2.5 s: "
+    "interpreter, Dagster, the definitions), one ingest run per source with a new file (about a second of "
+    "Dagster's run bookkeeping each, plus reading and validating the file), then the refresh: the warehouse "
+    "SQL over all years (under a second), the masking and the blocking audit of the new year only (the "
+    "other years from `confidential.masking_memo` and `confidential.audit_memo`), the reports, their "
+    "guards and the compliance manifest rebuilt whole (about 4 s). The masking's share went from most of "
+    "the time to about a fifth. The rest is fixed cost of a fresh process and of Dagster's runs: what "
+    "would meet 5 s is the sensor's runs in the long-lived code server of `dagster dev` / the daemon "
+    "(no interpreter start, definitions loaded once) and one run for the ingest of every new file instead "
+    "of one per source; the warehouse and reports would then be the floor (about 3 s).",
+    "- **Full materialization (target 15 s, missed).** A cold run masks and audits every year: the masking "
+    "and the blocking audit are most of it (see `masking + audit`), bounded by the whole-number questions "
+    "of the reader model (issue 13) in the components where a published rate stands beside two hidden "
+    "counts: about 180 mixed-integer solves of 60 to 700 ms each, 2019 alone 5 s of audit. Both run on the "
+    "two cores (the years side by side). Before issue 13's reader model (policy 2026.2) the same run took "
+    "about 13 s; the secrecy it adds costs the rest. What would win it back: fewer whole-number questions "
+    "(a proof that the relaxation decides where the system is totally unimodular; a rounded relaxation "
+    "tried as a whole table before any MIP), HiGHS models kept between the masking's rounds with the last "
+    "whole table as a start; more cores.",
+    "- **History.** On 2026-11-29: 22 ingest runs became 6 (one per source over its years), charts written "
+    "directly as SVG and guards reading the workbook with a streaming reader (reports from 14 s to 2 s of "
+    "step time), the audit clearing most cells with a few feasible tables instead of two linear programmes "
+    "per cell, the masking's cuts restricted to the finding's indicator group.",
+    "- **Sharp cuts from the first round** (`mask(..., sharp_cuts_from_round=1)`) take the masking to fewer "
+    "rounds for a pattern of the same size, but a different one: not the default, so that the CABBALR's "
+    "published table stays what it was (docs/scale.md).",
     "- **Load.** The figures move with what else runs on the machine (see the load average above).",
     "",
 ]
