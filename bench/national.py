@@ -28,6 +28,7 @@ alone; see results.md).
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 import tempfile
@@ -213,19 +214,24 @@ def analysis(rows, facts: dict) -> list[str]:
             f"(sub-problems per year and EPCI tree on both cores, with their audit rounds), then the blocking "
             f"audit with sums {fmt_s(audit_s)} (the EPCI trees on both cores).")
     total = _printed(alone, r"'total': ([0-9]+)")
+    cores = None
     if mask_s is not None and audit_s is not None and total:
         per = (mask_s + audit_s) / total
         full = 6_245  # sub-problems of the full-size France (1,249 EPCIs x 5 years)
+        cores = math.ceil(per * full * 2 / TARGETS["masking + audit"][0])  # this machine's 2 cores, scaled
         lines.append(
-            f"- **Per sub-problem**: {per:.2f} s of wall time each on this machine's two cores ({total} (year, EPCI) "
-            f"sub-problems here): the full-size France's {full:,} would take about {per * full / 60:.0f} minutes "
-            "of masking + audit, if its EPCIs are like these (the synthetic France's are drawn alike).")
+            f"- **Per sub-problem**: {per:.2f} s of wall time each on this machine's two cores "
+            f"({total:.0f} (year, EPCI) sub-problems here): the full-size France's {full:,} would take about "
+            f"{per * full / 60:.0f} minutes of masking + audit, if its EPCIs are like these (the synthetic "
+            "France's are drawn alike).")
     lines += [
         "- **Before and after.** On 2026-11-29 (policy 2026.2, counts only, real numbers) the full-size France "
         "took 378 s end to end and 292 s of masking + audit (234 s + 53 s without Dagster), 3.0 GB at the "
         "peak. The reader model of issue 13 (policy 2026.4: complements and hidden terms of rates protected, "
         "what published rates and statuses say, whole numbers where a rate stands beside two hidden counts) "
-        "made every sub-problem far dearer: profiled on 10 EPCIs of a 3,000-commune France in one process "
+        "made every sub-problem far dearer (on a 1,000-commune France in one process, 2026-11-29: masking 17 s, "
+        "blocking audit 3.5 s; compare the run above, on two cores): profiled on 10 EPCIs of a 3,000-commune "
+        "France in one process "
         "(2026-12-02), 117 s for 50 sub-problems, of which 89 s in HiGHS and 67 s in the mixed-integer "
         "questions of the Diophantine components (is a masked rate apart by more than its rounding: 28 s; can "
         "a hidden figure reach the threshold: 19 s; witness tables: 17 s). The full size was not rerun: at "
@@ -237,11 +243,14 @@ def analysis(rows, facts: dict) -> list[str]:
         "and solves). None of this lowers the cold cost of the whole-number questions.",
         "- **What would meet the targets**, in order of effect: (1) more cores: the (year, EPCI) sub-problems "
         "are independent, and the department partitions on Dagster's Kubernetes or Celery executor "
-        "(docs/scale.md) divide the time by the number of workers (about 40 cores for 2 minutes at the cost "
-        "measured here); (2) fewer whole-number questions: a proof that the relaxation decides where the "
-        "system is totally unimodular (counts and their zones alone), and a cheaper sufficient test for masked "
-        "rates (a table in whole numbers found by rounding the relaxation's, checked, before any MIP); "
-        "(3) HiGHS models kept between the masking's rounds, with the last whole table as a start. Secrecy "
+        "(docs/scale.md) divide the time by the number of workers"
+        + (f" (about {cores} cores for 2 minutes at the cost measured here)" if cores else "") + "; "
+        "(2) fewer whole-number questions: a proof that the relaxation decides where the system is totally "
+        "unimodular (counts and their zones alone); rounding the relaxation's table does not give a whole one "
+        "(tried on the CABBALR's 76 mixed-integer questions: none); "
+        "a start for HiGHS does not help either (the component's last whole table as the start of every "
+        "whole-number question: a third less time on the CABBALR's feasibility questions alone, none on its "
+        "masking + audit, 8.3 s + 7.0 s before and after). Secrecy "
         "comes first: none of these may make the audit weaker, and each needs the attackers' tests.",
         "- **Peak memory**: the masking step holds the confidential table (read with its text as categoricals, "
         "`pipeline.frames.read_compact`: 0.13 GB instead of 1.2 GB at full size), the sub-problems of the "
