@@ -306,6 +306,13 @@ def test_a_run_with_the_iris_files_publishes_the_iris_masked_under_100_allocatai
 @pytest.fixture(scope="module")
 def iris_reports(tmp_path_factory):
     """Reports of children under 3 with three IRIS of Béthune (one masked over the years)."""
+    return reports_with_iris(tmp_path_factory.mktemp("iris_reports"), {IND: 100.0}, only=IND)
+
+
+def reports_with_iris(tmp, first_values: dict[str, float], only: str | None = None):
+    """(context, workbook, page) of the sample's published table (indicator `only`, or all)
+    with three IRIS of Béthune, the third masked every year; each IRIS indicator of
+    `first_values` starts at its value in 2017 and grows by one a year."""
     from pipeline.reports.context import build_context
     from pipeline.reports.excel import write_workbook
     from pipeline.reports.geo import load_geometry
@@ -313,15 +320,16 @@ def iris_reports(tmp_path_factory):
     from pipeline.settings import PACKAGE_ROOT, Paths
     from tests.test_reports_support import STUDY_ID, full_published
 
-    tmp = tmp_path_factory.mktemp("iris_reports")
     frame = full_published()
-    frame = frame[frame["indicator"] == IND]
+    if only is not None:
+        frame = frame[frame["indicator"] == only]
     rows = []
     for code, name, status in (("621190101", "Centre", "published"), ("621190102", "Mont-Liébaut", "published"),
                                ("621190103", "621190103", "masked")):
         for year in (2017, 2018, 2019, 2020):
-            value = 100.0 + year - 2017 if status == "published" else None
-            rows.append(("iris", code, name, "62119", IND, year, value, status, STUDY_ID))
+            for ind, first in first_values.items():
+                value = first + year - 2017 if status == "published" else None
+                rows.append(("iris", code, name, "62119", ind, year, value, status, STUDY_ID))
     frame = pd.concat([frame, pd.DataFrame(rows, columns=frame.columns)], ignore_index=True)
     paths = Paths(root=PACKAGE_ROOT, config=PACKAGE_ROOT / "config", raw=tmp / "raw",
                   warehouse=tmp / "warehouse.duckdb", reports=tmp / "reports")
@@ -399,30 +407,7 @@ def test_the_guard_catches_an_iris_figure_shown_or_left_out(iris_reports, tmp_pa
 @pytest.fixture(scope="module")
 def iris_only_reports(tmp_path_factory):
     """Reports with the allocataires, an indicator of the IRIS only, beside children under 3."""
-    from pipeline.reports.context import build_context
-    from pipeline.reports.excel import write_workbook
-    from pipeline.reports.geo import load_geometry
-    from pipeline.reports.html import write_html
-    from pipeline.settings import PACKAGE_ROOT, Paths
-    from tests.test_reports_support import STUDY_ID, full_published
-
-    tmp = tmp_path_factory.mktemp("iris_only_reports")
-    frame = full_published()
-    rows = []
-    for code, name, status in (("621190101", "Centre", "published"), ("621190102", "Mont-Liébaut", "published"),
-                               ("621190103", "621190103", "masked")):
-        for year in (2017, 2018, 2019, 2020):
-            for ind, value in ((IND, 100.0 + year - 2017), ("allocataires", 1200.0 + year - 2017)):
-                rows.append(("iris", code, name, "62119", ind, year, value if status == "published" else None,
-                             status, STUDY_ID))
-    frame = pd.concat([frame, pd.DataFrame(rows, columns=frame.columns)], ignore_index=True)
-    paths = Paths(root=PACKAGE_ROOT, config=PACKAGE_ROOT / "config", raw=tmp / "raw",
-                  warehouse=tmp / "warehouse.duckdb", reports=tmp / "reports")
-    context = build_context(frame, paths=paths)
-    xlsx, page = tmp / "rapport.xlsx", tmp / "rapport.html"
-    write_workbook(context, xlsx)
-    write_html(context, load_geometry(None, "code", context.territory), page)
-    return context, xlsx, page
+    return reports_with_iris(tmp_path_factory.mktemp("iris_only_reports"), {IND: 100.0, "allocataires": 1200.0})
 
 
 def test_an_indicator_of_the_iris_only_has_its_iris_parts_alone(iris_only_reports, tmp_path):
