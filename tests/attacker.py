@@ -417,6 +417,31 @@ class _Truth:
             raise AttackerWrong(f"{what}: derived [{lo}, {hi}] but the truth is {v}")
 
 
+def target_leak(model: Model, t: Target, lo: float, hi: float, truth: _Truth | None, who: str) -> Leak | None:
+    """What an attacker that derived [lo, hi] for a hidden figure or sum has found, if
+    anything; the range checked against the truth first (an attacker must never be wrong)."""
+    if truth is not None:
+        truth.check(t.var, lo, hi, f"{who}: {t.year} {t.label}")
+    problem = model.leak_of(t, lo, hi)
+    if not problem:
+        return None
+    return Leak(t.year, problem, t.label, _cells(t), float(lo), float(hi),
+                truth.values[t.var] if truth else None, t.key, _names(t))
+
+
+def rate_leak(r: RateTarget, low: float, high: float, step: float, truth: _Truth | None, who: str) -> Leak | None:
+    """A masked rate an attacker bounded within [low, high]: recomputed if narrower than one
+    rounding step; the range checked against the true rate first."""
+    n, d = (truth.values[r.num], truth.values[r.den]) if truth else (None, None)
+    value = r.mult * n / d if n is not None and d else None
+    if value is not None and not (low - 1e-6 <= value <= high + 1e-6):
+        raise AttackerWrong(f"{who}: {r.year} {r.label}: rate in [{low}, {high}], truth {value}")
+    if high - low < step - 1e-9:
+        return Leak(r.year, "rate_recomputed", r.label, (r.cell,), low, high, value, ("rate", r.cell, r.year),
+                    ((r.cell, None),))
+    return None
+
+
 # -- comparing with the audit --------------------------------------------------------------
 
 def _cells(t: Target) -> tuple:

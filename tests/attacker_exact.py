@@ -12,14 +12,13 @@ from tests.attacker import (
     BIG,
     EPS,
     INF,
-    AttackerWrong,
     Contradiction,
     Leak,
     Model,
     Reader,
-    _cells,
-    _names,
     _Truth,
+    rate_leak,
+    target_leak,
 )
 
 DEFAULT_READER = Reader()  # the published contract's reader, the default of the attacks below
@@ -138,12 +137,7 @@ def exact_attack(published: pd.DataFrame, zones: pd.DataFrame, indicators, polic
         lo, hi = solve(c), -solve(-c)
         if model.integer[i]:
             lo, hi = math.ceil(lo - 1e-6), math.floor(hi + 1e-6)
-        if truth is not None:
-            truth.check(i, lo, hi, f"milp: {t.year} {t.label}")
-        problem = model.leak_of(t, lo, hi)
-        if problem:
-            leaks.append(Leak(t.year, problem, t.label, _cells(t), float(lo), float(hi),
-                              truth.values[i] if truth else None, t.key, _names(t)))
+        leaks.append(target_leak(model, t, lo, hi, truth, "milp"))
     step = 10.0 ** -policy.rate_decimals
     for r in model.rate_targets:
         if any(x[r.den] < 0.5 for x in pool):
@@ -156,18 +150,8 @@ def exact_attack(published: pd.DataFrame, zones: pd.DataFrame, indicators, polic
         if max(ratios) - min(ratios) >= step:
             continue  # witnessed: two values a rounding step apart
         low, high = solver.ratio_range(r.num, r.den, r.mult)
-        if truth is not None:
-            nv, dv = truth.values[r.num], truth.values[r.den]
-            if nv is not None and dv:
-                v = r.mult * nv / dv
-                if not (low - 1e-6 <= v <= high + 1e-6):
-                    raise AttackerWrong(f"milp: {r.year} {r.label}: rate in [{low}, {high}], truth {v}")
-        if high - low < step - 1e-9:
-            nv, dv = (truth.values[r.num], truth.values[r.den]) if truth else (None, None)
-            leaks.append(Leak(r.year, "rate_recomputed", r.label, (r.cell,), low, high,
-                              r.mult * nv / dv if nv is not None and dv else None, ("rate", r.cell, r.year),
-                              ((r.cell, None),)))
-    return leaks
+        leaks.append(rate_leak(r, low, high, step, truth, "milp"))
+    return [leak for leak in leaks if leak is not None]
 
 
 def exact_interval(published: pd.DataFrame, zones: pd.DataFrame, indicators, policy, key: tuple,

@@ -11,14 +11,13 @@ import pandas as pd
 from tests.attacker import (
     EPS,
     INF,
-    AttackerWrong,
     Contradiction,
     Leak,
     Model,
     Reader,
-    _cells,
-    _names,
     _Truth,
+    rate_leak,
+    target_leak,
 )
 
 DEFAULT_READER = Reader()  # the published contract's reader, the default of the attack below
@@ -225,28 +224,12 @@ def propagation_attack(published: pd.DataFrame, zones: pd.DataFrame, indicators,
     # bounds only tighten: read the final ones
     leaks = []
     for t in model.targets:
-        lo, hi = p.lo[t.var], p.hi[t.var]
-        if truth is not None:
-            truth.check(t.var, lo, hi, f"propagation: {t.year} {t.label}")
-        problem = model.leak_of(t, lo, hi)
-        if problem:
-            leaks.append(Leak(t.year, problem, t.label, _cells(t), lo, hi,
-                              truth.values[t.var] if truth else None, t.key, _names(t)))
+        leaks.append(target_leak(model, t, p.lo[t.var], p.hi[t.var], truth, "propagation"))
     step = 10.0 ** -policy.rate_decimals
     for r in model.rate_targets:
         if p.lo[r.den] < 1:
             continue
         low = r.mult * p.lo[r.num] / p.hi[r.den] if p.hi[r.den] < INF else 0.0
         high = r.mult * p.hi[r.num] / p.lo[r.den]
-        if truth is not None:
-            n, d = truth.values[r.num], truth.values[r.den]
-            if n is not None and d:
-                v = r.mult * n / d
-                if not (low - 1e-6 <= v <= high + 1e-6):
-                    raise AttackerWrong(f"propagation: {r.year} {r.label}: rate in [{low}, {high}], truth {v}")
-        if high - low < step - 1e-9:
-            n, d = (truth.values[r.num], truth.values[r.den]) if truth else (None, None)
-            leaks.append(Leak(r.year, "rate_recomputed", r.label, (r.cell,), low, high,
-                              r.mult * n / d if n is not None and d else None, ("rate", r.cell, r.year),
-                              ((r.cell, None),)))
-    return leaks
+        leaks.append(rate_leak(r, low, high, step, truth, "propagation"))
+    return [leak for leak in leaks if leak is not None]

@@ -31,8 +31,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.reports.context import EXCEL_NAME, HTML_NAME, ReportContext, ReportError, read_published
-from pipeline.reports.context import load_study as load_report_study
+from pipeline.reports.context import EXCEL_NAME, HTML_NAME, ReportContext, ReportError, build_context, read_published
 from pipeline.reports.excel import write_workbook
 from pipeline.reports.geo import Geometry, load_geometry
 from pipeline.reports.guard import GuardReport, check_html, check_workbook
@@ -84,11 +83,9 @@ def load_report_context(project: ProjectResource, warehouse: WarehouseResource,
         indicators = project.indicators()
         with warehouse.connect(read_only=True) as con:
             published = read_published(con, indicators)
-        territory = project.territory()
-        # the reports' view of the study (sign-off, provider, title), from the same config/study.yaml
-        study = load_report_study(project.paths, territory)
-        return ReportContext(published=published, indicators=indicators, territory=territory, study=study,
-                             config=project.report_config(), data_date=_data_date(instance))
+        # the configuration as the resource read it once for the run; the study's sign-off from config/study.yaml
+        return build_context(published, project.paths, data_date=_data_date(instance), indicators=indicators,
+                             territory=project.territory(), config=project.report_config())
     except (FileNotFoundError, ReportError, ValueError) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 

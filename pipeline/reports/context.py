@@ -416,18 +416,21 @@ def build_context(
     data_date: dt.datetime | None = None,
     generated_at: dt.datetime | None = None,
     indicators: IndicatorSet | None = None,
+    territory: Territory | None = None,
+    config: ReportConfig | None = None,
 ) -> ReportContext:
     """The context from a published frame and the project's configuration files
-    (`indicators`: the definitions, when the caller has already read them)."""
+    (`indicators`, `territory`, `config`: what the caller has already read, e.g. through
+    the project resource; the rest is read from `paths`)."""
     paths = paths or project_paths()
     indicators = indicators or load_indicators(paths)
-    territory = load_territory(paths)
+    territory = territory or load_territory(paths)
     context = ReportContext(
         published=published,
         indicators=indicators,
         territory=territory,
         study=load_study(paths, territory),
-        config=load_report_config(paths),
+        config=config or load_report_config(paths),
         data_date=data_date,
     )
     if generated_at is not None:
