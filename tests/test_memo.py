@@ -77,6 +77,11 @@ def test_an_unreadable_record_is_solved_again(four_trees) -> None:
     again = mask(frame, zones, INDICATORS, POLICY, workers=1, memo=broken)
     assert again.subproblems["reused"] == 0
     pd.testing.assert_frame_equal(first.published, again.published)
+    # the same for the audit: a part whose record cannot be read is audited again
+    audit = audit_published(first.published, zones, INDICATORS, POLICY, cleared={}, workers=1)
+    unreadable = {f: text[:3] for f, (_y, _r, text) in audit.parts.items()}
+    audited = audit_published(first.published, zones, INDICATORS, POLICY, cleared=unreadable, workers=1)
+    assert audited.passed and (audited.parts_audited, audited.parts_reused) == (4 * len(YEARS), 0)
 
 
 def test_the_audit_audits_again_only_the_parts_that_changed_and_finds_their_leaks(four_trees) -> None:

@@ -149,8 +149,10 @@ def audit_published(
         return audit_table(published, zones, indicators, policy, sums, witnesses, relaxed)  # as a whole, here
     settings = (indicators, policy, sums, witnesses, relaxed)
     parts = _parts(published, zones)
-    fingerprints = _fingerprints(published, zones, parts, settings)
-    reused = {f: (cleared or {})[f] for f in fingerprints if f in (cleared or {})}
+    cells = published[[c for c in AUDITED_COLUMNS if c in published.columns]]
+    fingerprints = memo.part_fingerprints(cells, zones, [(p.rows, p.zone_rows) for p in parts], policy, indicators,
+                                          "audit", sums, witnesses, relaxed)
+    reused = {f: counts for f in fingerprints if (counts := _counts((cleared or {}).get(f))) is not None}
     todo = [(part, f) for part, f in zip(parts, fingerprints) if f not in reused]
     if workers is None:
         workers = (os.cpu_count() or 1) if sum(len(p.rows) for p, _ in todo) >= PARALLEL_MIN_CELLS else 1
@@ -168,13 +170,9 @@ def audit_published(
             result.parts[f] = (part.year, part.root, memo.dumps({"counts": counts}))
     for part, f in zip(parts, fingerprints):
         if f in reused:
-            try:
-                cells, groups, _solves = memo.loads(reused[f])["counts"]
-            except (ValueError, KeyError, TypeError):
-                cells, groups = 0, 0  # the counts only: the part's verdict is its fingerprint's
-            result.cells_checked += cells
-            result.groups_checked += groups
-            result.parts[f] = (part.year, part.root, reused[f])
+            result.cells_checked += reused[f][0]
+            result.groups_checked += reused[f][1]
+            result.parts[f] = (part.year, part.root, cleared[f])
     result.parts_audited, result.parts_reused = len(todo), len(reused)
     return result
 
@@ -190,14 +188,16 @@ def _parts(published: pd.DataFrame, zones: pd.DataFrame) -> list[_Part]:
             for (year, root), rows in sorted(groups.items())]
 
 
-def _fingerprints(published: pd.DataFrame, zones: pd.DataFrame, parts: list[_Part], settings: tuple) -> list[str]:
-    indicators, policy, *options = settings
-    columns = [c for c in AUDITED_COLUMNS if c in published.columns]
-    cells = published[columns]
-    text = memo.settings_fingerprint(policy, indicators, "audit", *options, memo.columns_signature(cells),
-                                     memo.columns_signature(zones))
-    hashes, zone_hashes = memo.row_hashes(cells), memo.row_hashes(zones)
-    return [memo.part_fingerprint(hashes[p.rows], zone_hashes[p.zone_rows], text) for p in parts]
+def _counts(record: str | None) -> tuple[int, int, int] | None:
+    """(cells, sums, solves) of a clean part's record; None if there is none or it cannot be
+    read (then the part is audited again)."""
+    if record is None:
+        return None
+    try:
+        cells, groups, solves = memo.loads(record)["counts"]
+        return int(cells), int(groups), int(solves)
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _chunk(tasks: int, workers: int) -> int:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterable
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -57,23 +58,29 @@ def settings_fingerprint(policy: Policy, indicators: IndicatorSet, *options: obj
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def row_hashes(frame: pd.DataFrame) -> np.ndarray:
-    """One stable 64-bit hash per row (pandas' `hash_pandas_object`, the same in every
-    process and run): a part's fingerprint takes its rows' slice, hashed once for all parts."""
+def part_fingerprints(cells: pd.DataFrame, zones: pd.DataFrame, parts: Iterable[tuple[np.ndarray, np.ndarray]],
+                      policy: Policy, indicators: IndicatorSet, *options: object) -> list[str]:
+    """The fingerprint of each part, given as (positions of its rows in `cells`, positions of
+    its zones in `zones`): sha256 of its rows' hashes in their order, its zones' in theirs,
+    the columns' names and types, and `settings_fingerprint`. Each row is hashed once for
+    all parts (pandas' `hash_pandas_object`, the same in every process and run)."""
+    settings = settings_fingerprint(policy, indicators, *options, _columns(cells), _columns(zones))
+    hashes, zone_hashes = _row_hashes(cells), _row_hashes(zones)
+    out = []
+    for rows, zone_rows in parts:
+        digest = hashlib.sha256(settings.encode("utf-8"))
+        digest.update(len(rows).to_bytes(8, "little") + np.ascontiguousarray(hashes[rows]).tobytes())
+        digest.update(np.ascontiguousarray(zone_hashes[zone_rows]).tobytes())
+        out.append(digest.hexdigest())
+    return out
+
+
+def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(frame.reset_index(drop=True), index=False).to_numpy()
 
 
-def columns_signature(frame: pd.DataFrame) -> str:
+def _columns(frame: pd.DataFrame) -> str:
     return repr([(str(c), str(t)) for c, t in frame.dtypes.items()])
-
-
-def part_fingerprint(rows: np.ndarray, zones: np.ndarray, settings: str) -> str:
-    """sha256 of one part: its rows' hashes in their order, its zones' in theirs, and the
-    settings (`settings_fingerprint`, with the columns' signature)."""
-    digest = hashlib.sha256(settings.encode("utf-8"))
-    digest.update(len(rows).to_bytes(8, "little") + np.ascontiguousarray(rows).tobytes())
-    digest.update(np.ascontiguousarray(zones).tobytes())
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- records as text

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.disclosure import memo as records
-from pipeline.disclosure.audit import AuditResult, audit_published, merge_results
+from pipeline.disclosure.audit import INTERVAL_COLUMNS, AuditResult, audit_published, merge_results
 from pipeline.disclosure.policy import Policy
 from pipeline.disclosure.programme import (  # noqa: F401 (MaskingError: this module's interface too)
     FREE,
@@ -471,16 +471,10 @@ def _fingerprints(cells: pd.DataFrame, zones: pd.DataFrame, zone_rows: dict, par
                   indicators: IndicatorSet, policy: Policy, sharp_from: int | None) -> dict[tuple[int, str], str]:
     """Each sub-problem's fingerprint (`pipeline.disclosure.memo`): its cells as it is
     given them, its zones, and what else its outcome depends on."""
-    settings = records.settings_fingerprint(policy, indicators, "mask", sharp_from, records.columns_signature(cells),
-                                            records.columns_signature(zones))
-    hashes, zone_hashes = records.row_hashes(cells), records.row_hashes(zones)
-    none = np.zeros(0, dtype=np.uint64)
-    return {(sp.year, sp.root): records.part_fingerprint(
-        hashes[sp.rows], zone_hashes[zone_rows[sp.root]] if sp.root in zone_rows else none, settings)
-        for sp in parts}
-
-
-INTERVAL_COLUMNS = ["level", "zone_code", "indicator", "year", "low", "high"]
+    none = np.zeros(0, dtype=np.int64)
+    found = records.part_fingerprints(cells, zones, [(sp.rows, zone_rows.get(sp.root, none)) for sp in parts],
+                                      policy, indicators, "mask", sharp_from)
+    return {(sp.year, sp.root): f for sp, f in zip(parts, found)}
 
 
 def _outcome_record(outcome: _Outcome) -> str:
