@@ -39,7 +39,7 @@ import math
 import multiprocessing
 import os
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -49,8 +49,9 @@ import pandas as pd
 
 from pipeline.disclosure import memo
 from pipeline.disclosure.audit_solver import EPS, Component, components
+from pipeline.disclosure.history import History
 from pipeline.disclosure.policy import Policy
-from pipeline.disclosure.reader import CellKey, ReaderModel, YearSystem
+from pipeline.disclosure.reader import CellKey, Observation, ReaderModel, YearSystem
 from pipeline.frames import as_text
 from pipeline.indicators import IndicatorSet
 
@@ -94,6 +95,7 @@ class AuditResult:
     parts: dict[str, tuple[int, str, str]] = field(default_factory=dict)
     parts_audited: int = 0
     parts_reused: int = 0  # parts found in `cleared`, not audited again
+    known_before: int = 0  # findings the earlier releases alone already give (`_excused`): not the table's
 
     @property
     def passed(self) -> bool:
@@ -130,7 +132,7 @@ class _Part:
 def audit_published(
     published: pd.DataFrame, zones: pd.DataFrame, indicators: IndicatorSet, policy: Policy, sums: bool = True,
     witnesses: bool = True, workers: int | None = None, relaxed: bool = False,
-    cleared: Mapping[str, str] | None = None,
+    cleared: Mapping[str, str] | None = None, history: History | None = None,
 ) -> AuditResult:
     """Audit `published` (level, zone_code, indicator, year, value, status): see
     `audit_table`. Each year of each zone tree (an EPCI and what lies under it) shares no
@@ -143,20 +145,30 @@ def audit_published(
     policy, indicators, options and audit code) was audited clean and is not audited again;
     its counts are the record's, and it has no intervals here. The result's `parts` hold
     the record of every clean part, audited now or before.
+
+    `history`: the earlier releases of the study (`pipeline.disclosure.history`): the
+    reader holds them beside the table, so each part is audited against the union (a part
+    being then a year of the zone trees an earlier release's zone ties together).
     """
     published = as_text(published)  # text read compactly: plain text cells again
+    if history is not None and not history.releases:
+        history = None
     if cleared is None and (workers == 1 or (workers is None and len(published) < PARALLEL_MIN_CELLS)):
-        return audit_table(published, zones, indicators, policy, sums, witnesses, relaxed)  # as a whole, here
+        prior = None if history is None else {int(y): history.observations(int(y))
+                                              for y in published["year"].unique()}
+        return audit_table(published, zones, indicators, policy, sums, witnesses, relaxed, prior)  # as a whole, here
     settings = (indicators, policy, sums, witnesses, relaxed)
-    parts = _parts(published, zones)
+    parts = _parts(published, zones, history)
     cells = published[[c for c in AUDITED_COLUMNS if c in published.columns]]
+    extras = None if history is None else [history.digest(p.year, p.root) for p in parts]
     fingerprints = memo.part_fingerprints(cells, zones, [(p.rows, p.zone_rows) for p in parts], policy, indicators,
-                                          "audit", sums, witnesses, relaxed)
+                                          "audit", sums, witnesses, relaxed, extras=extras)
     reused = {f: counts for f in fingerprints if (counts := _counts((cleared or {}).get(f))) is not None}
     todo = [(part, f) for part, f in zip(parts, fingerprints) if f not in reused]
     if workers is None:
         workers = (os.cpu_count() or 1) if sum(len(p.rows) for p, _ in todo) >= PARALLEL_MIN_CELLS else 1
-    tasks = [(published.iloc[p.rows], zones.iloc[p.zone_rows]) for p, _ in todo]
+    tasks = [(published.iloc[p.rows], zones.iloc[p.zone_rows],
+              None if history is None else {p.year: history.observations(p.year, p.root)}) for p, _ in todo]
     if workers <= 1 or len(tasks) < 2:
         audits = [_audit_share(task, settings) for task in tasks]
     else:
@@ -177,8 +189,10 @@ def audit_published(
     return result
 
 
-def _parts(published: pd.DataFrame, zones: pd.DataFrame) -> list[_Part]:
+def _parts(published: pd.DataFrame, zones: pd.DataFrame, history: History | None = None) -> list[_Part]:
     root_of = _roots(zones)
+    if history is not None:  # trees an earlier release's zone ties together are one part
+        root_of = {code: history.group(root) for code, root in root_of.items()}
     roots = published["zone_code"].map(root_of).fillna(published["zone_code"]).to_numpy()
     zone_roots = zones["zone_code"].map(root_of).fillna(zones["zone_code"]).to_numpy()
     zone_rows = pd.Series(zone_roots).groupby(zone_roots, sort=False).indices
@@ -206,9 +220,9 @@ def _chunk(tasks: int, workers: int) -> int:
     return max(1, tasks // (workers * 8))
 
 
-def _audit_share(task: tuple[pd.DataFrame, pd.DataFrame], settings: tuple) -> AuditResult:
-    published, zones = task
-    return audit_table(published, zones, *settings)
+def _audit_share(task: tuple, settings: tuple) -> AuditResult:
+    published, zones, prior = task
+    return audit_table(published, zones, *settings, prior)
 
 
 def merge_results(parts: list[AuditResult], sorted_by_year: bool = False) -> AuditResult:
@@ -221,12 +235,14 @@ def merge_results(parts: list[AuditResult], sorted_by_year: bool = False) -> Aud
         cells_checked=sum(p.cells_checked for p in parts),
         groups_checked=sum(p.groups_checked for p in parts),
         linear_programmes=sum(p.linear_programmes for p in parts),
+        known_before=sum(p.known_before for p in parts),
     )
 
 
 def audit_table(
     published: pd.DataFrame, zones: pd.DataFrame, indicators: IndicatorSet, policy: Policy, sums: bool = True,
-    witnesses: bool = True, relaxed: bool = False,
+    witnesses: bool = True, relaxed: bool = False, prior: Mapping[int, Sequence[Observation]] | None = None,
+    excuse: bool = True,
 ) -> AuditResult:
     """Audit `published` (level, zone_code, indicator, year, value, status).
 
@@ -236,6 +252,9 @@ def audit_table(
     bounds of every figure and sum (same findings, many more solves: the reference the
     tests compare the witnesses against). `relaxed=True` reasons in real numbers only: a
     quicker, weaker reader that the masking steers its rounds with before the real one.
+    `prior`: per year, what earlier releases published of it (`reader.Observation`); a
+    finding the earlier releases alone give is left out (`_excused`, counted in
+    `known_before`) unless `excuse` is False.
     """
     result = AuditResult()
     reader = ReaderModel(indicators, policy)
@@ -251,13 +270,32 @@ def audit_table(
     by_year = [(years[0], published)] if len(years) and (years == years[0]).all() else published.groupby("year")
     for year, table in by_year:
         year = int(year)
-        system = reader.year_system(table, level_of, children_of)
+        system = reader.year_system(table, level_of, children_of, (prior or {}).get(year, ()))
         _audit_year(year, system, threshold, policy.zero_publishable, sums, witnesses, result, intervals,
                     10.0 ** (-policy.rate_decimals), relaxed)
     names = INTERVAL_COLUMNS
     result.intervals = pd.DataFrame(dict(zip(names, map(list, zip(*intervals))))) if intervals else \
         pd.DataFrame(columns=names)
+    if prior and excuse and any(f.problem != "inconsistent" for f in result.findings):
+        result.findings, result.known_before = _excused(published, result.findings, zones, indicators, policy,
+                                                         sums, witnesses, relaxed, prior)
     return result
+
+
+def _excused(published: pd.DataFrame, findings: list[Finding], zones, indicators, policy, sums, witnesses, relaxed,
+             prior) -> tuple[list[Finding], int]:
+    """The findings that the earlier releases alone already give a reader, left out: the
+    same figure judged with nothing of the new table but its zones (its cells unknown, the
+    found ones masked). A figure the earlier releases pin (an RPE whose commune moved, the
+    old total minus the commune they published) is no disclosure of the new table, and
+    nothing the new table masks can hide it. Returns the findings kept and the number left out."""
+    named = {cell for f in findings for cell in f.cells}
+    keys = list(zip(published["level"], published["zone_code"], published["indicator"]))
+    blank = published.assign(status=["masked" if k in named else "not_available" for k in keys], value=np.nan)
+    before = audit_table(blank, zones, indicators, policy, sums, witnesses, relaxed, prior, excuse=False)
+    known = {(f.year, f.cells, f.term, f.relation) for f in before.findings if f.problem != "inconsistent"}
+    kept = [f for f in findings if f.problem == "inconsistent" or (f.year, f.cells, f.term, f.relation) not in known]
+    return kept, len(findings) - len(kept)
 
 
 def _audit_year(year: int, system: YearSystem, threshold: float, zero_publishable: bool, sums: bool,

@@ -59,16 +59,20 @@ def settings_fingerprint(policy: Policy, indicators: IndicatorSet, *options: obj
 
 
 def part_fingerprints(cells: pd.DataFrame, zones: pd.DataFrame, parts: Iterable[tuple[np.ndarray, np.ndarray]],
-                      policy: Policy, indicators: IndicatorSet, *options: object) -> list[str]:
+                      policy: Policy, indicators: IndicatorSet, *options: object,
+                      extras: list[str] | None = None) -> list[str]:
     """The fingerprint of each part, given as (positions of its rows in `cells`, positions of
     its zones in `zones`): sha256 of its rows' hashes in their order, its zones' in theirs,
     the columns' names and types, and `settings_fingerprint`. Each row is hashed once for
-    all parts (pandas' `hash_pandas_object`, the same in every process and run)."""
+    all parts (pandas' `hash_pandas_object`, the same in every process and run). `extras`:
+    per part, what else it depends on (what earlier releases published of it)."""
     settings = settings_fingerprint(policy, indicators, *options, _columns(cells), _columns(zones))
     hashes, zone_hashes = _row_hashes(cells), _row_hashes(zones)
     out = []
-    for rows, zone_rows in parts:
+    for k, (rows, zone_rows) in enumerate(parts):
         digest = hashlib.sha256(settings.encode("utf-8"))
+        if extras is not None:
+            digest.update(b"releases\0" + extras[k].encode("utf-8"))
         digest.update(len(rows).to_bytes(8, "little") + np.ascontiguousarray(hashes[rows]).tobytes())
         digest.update(np.ascontiguousarray(zone_hashes[zone_rows]).tobytes())
         out.append(digest.hexdigest())

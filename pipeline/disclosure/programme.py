@@ -25,6 +25,10 @@ from pipeline.indicators import IndicatorSet
 FREE, PRIMARY, SECRET, UNAVAILABLE = "free", "primary", "secret_at_source", "not_available"
 PROTECTED = (FREE, PRIMARY, SECRET)  # cells whose masking must hold (not those merely missing)
 KEYS = ["level", "zone_code", "indicator", "year"]
+# The cost of masking again a cell the last release masked, against masking a new one: its
+# pattern is kept where it still protects, since a new mask beside an old one is what a
+# reader of both releases subtracts.
+REMASK_COST = 0.01
 
 
 class MaskingError(PipelineError, RuntimeError):
@@ -80,6 +84,11 @@ class YearProblem:
     base_entries: tuple | None = None  # its rows' entries as arrays (`_entries`), computed once
     # per cell, its indicator group (`ReaderModel.indicator_groups`): no constraint ties two groups
     groups: np.ndarray | None = None
+    # per cell, from the earlier releases (`History.before`): the reader knows it already (masking it
+    # hides nothing: it is published again, or masked by a rule but protected by nothing), and it
+    # was masked in the last release that holds it (masking it again is preferred: it adds nothing)
+    known_before: np.ndarray | None = None
+    masked_before: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         zone_ids = pd.factorize(pd.MultiIndex.from_arrays([self.cells["level"], self.cells["zone_code"]]))[0]
@@ -193,6 +202,8 @@ def solve(problem: YearProblem, policy: Policy) -> np.ndarray:
         problem.base_entries = _entries(problem.programme[2])
     cost, lower, base = problem.programme
     n = len(cost)
+    upper = np.ones(n) if problem.known_before is None else \
+        np.where((problem.cells["state"].to_numpy() == FREE) & problem.known_before, 0.0, 1.0)
     if base or problem.cuts:
         # the base rows' entries as arrays, made once: the cuts are the only rows a round adds
         # (building every row's entries in Python each round cost more than HiGHS on a small table)
@@ -207,7 +218,7 @@ def solve(problem: YearProblem, policy: Policy) -> np.ndarray:
     else:
         constraints = []
     result = milp(
-        c=cost, integrality=np.ones(n), bounds=Bounds(lower, np.ones(n)), constraints=constraints,
+        c=cost, integrality=np.ones(n), bounds=Bounds(lower, upper), constraints=constraints,
         options={"disp": False, "mip_rel_gap": 0.0},
     )
     if result.status != 0 or result.x is None:
@@ -234,19 +245,27 @@ def _programme(problem: YearProblem, policy: Policy) -> tuple[np.ndarray, np.nda
     lower = np.where(state == FREE, 0.0, 1.0)
     cost = np.array([policy.level_cost(lv) for lv in cells["level"]]) * (1 + np.abs(value))
     cost = np.where(state == FREE, cost, 0.0)
+    if problem.masked_before is not None:  # the last release's pattern first: masking it again tells nothing new
+        cost = np.where(problem.masked_before, cost * REMASK_COST, cost)
     threshold = float(policy.threshold)
     capacity = np.maximum(value - floor_of(problem, policy), 0.0)
+    # a figure an earlier release published is known: nothing can protect it, nor need to
+    guarded = np.isin(state, PROTECTED)
+    before = np.zeros(len(state), dtype=bool) if problem.known_before is None else problem.known_before
+    guarded &= ~before
 
     rows: list[tuple[dict[int, float], float]] = []  # sum(coef * x) >= rhs
     for parent, kids in problem.relations:
         members = [parent, *kids]
         for i in members:
-            if state[i] in PROTECTED:  # masked, it must not be the only unknown of the relation
+            # masked, it must not be the only unknown of the relation (unless every other cell of it
+            # is known from an earlier release: nothing can hide it then, and the audit judges it)
+            if guarded[i] and not before[[j for j in members if j != i]].all():
                 rows.append(({**{j: 1.0 for j in members if j != i}, i: -1.0}, 0.0))
         if known[parent]:
             hidden_mass = max(value[parent] - sum(value[k] for k in kids if known[k]), 0.0)
             for i in kids:
-                if state[i] in PROTECTED:
+                if guarded[i]:
                     coefs: dict[int, float] = defaultdict(float)
                     for k in kids:
                         if known[k]:
@@ -255,9 +274,12 @@ def _programme(problem: YearProblem, policy: Policy) -> tuple[np.ndarray, np.nda
                     coefs[i] -= threshold
                     rows.append((dict(coefs), -hidden_mass))
     for rate, num, den in problem.ratio_links:
-        rows.append(({rate: 1.0, num: -1.0}, 0.0))
-        rows.append(({rate: 1.0, den: -1.0}, 0.0))
-        if state[rate] in PROTECTED:
+        for term, other in ((num, den), (den, num)):
+            if not before[rate]:
+                rows.append(({rate: 1.0, term: -1.0}, 0.0))  # a term masked masks its rate
+            elif guarded[term] and not before[other]:  # the rate is known: the other term hides it
+                rows.append(({other: 1.0, term: -1.0}, 0.0))
+        if guarded[rate]:
             rows.append(({num: 1.0, den: 1.0, rate: -1.0}, 0.0))
     return cost, lower, rows
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -140,35 +141,42 @@ class ReaderModel:
         return {ind: first[find(ind)] for ind in self.kind}
 
     def year_system(self, table: pd.DataFrame, level_of: dict[str, str],
-                    children_of: dict[str, list[str]]) -> YearSystem:
-        """The reader's system for one year of a published table."""
+                    children_of: dict[str, list[str]], prior: Sequence[Observation] = ()) -> YearSystem:
+        """The reader's system for one year of a published table, and of the same year of
+        every earlier release of the study (`prior`, `pipeline.disclosure.history`): the
+        reader holds them all, each with its own zone tree, rounding and primary rule."""
+        current = Observation(table, level_of, tuple((p, tuple(k)) for p, k in children_of.items()),
+                              self.half_unit, float(self.policy.threshold))
+        observations = [current, *prior]
         system = YearSystem()
-        threshold = float(self.policy.threshold)
-        keys = list(zip(table["level"].tolist(), table["zone_code"].tolist(), table["indicator"].tolist()))
-        status = dict(zip(keys, table["status"].tolist()))
-        value = {k: float(v) for k, s, v in zip(keys, table["status"].tolist(), table["value"].tolist())
-                 if s == "published"}
         index: dict[tuple[str, str], int] = {}
         known: dict[tuple[str, str], float] = {}
+        seen_rows: set = set()
+        views = [_View.of(o, self) for o in observations]
 
-        def unknown(zone: str, measure: str) -> None:
-            if (zone, measure) not in index and (zone, measure) not in known:
-                index[(zone, measure)] = len(system.names)
-                system.names.append((zone, measure))
+        def unknown(name: tuple[str, str]) -> None:
+            if name not in index and name not in known:
+                index[name] = len(system.names)
+                system.names.append(name)
                 # the hidden terms of rates are whole numbers too: a reader who solves in whole
                 # numbers proves what bounds from each rate alone (`_rounding_bounds`) miss,
                 # e.g. three rounded rates over hidden women pin the active women of an RPE
-                system.integral.append(measure not in self.policy.fractional_measures)
+                system.integral.append(name[1] not in self.policy.fractional_measures)
 
-        for (level, zone, ind), st in status.items():  # counts first: a published count is known
-            if self.kind.get(ind) == "count" and st == "published":
-                known[(zone, self.measure[ind])] = value[(level, zone, ind)]
-        for (_level, zone, ind), _st in status.items():
-            if self.kind.get(ind) == "count":
-                unknown(zone, self.measure[ind])
-            elif self.kind.get(ind) == "ratio":
-                for measure in self.terms[ind]:
-                    unknown(zone, measure)
+        for v in views:  # counts first: a published count is known
+            for (level, zone, ind), st in v.status.items():
+                if self.kind.get(ind) == "count" and st == "published":
+                    name, figure = v.name(zone, self.measure[ind]), v.value[(level, zone, ind)]
+                    if name in known and abs(known[name] - figure) > 1e-6:
+                        system.contradictions.append(f"{ind} {zone} published with two values")
+                    known.setdefault(name, figure)
+        for v in views:
+            for (_level, zone, ind) in v.status:
+                if self.kind.get(ind) == "count":
+                    unknown(v.name(zone, self.measure[ind]))
+                elif self.kind.get(ind) == "ratio":
+                    for measure in self.terms[ind]:
+                        unknown(v.name(zone, measure))
 
         def linear(terms: list[tuple[float, tuple[str, str]]]) -> tuple[Linear, float]:
             coefs: Linear = defaultdict(float)
@@ -180,64 +188,84 @@ class ReaderModel:
                     constant += coef * known[name]
             return {k: v for k, v in coefs.items() if v != 0.0}, constant
 
-        def add(terms, low: float, high: float, what: str, assumed: bool = False) -> None:
+        def add(terms, low: float, high: float, what: str, assumed: bool = False, again: bool = False) -> None:
             coefs, constant = linear(terms)
             if coefs:
+                signature = (tuple(sorted(coefs.items())), low - constant, high - constant, assumed)
+                if again and signature in seen_rows:  # the same fact read in an earlier release
+                    return
+                seen_rows.add(signature)
                 if assumed:
                     system.assumed.append(len(system.rows))
                 system.rows.append((coefs, low - constant, high - constant))
             elif not (low - 1e-6 <= constant <= high + 1e-6) and not assumed:  # an assumption refuted: dropped
                 system.contradictions.append(what)
 
-        def disjunction(terms) -> None:
+        def disjunction(terms, again: bool = False) -> None:
             coefs, constant = linear(terms)
             if coefs:
+                signature = (tuple(sorted(coefs.items())), constant)
+                if again and signature in seen_rows:
+                    return
+                seen_rows.add(signature)
                 system.disjunctions.append((coefs, constant))
 
-        measures_at: dict[str, set[str]] = defaultdict(set)
-        for zone, measure in list(index) + list(known):
-            measures_at[zone].add(measure)
-        # additivity of every measure, counts and hidden terms alike
-        for parent, kids in children_of.items():
-            for measure in sorted(measures_at.get(parent, ())):
-                if all(measure in measures_at.get(kid, ()) for kid in kids) and kids:
-                    add([(1.0, (kid, measure)) for kid in kids] + [(-1.0, (parent, measure))], 0.0, 0.0,
-                        f"{measure} {parent} = sum of its zones",
-                        assumed=any(level_of.get(kid) in self.infra_levels for kid in kids))
+        # additivity of every measure, counts and hidden terms alike, in each release's zone tree
+        for v in views:
+            for parent, kids in v.obs.relations:
+                for measure in sorted(v.measures_at.get(parent, ())):
+                    if all(measure in v.measures_at.get(kid, ()) for kid in kids) and kids:
+                        add([(1.0, v.name(kid, measure)) for kid in kids] + [(-1.0, v.name(parent, measure))],
+                            0.0, 0.0, f"{measure} {parent} = sum of its zones",
+                            assumed=any(v.obs.level_of.get(kid) in self.infra_levels for kid in kids),
+                            again=v is not views[0])
         # the inequalities of the definitions
-        for small, large in self.policy.inequalities:
-            for zone, there in measures_at.items():
-                if small in there and large in there:
-                    add([(1.0, (zone, small)), (-1.0, (zone, large))], -np.inf, 0.0, f"{small} <= {large} in {zone}")
-        # what a published rate says about its terms
-        for key, rate in value.items():
-            level, zone, ind = key
-            if self.kind.get(ind) != "ratio":
-                continue
-            num, den = ((zone, m) for m in self.terms[ind])
-            m, h = self.multiplier[ind], self.half_unit
-            add([(m, num), (-(rate + h), den)], -np.inf, 0.0, f"{ind} {zone} rounding")
-            add([(m, num), (-(rate - h), den)], 0.0, np.inf, f"{ind} {zone} rounding")
-            contributors = self.contributors[ind] if self.sensitive[ind] else set()
-            add([(1.0, den)], threshold if "denominator" in contributors else 1.0, np.inf, f"{ind} {zone} exists")
-            if "numerator" in contributors:
-                if rate - h > 0:  # the numerator is not 0, so it is at least the threshold
-                    add([(1.0, num)], threshold, np.inf, f"{ind} {zone} numerator")
-                else:
-                    disjunction([(1.0, num)])
-            if "complement" in contributors:
-                if rate + h < m:
-                    add([(1.0, den), (-1.0, num)], threshold, np.inf, f"{ind} {zone} complement")
-                else:
-                    disjunction([(1.0, den), (-1.0, num)])
-            if num[1] not in self.counted and den[1] not in self.counted:
-                low_num, low_den = _rounding_bounds(rate, h, m, threshold, contributors)
-                add([(1.0, num)], low_num, np.inf, f"{ind} {zone} whole numerator")
-                add([(1.0, den)], low_den, np.inf, f"{ind} {zone} whole denominator")
-            if num in index and den in index:  # both hidden, counted or not: snapped by the audit
-                system.rate_terms.append((index[num], index[den], rate, h, m, frozenset(contributors)))
+        for v in views:
+            for small, large in self.policy.inequalities:
+                for zone, there in v.measures_at.items():
+                    if small in there and large in there:
+                        add([(1.0, v.name(zone, small)), (-1.0, v.name(zone, large))], -np.inf, 0.0,
+                            f"{small} <= {large} in {zone}", again=v is not views[0])
+        # what a published rate says about its terms, at the rounding and threshold of its release
+        published_rates: set[tuple] = set()
+        rate_terms: set[tuple] = set()
+        for v in views:
+            threshold = v.obs.threshold
+            for key, rate in v.value.items():
+                level, zone, ind = key
+                if self.kind.get(ind) != "ratio":
+                    continue
+                num, den = (v.name(zone, m) for m in self.terms[ind])
+                if v.obs.half_unit <= self.half_unit + 1e-12:  # as fine as today's: the rate is known
+                    published_rates.add((ind, num, den))
+                again = v is not views[0]
+                m, h = self.multiplier[ind], v.obs.half_unit
+                add([(m, num), (-(rate + h), den)], -np.inf, 0.0, f"{ind} {zone} rounding", again=again)
+                add([(m, num), (-(rate - h), den)], 0.0, np.inf, f"{ind} {zone} rounding", again=again)
+                contributors = self.contributors[ind] if self.sensitive[ind] else set()
+                add([(1.0, den)], threshold if "denominator" in contributors else 1.0, np.inf, f"{ind} {zone} exists",
+                    again=again)
+                if "numerator" in contributors:
+                    if rate - h > 0:  # the numerator is not 0, so it is at least the threshold
+                        add([(1.0, num)], threshold, np.inf, f"{ind} {zone} numerator", again=again)
+                    else:
+                        disjunction([(1.0, num)], again)
+                if "complement" in contributors:
+                    if rate + h < m:
+                        add([(1.0, den), (-1.0, num)], threshold, np.inf, f"{ind} {zone} complement", again=again)
+                    else:
+                        disjunction([(1.0, den), (-1.0, num)], again)
+                if num[1] not in self.counted and den[1] not in self.counted:
+                    low_num, low_den = _rounding_bounds(rate, h, m, threshold, contributors)
+                    add([(1.0, num)], low_num, np.inf, f"{ind} {zone} whole numerator", again=again)
+                    add([(1.0, den)], low_den, np.inf, f"{ind} {zone} whole denominator", again=again)
+                if num in index and den in index:  # both hidden, counted or not: snapped by the audit
+                    term = (index[num], index[den], rate, h, m, frozenset(contributors))
+                    if not (again and term in rate_terms):
+                        rate_terms.add(term)
+                        system.rate_terms.append(term)
 
-        # what must stay hidden
+        # what must stay hidden: what some release masked and none published
         by_signature: dict[tuple, int] = {}
 
         def protect(cell: CellKey, term: str | None, terms, family: str, zone: str) -> int | None:
@@ -250,50 +278,118 @@ class ReaderModel:
                 system.protected.append(Protected(cell, term, signature[0], constant, family, zone))
             return by_signature[signature]
 
-        members: dict[tuple[str, str], int] = {}  # (zone, family) -> protected index
-        for key, st in sorted(status.items()):
-            level, zone, ind = key
-            if not self.sensitive.get(ind):
-                continue
-            if self.kind.get(ind) == "count" and st == "masked":
-                p = protect(key, None, [(1.0, (zone, self.measure[ind]))], self.measure[ind], zone)
-                if p is not None:
-                    members[(zone, self.measure[ind])] = p
-            elif self.kind.get(ind) == "ratio":
-                num, den = self.terms[ind]
-                num_hidden = self._hidden(status, level, zone, num)
-                den_hidden = self._hidden(status, level, zone, den)
-                rate_masked = st == "masked"
-                if not (rate_masked or num_hidden or den_hidden):
+        members: dict[tuple[str, str], int] = {}  # (zone as named for its family, family) -> protected index
+        family_measures: dict[str, tuple[str, ...]] = {}
+        pinned: set[tuple] = set()
+        for v in views:
+            for key, st in sorted(v.status.items()):
+                level, zone, ind = key
+                if not self.sensitive.get(ind):
                     continue
-                parts = {"numerator": ([(1.0, (zone, num))], num),
-                         "denominator": ([(1.0, (zone, den))], den),
-                         "complement": ([(1.0, (zone, den)), (-1.0, (zone, num))], f"complement of {ind}")}
-                for term, (terms, family) in parts.items():
-                    if term in self.contributors[ind]:
-                        p = protect(key, term, terms, family, zone)
-                        if p is not None:
-                            members.setdefault((zone, family), p)
-                if rate_masked:
-                    num_lin, den_lin = linear([(1.0, (zone, num))]), linear([(1.0, (zone, den))])
-                    if not num_lin[0] and not den_lin[0]:
-                        if den_lin[1] >= 1:  # both terms published: the rate is their quotient
-                            system.recomputed.append(key)
-                    else:
-                        system.pins.append(RatePin(key, (tuple(num_lin[0].items()), num_lin[1]),
-                                                   (tuple(den_lin[0].items()), den_lin[1]), self.multiplier[ind]))
+                if self.kind.get(ind) == "count" and st == "masked":
+                    measure = self.measure[ind]
+                    family_measures[measure] = (measure,)
+                    p = protect(key, None, [(1.0, v.name(zone, measure))], measure, zone)
+                    if p is not None:
+                        members[(v.member(zone, (measure,)), measure)] = p
+                elif self.kind.get(ind) == "ratio":
+                    num, den = self.terms[ind]
+                    num_hidden = v.hidden(level, zone, num)
+                    den_hidden = v.hidden(level, zone, den)
+                    rate_masked = st == "masked"
+                    if not (rate_masked or num_hidden or den_hidden):
+                        continue
+                    parts = {"numerator": ([(1.0, v.name(zone, num))], num, (num,)),
+                             "denominator": ([(1.0, v.name(zone, den))], den, (den,)),
+                             "complement": ([(1.0, v.name(zone, den)), (-1.0, v.name(zone, num))],
+                                            f"complement of {ind}", (num, den))}
+                    for term, (terms, family, measures) in parts.items():
+                        if term in self.contributors[ind]:
+                            family_measures[family] = measures
+                            p = protect(key, term, terms, family, zone)
+                            if p is not None:
+                                members.setdefault((v.member(zone, measures), family), p)
+                    rate = (ind, v.name(zone, num), v.name(zone, den))
+                    if rate_masked and rate not in published_rates and rate not in pinned:
+                        pinned.add(rate)
+                        num_lin, den_lin = linear([(1.0, rate[1])]), linear([(1.0, rate[2])])
+                        if not num_lin[0] and not den_lin[0]:
+                            if den_lin[1] >= 1:  # both terms published: the rate is their quotient
+                                system.recomputed.append(key)
+                        else:
+                            system.pins.append(RatePin(key, (tuple(num_lin[0].items()), num_lin[1]),
+                                                       (tuple(den_lin[0].items()), den_lin[1]), self.multiplier[ind]))
         families = sorted({family for _zone, family in members})
-        for parent, kids in children_of.items():
-            for family in families:
-                hidden = [members[(kid, family)] for kid in kids if (kid, family) in members]
-                if len(hidden) >= 2:
-                    system.sums.append((f"{family} {parent}", hidden))
+        sums_seen: set[tuple] = set()
+        for v in views:
+            for parent, kids in v.obs.relations:
+                for family in families:
+                    measures = family_measures[family]
+                    hidden = [members[(v.member(kid, measures), family)] for kid in kids
+                              if (v.member(kid, measures), family) in members]
+                    if len(hidden) >= 2 and (family, tuple(hidden)) not in sums_seen:
+                        sums_seen.add((family, tuple(hidden)))
+                        system.sums.append((f"{family} {parent}", hidden))
         return system
 
-    def _hidden(self, status: dict[CellKey, str], level: str, zone: str, measure: str) -> bool:
+
+@dataclass(frozen=True)
+class Observation:
+    """One year of one publication as the reader holds it. The table being judged is the
+    first; each earlier release of the study is another (`pipeline.disclosure.history`),
+    its zones named by what they cover (a zone of the same communes as one of today's under
+    today's code, another perimeter under a name of its own) and, where the CAF's figures
+    behind it differ from today's (a correction), those figures apart (`versioned`)."""
+
+    table: pd.DataFrame  # level, zone_code, indicator, value, status of one year
+    level_of: Mapping[str, str]
+    relations: tuple[tuple[str, tuple[str, ...]], ...]  # (zone, the zones it adds up), in this release's tree
+    half_unit: float  # half a unit of the last decimal of its rates
+    threshold: float  # its primary rule: a published rate's contributors are 0 or at least this
+    tag: str = ""  # the release's id
+    versioned: frozenset = frozenset()  # (zone, measure) of figures that are not today's
+
+
+@dataclass
+class _View:
+    """An observation's cells as dictionaries, and how it names its figures."""
+
+    obs: Observation
+    status: dict[CellKey, str]
+    value: dict[CellKey, float]
+    measures_at: dict[str, set[str]]
+    carriers: dict[str, list[str]]
+
+    @classmethod
+    def of(cls, obs: Observation, reader: ReaderModel) -> _View:
+        table = obs.table
+        keys = list(zip(table["level"].tolist(), table["zone_code"].tolist(), table["indicator"].tolist()))
+        statuses = table["status"].tolist()
+        status = dict(zip(keys, statuses))
+        value = {k: float(v) for k, s, v in zip(keys, statuses, table["value"].tolist()) if s == "published"}
+        measures_at: dict[str, set[str]] = defaultdict(set)
+        for _level, zone, ind in status:
+            if reader.kind.get(ind) == "count":
+                measures_at[zone].add(reader.measure[ind])
+            elif reader.kind.get(ind) == "ratio":
+                measures_at[zone].update(reader.terms[ind])
+        carriers: dict[str, list[str]] = defaultdict(list)
+        for ind, measure in reader.measure.items():
+            carriers[measure].append(ind)
+        return cls(obs, status, value, measures_at, carriers)
+
+    def name(self, zone: str, measure: str) -> tuple[str, str]:
+        if (zone, measure) in self.obs.versioned:
+            return (f"{zone}@{self.obs.tag}", measure)
+        return (zone, measure)
+
+    def member(self, zone: str, measures: tuple[str, ...]) -> str:
+        """The zone as a sum names it: apart when one of the family's figures is."""
+        return f"{zone}@{self.obs.tag}" if any((zone, m) in self.obs.versioned for m in measures) else zone
+
+    def hidden(self, level: str, zone: str, measure: str) -> bool:
         """A term of a rate whose count indicator is masked in that zone."""
-        carriers = [ind for ind, m in self.measure.items() if m == measure]
-        return any(status.get((level, zone, ind)) == "masked" for ind in carriers)
+        return any(self.status.get((level, zone, ind)) == "masked" for ind in self.carriers.get(measure, ()))
 
 
 def _rounding_bounds(rate: float, half: float, multiplier: float, threshold: float,

@@ -34,6 +34,7 @@ whether the published table is safe (the audit).
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 from collections import defaultdict
@@ -45,7 +46,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.disclosure import memo as records
-from pipeline.disclosure.audit import INTERVAL_COLUMNS, AuditResult, audit_published, merge_results
+from pipeline.disclosure.audit import INTERVAL_COLUMNS, AuditResult, Finding, audit_table, merge_results
+from pipeline.disclosure.history import History
 from pipeline.disclosure.policy import Policy
 from pipeline.disclosure.programme import (  # noqa: F401 (MaskingError: this module's interface too)
     FREE,
@@ -204,13 +206,15 @@ def forced_cuts_from(policy: Policy) -> int:
 
 
 def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataFrame,
-                      indicators: IndicatorSet, policy: Policy, sharp_from: int | None = None) -> _Outcome:
+                      indicators: IndicatorSet, policy: Policy, sharp_from: int | None = None,
+                      earlier: _Earlier | None = None) -> _Outcome:
     """Solve, audit, cut, solve again... until the audit of this sub-problem is clean.
 
     `cells` are the rows of one year and one zone tree (with `state`), `zones` the zones
     of that tree: the audit sees them alone, which is exact since nothing relates them
     to any other cell. From round `sharp_from` (default `sharp_cuts_from(policy)`) the
-    cuts are sharp (`cut`).
+    cuts are sharp (`cut`). `earlier`: what the study's earlier releases published of this
+    part: the audit reads them beside it, and the programme knows what they made known.
     """
     kinds = {i.id: i.kind for i in indicators.indicators}
     problem = year_problem(cells, Hierarchy(zones), key[1], indicators, policy)
@@ -227,6 +231,12 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
     group_of = np.array([groups.get(str(i), str(i)) for i in indicator_of], dtype=object)
     group_rows = {g: np.flatnonzero(group_of == g) for g in dict.fromkeys(group_of)}
     problem.groups = group_of
+    if earlier is not None:
+        problem.known_before, problem.masked_before = earlier.known, earlier.masked
+    known_before = np.zeros(len(state), dtype=bool) if earlier is None else earlier.known
+    level_of = dict(zip(zones["zone_code"], zones["level"]))
+    prior = {g: ({key[0]: earlier.history.observations(key[0], key[1], set(indicator_of[rows]))}
+                 if earlier is not None else None) for g, rows in group_rows.items()}
     audits: dict[str, tuple[bytes, AuditResult]] = {}  # group -> (its masked cells, its audit)
     quick: dict[str, tuple[bytes, AuditResult]] = {}  # the same, by the relaxed reader
     unmasked = _published_frame(problem.cells, np.zeros(len(state), dtype=bool), kinds, policy)
@@ -241,22 +251,25 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
         # Steer with the single-cell audit; the asset check confirms with sums as well.
         # the quick reader (real numbers) first; the real one (whole numbers where it matters) once it is clean
         audit = _audit_by_group(published, masked.to_numpy(), group_rows, quick, zones, indicators, policy, kinds,
-                                relaxed=True)
+                                relaxed=True, prior=prior)
         if not audit.findings:
             audit = _audit_by_group(published, masked.to_numpy(), group_rows, audits, zones, indicators, policy,
-                                    kinds)
+                                    kinds, prior=prior)
         if not audit.findings:
             break
         for finding in audit.findings:
             if finding.problem == "inconsistent":
                 raise MaskingError(f"the published figures contradict each other: {finding.describe()}")
+            if earlier is not None:  # about a zone of an earlier release: the cells of today's that cover it
+                finding = _today(finding, problem, earlier.history.related, level_of)
             if round_ >= policy.max_rounds - 1:  # last resort: the finding's whole indicator group
                 groups_found = [group_of[problem.position[c]] for c in finding.cells]
-                problem.cuts.extend([c] for c in np.flatnonzero((state == FREE) & np.isin(group_of, groups_found)))
+                problem.cuts.extend([c] for c in np.flatnonzero((state == FREE) & ~known_before
+                                                                 & np.isin(group_of, groups_found)))
                 forced += 1
                 continue
             sharp = round_ >= sharp_from
-            usable = (x == 0) & (state == FREE)
+            usable = (x == 0) & (state == FREE) & ~known_before  # a figure published before protects nothing
             if sharp:
                 # a public (non-sensitive) indicator is tied to no other by any relation,
                 # rate or inequality: its cells never shield another indicator's (and a
@@ -297,7 +310,7 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
 def _audit_by_group(published: pd.DataFrame, masked: np.ndarray, group_rows: dict[str, np.ndarray],
                     audits: dict[str, tuple[bytes, AuditResult]], zones: pd.DataFrame,
                     indicators: IndicatorSet, policy: Policy, kinds: dict[str, str],
-                    relaxed: bool = False) -> AuditResult:
+                    relaxed: bool = False, prior: dict | None = None) -> AuditResult:
     """The single-cell audit of a sub-problem, group by group (`ReaderModel.indicator_groups`),
     auditing again only the groups whose masked cells changed since their last audit:
     the findings and intervals are those of one audit of the whole, in its order."""
@@ -307,18 +320,43 @@ def _audit_by_group(published: pd.DataFrame, masked: np.ndarray, group_rows: dic
             if not masked[rows].any():  # nothing masked: nothing to recompute, nothing to audit
                 audits[group] = (pattern, AuditResult())
             else:
-                audits[group] = (pattern, audit_published(published.iloc[rows], zones, indicators, policy, sums=False,
-                                                                  relaxed=relaxed, workers=1))
+                audits[group] = (pattern, audit_table(published.iloc[rows], zones, indicators, policy, sums=False,
+                                                      relaxed=relaxed, prior=(prior or {}).get(group)))
     merged = merge_results([a for _p, a in audits.values()])
     # audit_published lists the masked counts first, then the masked rates, each by cell
     merged.findings.sort(key=lambda f: (kinds.get(f.cells[0][2]) == "ratio", f.cells[0]) if f.cells else (False, ()))
     return merged
 
 
-def _solve_batch(batch: list[tuple[tuple[int, str], pd.DataFrame, pd.DataFrame]],
+def _solve_batch(batch: list[tuple[tuple[int, str], pd.DataFrame, pd.DataFrame, _Earlier | None]],
                  indicators: IndicatorSet, policy: Policy, sharp_from: int | None = None) -> list[_Outcome]:
     """Solve several independent sub-problems (one task of a worker process)."""
-    return [_solve_subproblem(key, cells, zones, indicators, policy, sharp_from) for key, cells, zones in batch]
+    return [_solve_subproblem(key, cells, zones, indicators, policy, sharp_from, earlier)
+            for key, cells, zones, earlier in batch]
+
+
+@dataclass(frozen=True)
+class _Earlier:
+    """What the earlier releases say of one sub-problem's cells (`History.before`)."""
+
+    history: History
+    known: np.ndarray
+    masked: np.ndarray
+
+
+def _today(finding: Finding, problem, related: dict[str, list[str]], level_of: dict[str, str]) -> Finding:
+    """A finding about a zone of an earlier release (`<code>@<release>`), stated on the
+    cells of today's zones that cover some of it: the cells a cut can mask."""
+    cells = []
+    for level, zone, indicator in finding.cells:
+        if (level, zone, indicator) in problem.position:
+            cells.append((level, zone, indicator))
+            continue
+        for code in related.get(zone.split("@", 1)[0] if zone not in related else zone, ()):
+            cell = (level_of.get(code), code, indicator)
+            if cell in problem.position:
+                cells.append(cell)
+    return dataclasses.replace(finding, cells=tuple(dict.fromkeys(cells)))
 
 
 @dataclass(frozen=True)
@@ -332,21 +370,24 @@ class Subproblem:
     trivially_safe: bool  # nothing masked at source, no primary cell, nothing unavailable
 
 
-def decompose(frame: pd.DataFrame, zones: pd.DataFrame, state: pd.Series | None = None) -> list[Subproblem]:
+def decompose(frame: pd.DataFrame, zones: pd.DataFrame, state: pd.Series | None = None,
+              history: History | None = None) -> list[Subproblem]:
     """The independent sub-problems of `frame` (confidential.indicators, positional
     index): one per year and top-level zone of `zones`, sorted by (year, root).
 
     Every relation the masking and the audit know (a zone and its children, a rate and
     its terms, the inequalities between indicators of one zone) stays inside one of
     them. `state` (the cells' masking states) tells the trivially safe ones; without it
-    none is.
+    none is. `history`: the earlier releases; trees one of their zones ties together are
+    one sub-problem, and none is trivially safe where a release published something of it.
     """
     tree = Hierarchy(zones)
-    roots = frame["zone_code"].map({c: tree.root_of(c) for c in frame["zone_code"].unique()}).to_numpy()
+    group = (lambda root: root) if history is None else history.group
+    roots = frame["zone_code"].map({c: group(tree.root_of(c)) for c in frame["zone_code"].unique()}).to_numpy()
     first_commune: dict[str, str] = {}
     for code, level in zip(zones["zone_code"], zones["level"]):
         if level == "commune":
-            first_commune.setdefault(tree.root_of(code), code)
+            first_commune.setdefault(group(tree.root_of(code)), code)
     free = None if state is None else (state.to_numpy() == FREE)
     groups = (pd.DataFrame({"year": frame["year"].to_numpy(), "root": roots})
               .groupby(["year", "root"], sort=True).indices)
@@ -355,7 +396,8 @@ def decompose(frame: pd.DataFrame, zones: pd.DataFrame, state: pd.Series | None 
         rows = np.sort(rows)
         out.append(Subproblem(
             year=int(year), root=str(root), partition=departement_of(first_commune.get(root, root)),
-            rows=rows, trivially_safe=bool(free is not None and free[rows].all()),
+            rows=rows, trivially_safe=bool(free is not None and free[rows].all()
+                                           and (history is None or not history.observations(int(year), str(root)))),
         ))
     return out
 
@@ -370,6 +412,7 @@ def mask(
     workers: int | None = None,
     sharp_cuts_from_round: int | None = None,
     memo: Mapping[str, str] | None = None,
+    history: History | None = None,
 ) -> MaskingResult:
     """Decide what `confidential` (confidential.indicators) may publish; audit it.
 
@@ -383,22 +426,32 @@ def mask(
     fingerprint is there (same cells in the same order, same zones, policy, indicators,
     options and code: `pipeline.disclosure.memo`) takes its outcome from it, unsolved;
     the result is the same as solving it again, as solving is deterministic.
+    `history`: the study's earlier releases (`pipeline.disclosure.history`): the table is
+    protected against a reader who holds them all (every sub-problem audited against the
+    union; what they published is known, what they masked is masked again where it can be).
     """
+    if history is not None and not history.releases:
+        history = None
     frame = as_text(confidential.reset_index(drop=True))  # text read compactly: plain text cells again
     rules = primary_rules(frame, policy, indicators, infra_communal_levels)
     frame["state"] = _states(frame, rules)
     kinds = {i.id: i.kind for i in indicators.indicators}
-    subproblems = decompose(frame, zones, frame["state"])
+    subproblems = decompose(frame, zones, frame["state"], history)
     to_solve = [sp for sp in subproblems if not sp.trivially_safe]
 
     tree = Hierarchy(zones)
-    zone_roots = np.array([tree.root_of(c) for c in zones["zone_code"]], dtype=object)
+    group = (lambda root: root) if history is None else history.group
+    zone_roots = np.array([group(tree.root_of(c)) for c in zones["zone_code"]], dtype=object)
     zone_rows = pd.Series(zone_roots).groupby(zone_roots, sort=False).indices
     zones_of = {root: zones.iloc[rows] for root, rows in zone_rows.items()}
     empty_zones = zones.iloc[0:0]
     columns = [c for c in frame.columns]
     fingerprint_of = _fingerprints(frame[columns], zones, zone_rows, to_solve, indicators, policy,
-                                   sharp_cuts_from_round)
+                                   sharp_cuts_from_round, history)
+    if history is not None:
+        measures = {i.id: (i.measure,) if i.kind == "count" else (i.numerator, i.denominator)
+                    for i in indicators.indicators}
+        known, masked_before = history.before(frame, kinds, measures)
     reused = {}
     for sp in to_solve:
         found = _outcome_from((memo or {}).get(fingerprint_of[sp.year, sp.root]), (sp.year, sp.root))
@@ -419,7 +472,9 @@ def mask(
         """The sub-problems' cells, one department at a time: made when handed out, so that
         a national table is not copied whole into sub-problems before any is solved."""
         for sps in by_partition.values():
-            yield [((sp.year, sp.root), frame.iloc[sp.rows][columns], zones_of.get(sp.root, empty_zones)) for sp in sps]
+            yield [((sp.year, sp.root), frame.iloc[sp.rows][columns], zones_of.get(sp.root, empty_zones),
+                    None if history is None else _Earlier(history, known[sp.rows], masked_before[sp.rows]))
+                   for sp in sps]
 
     workers = max(1, min(workers, len(by_partition) or 1))
     outcomes: list[_Outcome] = []
@@ -468,12 +523,15 @@ def mask(
 
 
 def _fingerprints(cells: pd.DataFrame, zones: pd.DataFrame, zone_rows: dict, parts: list[Subproblem],
-                  indicators: IndicatorSet, policy: Policy, sharp_from: int | None) -> dict[tuple[int, str], str]:
+                  indicators: IndicatorSet, policy: Policy, sharp_from: int | None,
+                  history: History | None = None) -> dict[tuple[int, str], str]:
     """Each sub-problem's fingerprint (`pipeline.disclosure.memo`): its cells as it is
-    given them, its zones, and what else its outcome depends on."""
+    given them, its zones, what the earlier releases published of it, and what else its
+    outcome depends on."""
     none = np.zeros(0, dtype=np.int64)
+    extras = None if history is None else [history.digest(sp.year, sp.root) for sp in parts]
     found = records.part_fingerprints(cells, zones, [(sp.rows, zone_rows.get(sp.root, none)) for sp in parts],
-                                      policy, indicators, "mask", sharp_from)
+                                      policy, indicators, "mask", sharp_from, extras=extras)
     return {(sp.year, sp.root): f for sp, f in zip(parts, found)}
 
 

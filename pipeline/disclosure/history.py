@@ -1,0 +1,291 @@
+"""What earlier releases of the study tell the reader of a new one (issue 22).
+
+What belongs here: turning the releases already published (`pipeline.releases`: their
+rows, zone trees, rounding and primary rule) into what the reader of the next table holds
+beside it (`reader.Observation`, one per release and year), for the masking and the audit
+to protect the new table against the union of everything published:
+
+- **zones by what they cover**: a zone is identified by its composition, the communes
+  under it (a commune nouvelle covers the communes merged into it, `config/commune_changes.csv`).
+  A zone of an earlier release that covers what one of today's zones covers is that zone
+  (today's code); any other (an RPE before a commune moved, before a split or a merger, a
+  commune before it merged) is a zone of its own, `<code>@<release>`, with its own additivity
+  in its own release's tree;
+- **figures by what they are**: a figure of an earlier release is today's figure when the
+  CAF's data behind both agree (`confidential.release_values` against
+  `confidential.indicators`); where they differ (a corrected file) it is another unknown
+  (`Observation.versioned`), and the correction is counted for the operator. Linking
+  every figure that did not change is what the strongest reader would do: the masking
+  protects against that reader;
+- **parts**: nothing relates two zone trees but a zone of an earlier release covering
+  communes of both (a commune moved from one EPCI to another); such trees become one part.
+
+What does not: reading the warehouse (`pipeline.defs.disclosure`), deciding anything
+(`audit`, `suppression`). Nothing here is ever written out: the truth is only compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pipeline.disclosure.reader import Observation
+from pipeline.indicators import IndicatorSet
+
+COMMUNE = "commune"
+
+
+@dataclass(frozen=True)
+class Release:
+    """An earlier publication as the masking reads it (`pipeline.releases.ReleaseRecord`)."""
+
+    release_id: str
+    published: pd.DataFrame  # level, zone_code, indicator, year, value, status (codes as released)
+    zones: pd.DataFrame  # level, zone_code, parent_code: its zone tree
+    rate_decimals: int
+    threshold: int
+    truth: pd.DataFrame | None = None  # level, zone_code, indicator, year, value, numerator, denominator
+
+
+def figures(frame: pd.DataFrame | None, indicators: IndicatorSet) -> dict[tuple[str, int, str], float]:
+    """(zone_code, year, measure) -> the confidential value of a frame of
+    confidential.indicators' columns (a count's value, a rate's numerator and denominator)."""
+    if frame is None or not len(frame):
+        return {}
+    defs = {i.id: i for i in indicators.indicators}
+    out: dict[tuple[str, int, str], float] = {}
+    zones, years, inds = frame["zone_code"].tolist(), frame["year"].tolist(), frame["indicator"].tolist()
+    columns = {c: frame[c].tolist() for c in ("value", "numerator", "denominator") if c in frame}
+    for k, (zone, year, ind) in enumerate(zip(zones, years, inds)):
+        d = defs.get(ind)
+        if d is None:
+            continue
+        pairs = [(d.measure, "value")] if d.kind == "count" else [(d.numerator, "numerator"),
+                                                                  (d.denominator, "denominator")]
+        for measure, column in pairs:
+            if measure and column in columns:
+                v = columns[column][k]
+                out[(str(zone), int(year), measure)] = np.nan if v is None or pd.isna(v) else float(v)
+    return out
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return True  # one side unknown: nothing says it changed
+    if np.isnan(a) or np.isnan(b):
+        return bool(np.isnan(a) and np.isnan(b))
+    return abs(a - b) <= 1e-9
+
+
+class _Tree:
+    """A release's zone tree, and what each of its zones covers."""
+
+    def __init__(self, zones: pd.DataFrame, merged_into: Mapping[str, list[str]]) -> None:
+        self.level_of = {str(c): str(lv) for c, lv in zip(zones["zone_code"], zones["level"])}
+        self.children: dict[str, list[str]] = defaultdict(list)
+        self.parent_of: dict[str, str] = {}
+        for code, parent in zip(zones["zone_code"], zones["parent_code"]):
+            if isinstance(parent, str) and parent:
+                self.children[parent].append(str(code))
+                self.parent_of[str(code)] = parent
+        communes = {c for c, lv in self.level_of.items() if lv == COMMUNE}
+        self._merged_into, self._communes = merged_into, communes
+        self._cover: dict[str, frozenset[str]] = {}
+
+    def atoms(self, code: str, seen: frozenset = frozenset()) -> set[str]:
+        """A commune and the communes merged into it that this release does not list apart."""
+        out = {code}
+        for old in self._merged_into.get(code, ()):
+            if old not in self._communes and old not in seen and old != code:
+                out |= self.atoms(old, seen | {code})
+        return out
+
+    def cover(self, code: str) -> frozenset[str]:
+        if code not in self._cover:
+            level = self.level_of.get(code)
+            if level == COMMUNE:
+                found = frozenset(self.atoms(code))
+            elif self.children.get(code):
+                found = frozenset().union(*(self.cover(k) for k in self.children[code]))
+            else:  # an IRIS or a zone of no commune: itself
+                found = frozenset({f"{level}:{code}"})
+            self._cover[code] = found
+        return self._cover[code]
+
+
+@dataclass
+class History:
+    """The earlier releases of the study, named for today's zone tree."""
+
+    releases: list[Release]
+    tables: list[pd.DataFrame] = field(default_factory=list)  # per release: its rows, zones by label, with `group`
+    relations: list[dict[str, tuple]] = field(default_factory=list)  # per release: group -> (zone, its zones)
+    level_of: list[dict[str, str]] = field(default_factory=list)
+    versioned: list[dict[int, frozenset]] = field(default_factory=list)  # per release: year -> (label, measure)
+    group_of_root: dict[str, str] = field(default_factory=dict)  # today's top-level zone -> its part's root
+    related: dict[str, list[str]] = field(default_factory=dict)  # label -> today's zones covering any of it
+    corrections: int = 0  # figures whose CAF data differ between a release and today
+    current_decimals: int = 1
+
+    @classmethod
+    def build(cls, releases: Sequence[Release], zones: pd.DataFrame, confidential: pd.DataFrame | None,
+              indicators: IndicatorSet, commune_changes: Mapping[str, str] | None = None,
+              rate_decimals: int = 1) -> History:
+        """`zones`: today's tree (level, zone_code, parent_code); `confidential`: today's
+        confidential.indicators (the truth each release's is compared with);
+        `commune_changes`: old commune code -> new (config/commune_changes.csv)."""
+        merged_into: dict[str, list[str]] = defaultdict(list)
+        for old, new in (commune_changes or {}).items():
+            merged_into[str(new)].append(str(old))
+        history = cls(list(releases), current_decimals=rate_decimals)
+        today = _Tree(zones, merged_into)
+        # a zone is its level and what it covers (an RPE of one commune is not that commune)
+        label_of_cover: dict[tuple[str, frozenset], str] = {}
+        for code, level in today.level_of.items():
+            label_of_cover.setdefault((level, today.cover(code)), code)
+        owner_of_atom = {a: code for code, lv in today.level_of.items() for a in today.cover(code)
+                         if lv == COMMUNE or not today.children.get(code)}
+        root_of = {code: _root(code, today.parent_of) for code in today.level_of}
+        truth_today = figures(confidential, indicators)
+        owner: dict[str, int] = {}  # a label of no zone of today's -> the release that named it first
+        truths = [figures(r.truth, indicators) for r in releases]
+        parent = {root: root for root in set(root_of.values())}
+
+        def find(a: str) -> str:
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        label_roots: dict[str, set[str]] = {}
+        for k, release in enumerate(releases):
+            tree = _Tree(release.zones, merged_into)
+            labels: dict[str, str] = {}
+            for code, level in tree.level_of.items():
+                cover = tree.cover(code)
+                if (level, cover) not in label_of_cover:
+                    label_of_cover[(level, cover)] = f"{code}@{release.release_id}"
+                    owner[label_of_cover[(level, cover)]] = k
+                label = labels[code] = label_of_cover[(level, cover)]
+                roots = {root_of[owner_of_atom[a]] for a in cover if a in owner_of_atom}
+                label_roots.setdefault(label, set()).update(roots)
+                history.related.setdefault(label, sorted(_with_ancestors(
+                    {owner_of_atom[a] for a in cover if a in owner_of_atom}, today.parent_of)))
+            for roots in label_roots.values():
+                roots = sorted(roots)
+                for other in roots[1:]:
+                    parent[find(other)] = find(roots[0])
+            history.level_of.append({labels[c]: lv for c, lv in tree.level_of.items()})
+            history.relations.append([(labels[p], tuple(labels[k2] for k2 in kids))
+                                      for p, kids in tree.children.items() if p in labels])
+            table = release.published[["level", "zone_code", "indicator", "year", "value", "status"]].copy()
+            table["zone_code"] = table["zone_code"].astype(str).map(labels).fillna(table["zone_code"].astype(str))
+            history.tables.append(table)
+            # figures whose CAF data differ from today's (or from the release that named their zone)
+            versioned: dict[int, set] = defaultdict(set)
+            for (code, year, measure), value in truths[k].items():
+                label = labels.get(code, code)
+                base = truth_today.get((label, year, measure)) if label not in owner else \
+                    (None if owner[label] == k else truths[owner[label]].get((_code_in(releases[owner[label]], label),
+                                                                               year, measure)))
+                if not _same(value, base):
+                    versioned[year].add((label, measure))
+            history.versioned.append({y: frozenset(v) for y, v in versioned.items()})
+            history.corrections += sum(len(v) for v in versioned.values())
+        history.group_of_root = {root: find(root) for root in parent}
+        group_of_label = {label: (find(sorted(roots)[0]) if roots else "") for label, roots in label_roots.items()}
+        for k, table in enumerate(history.tables):
+            table["group"] = table["zone_code"].map(group_of_label).fillna("").to_numpy()
+            by_group: dict[str, list] = defaultdict(list)
+            for relation in history.relations[k]:
+                by_group[group_of_label.get(relation[0], "")].append(relation)
+            history.relations[k] = {g: tuple(rels) for g, rels in by_group.items()}
+        return history
+
+    def observations(self, year: int, group: str | None = None,
+                     indicators: Iterable[str] | None = None) -> list[Observation]:
+        """What each earlier release published of `year` in the part of top-level zone
+        `group` (None: all), for the given indicators (None: all)."""
+        wanted = None if indicators is None else set(indicators)
+        out = []
+        for k, (release, table) in enumerate(zip(self.releases, self.tables)):
+            rows = table["year"].to_numpy() == year
+            if group is not None:
+                rows &= table["group"].to_numpy() == group
+            if wanted is not None:
+                rows &= table["indicator"].isin(wanted).to_numpy()
+            if not rows.any():
+                continue
+            relations = self.relations[k].get(group) if group is not None else \
+                tuple(r for rels in self.relations[k].values() for r in rels)
+            out.append(Observation(table[rows], self.level_of[k], relations or (),
+                                   0.5 * 10 ** (-release.rate_decimals), float(release.threshold),
+                                   release.release_id, self.versioned[k].get(year, frozenset())))
+        return out
+
+    def digest(self, year: int, group: str | None = None) -> str:
+        """A fingerprint of what the releases say of a part: the masking and the audit of
+        the part depend on it (`pipeline.disclosure.memo`)."""
+        h = hashlib.sha256()
+        for obs in self.observations(year, group):
+            h.update(obs.tag.encode() + b"\0")
+            h.update(pd.util.hash_pandas_object(obs.table.reset_index(drop=True), index=False).to_numpy().tobytes())
+            h.update(repr((obs.relations, obs.half_unit, obs.threshold, sorted(obs.versioned))).encode())
+        return h.hexdigest()
+
+    def group(self, root: str) -> str:
+        return self.group_of_root.get(root, root)
+
+    def before(self, cells: pd.DataFrame, kinds: Mapping[str, str], measures: Mapping[str, tuple[str, ...]]
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """For each of today's cells (level, zone_code, indicator, year): known (some release
+        published the same figure, a rate at least as finely rounded) and masked before
+        (the last release that holds it masked it), both for figures that did not change."""
+        known = np.zeros(len(cells), dtype=bool)
+        masked = np.zeros(len(cells), dtype=bool)
+        if not self.releases:
+            return known, masked
+        last: dict[tuple, str] = {}
+        published: set[tuple] = set()
+        for k, (release, table) in enumerate(zip(self.releases, self.tables)):
+            versioned = self.versioned[k]
+            fine = release.rate_decimals >= self.current_decimals
+            for zone, ind, year, status in zip(table["zone_code"], table["indicator"], table["year"], table["status"]):
+                changed = versioned.get(int(year), frozenset())
+                if any((zone, m) in changed for m in measures.get(ind, ())):
+                    continue
+                key = (zone, ind, int(year))
+                last[key] = status
+                if status == "published" and (kinds.get(ind) != "ratio" or fine):
+                    published.add(key)
+        for i, key in enumerate(zip(cells["zone_code"], cells["indicator"], cells["year"].astype(int))):
+            known[i] = key in published
+            masked[i] = last.get(key) == "masked"
+        return known, masked
+
+
+def _root(code: str, parent_of: Mapping[str, str]) -> str:
+    seen = {code}
+    while code in parent_of and parent_of[code] not in seen:
+        code = parent_of[code]
+        seen.add(code)
+    return code
+
+
+def _with_ancestors(codes: set[str], parent_of: Mapping[str, str]) -> set[str]:
+    out = set(codes)
+    for code in codes:
+        while code in parent_of and parent_of[code] not in out:
+            code = parent_of[code]
+            out.add(code)
+    return out
+
+
+def _code_in(release: Release, label: str) -> str:
+    """The code a release gave the zone it named `label` (`<code>@<release>`)."""
+    return label.rsplit("@", 1)[0] if label.endswith(f"@{release.release_id}") else label
