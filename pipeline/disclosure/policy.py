@@ -42,6 +42,7 @@ class Policy:
     # year, and the measures that may hold fractions (all others are whole numbers)
     inequalities: tuple[tuple[str, str], ...]
     fractional_measures: frozenset[str]
+    earlier_releases: bool  # the reader holds every earlier release of the study (issue 22)
     cost_by_level: dict[str, float]
     max_rounds: int
     indicators: dict[str, IndicatorPolicy]
@@ -84,6 +85,7 @@ def parse_policy(text: str, where: str = "config/disclosure.yaml") -> Policy:
             rate_decimals=int(doc.get("rate_decimals", 1)),
             inequalities=tuple((str(a), str(b)) for a, b in pairs),
             fractional_measures=frozenset(str(m) for m in reader.get("fractional_measures", [])),
+            earlier_releases=_flag(reader.get("earlier_releases", True), where, "reader.earlier_releases"),
             cost_by_level={str(k): float(v) for k, v in (protection.get("cost_by_level") or {}).items()},
             max_rounds=int(protection.get("max_rounds", 60)),
             indicators=indicators,
@@ -92,6 +94,13 @@ def parse_policy(text: str, where: str = "config/disclosure.yaml") -> Policy:
         if isinstance(exc, PolicyError):
             raise
         raise PolicyError(f"{where}: missing or malformed entry ({exc})") from None
+
+
+def _flag(value: object, where: str, key: str) -> bool:
+    """A yes/no switch of the policy: a boolean, nothing else (a typo must not turn a protection off)."""
+    if not isinstance(value, bool):
+        raise PolicyError(f"{where}: {key} must be true or false, not {value!r}")
+    return value
 
 
 def load_policy(paths: Paths | None = None, path: Path | None = None) -> Policy:
