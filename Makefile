@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run test lint ui ui-server sample validate bench destroy clean-venv
+.PHONY: run test lint ui ui-server sample validate bench release destroy clean-venv
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ ui-server: $(BIN)/.installed
 
 validate: $(BIN)/.installed
 	$(BIN)/python -m pipeline validate $(FILES)
+
+# A publication (release): record the current published.indicators, its zones and the truth behind
+# it in the immutable history (docs/operations.md, "Publications (releases)"). Never part of `run`.
+release: $(BIN)/.installed
+	$(BIN)/python -m pipeline release --operator "$(OPERATOR)" --note "$(NOTE)"
 
 # End of the study (convention art. 2 and 7): destroy the CAF data, then the residue scan and the
 # certificate in reports/. Needs status: closed and published_on in config/study.yaml. Never part of `run`.

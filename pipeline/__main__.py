@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline {sample,validate,run,destroy}`.
+"""Command line: `python -m pipeline {sample,validate,run,release,destroy}`.
 
 - `sample --out raw/ [--seed N] [--bundle] [--scale national [--communes N]]`: write the
   generated sample files (national: a synthetic France and its referential).
@@ -8,6 +8,9 @@
   (`DAGSTER_HOME`), so the runs show in the UI: the `ingest_<source>` job of each source
   over all its years, then the `refresh` job; then say where outputs are. The
   destruction job is never part of it (`pipeline.launch`).
+- `release [--operator NAME] [--note TEXT]`: launch the `release` job: record the current
+  `published.indicators` in the immutable publication history (`make release`); prints
+  `released R<n>: <rows> rows, fingerprint <12 hex>`, or why it is refused (exit 1).
 - `destroy --study-id ID [--operator NAME] [--sentinel TEXT]...`: launch the `destruction`
   job: destroy the closed study's data (convention art. 2) and issue the certificate
   (`make destroy STUDY_ID=ID`).
@@ -19,6 +22,7 @@ message per failing file.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -89,6 +93,24 @@ def run_all() -> int:
     return failed
 
 
+def release_study(operator: str, note: str) -> int:
+    """`make release`: launch the release job on the project's instance; one line, or the refusal."""
+    import dagster as dg
+
+    from pipeline.defs.releases import RELEASE_OP
+    from pipeline.launch import failure_messages, launch_release
+
+    with dg.DagsterInstance.get() as instance:
+        launched = launch_release(instance, operator=operator, note=note)
+    if launched.success:
+        done = launched.result.output_for_node(RELEASE_OP)
+        print(f"released {done['release_id']}: {done['rows']} rows, fingerprint {done['table_fingerprint'][:12]}")
+        return 0
+    for message in failure_messages(launched.result) or [f"the release run {launched.run_id[:8]} failed"]:
+        print(message, file=sys.stderr)
+    return 1
+
+
 def destroy_study(study_id: str, operator: str, sentinels: list[str]) -> int:
     """`make destroy STUDY_ID=...`: launch the destruction job on the project's instance."""
     import dagster as dg
@@ -123,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("validate", help="validate files before dropping them in raw/")
     check.add_argument("files", nargs="+", type=Path)
     commands.add_parser("run", help="materialize every asset on the project's Dagster instance")
+    release = commands.add_parser("release", help="record the current published table as a release")
+    release.add_argument("--operator", default=os.environ.get("OPERATOR", ""),
+                         help="who releases (name, role); default: the OPERATOR environment variable")
+    release.add_argument("--note", default="", help="a note kept with the release (never a figure)")
     destroy = commands.add_parser("destroy", help="destroy the closed study's data and issue the certificate")
     destroy.add_argument("--study-id", required=True, help="the study_id of config/study.yaml, repeated")
     destroy.add_argument("--operator", default="", help="who asks for the destruction (for the certificate)")
@@ -147,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             paths = project_paths()
             print(f"warehouse: {paths.warehouse}\nreports:   {paths.reports}")
             return 1 if failed else 0
+        if args.command == "release":
+            return release_study(args.operator, args.note)
         if args.command == "destroy":
             return destroy_study(args.study_id, args.operator, args.sentinel)
     except (CatalogError, TerritoryError, IngestError) as exc:

@@ -4,8 +4,9 @@ What belongs here: gathering, for each published table and report, its chain of 
 down to the raw files of the ingest ledger (name, sha256, date received), the code
 (git commit, code version of each stage), the disclosure policy (version, hash) and the
 audit's result, the runs that produced each step, the classification of every table
-still on disk and the study's status; and writing it as JSON and as a page a compliance
-reviewer reads (Markdown, in French).
+still on disk, the study's status and its publication history (the releases of
+`pipeline.releases`, and whether the current published table is one of them or a draft);
+and writing it as JSON and as a page a compliance reviewer reads (Markdown, in French).
 
 What does not: the lineage tags themselves (`pipeline.lineage`), running anything.
 The manifest holds names, hashes, counts, dates and run ids only: never a figure.
@@ -25,6 +26,7 @@ from pipeline.classification import classify, load_catalog_or_none
 from pipeline.fingerprint import PUBLISHED_TABLE, table_digest
 from pipeline.lifecycle.rules import classify_table
 from pipeline.lineage import CLASSIFICATION_TAG, repository_commit
+from pipeline.releases import publication_state
 
 AUDIT = ("core_masking", "audit_secret_statistique")
 JSON_NAME, PAGE_NAME = "manifeste_conformite.json", "manifeste_conformite.md"
@@ -46,10 +48,17 @@ def _metadata_text(metadata: dict, key: str) -> str | None:
 
 
 def ledger(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """The ingest ledger's files; after the destruction it is reduced (no date received: None)."""
+    if not _has_table(con, "lineage", "ingest_ledger"):
+        return []
+    present = {c for (c,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'lineage' "
+        "AND table_name = 'ingest_ledger'").fetchall()}
+    received = "CAST(received_at AS VARCHAR)" if "received_at" in present else "NULL"
     rows = con.execute(
-        "SELECT source, year, file_name, sha256, size_bytes, CAST(received_at AS VARCHAR) FROM lineage.ingest_ledger "
+        f"SELECT source, year, file_name, sha256, size_bytes, {received} FROM lineage.ingest_ledger "
         "ORDER BY source, year"
-    ).fetchall() if _has_table(con, "lineage", "ingest_ledger") else []
+    ).fetchall()
     return [dict(zip(["source", "year", "file_name", "sha256", "size_bytes", "received_at"], r)) for r in rows]
 
 
@@ -127,6 +136,9 @@ def build_manifest(
                for k in ("masked_cells_checked", "sums_checked", "findings")},
         })
 
+    published = _published_fingerprint(con)
+    publications = publication_state(con)
+
     chains = []
     for output in outputs:
         key = dg.AssetKey(output.asset)
@@ -160,9 +172,23 @@ def build_manifest(
         "ingest_ledger": files,
         "outputs": chains,
         "tables_on_disk": tables_on_disk(con),
-        "published_table": _published_fingerprint(con),
+        "published_table": {**published, "release": publications["current_release"]},
+        "publications": publications,
         "assets": assets,
     }
+
+
+def _publication_text(m: dict) -> str:
+    """Whether the current published table is a release (which one) or a draft."""
+    table = m["published_table"]
+    if not table.get("exists"):
+        return "aucune table publiée"
+    release = table.get("release")
+    if release:
+        return f"la table publiée actuelle est la publication **{release}**"
+    count = len(m.get("publications", {}).get("releases", []))
+    return ("**brouillon non publié** : la table publiée actuelle ne correspond à aucune publication"
+            + (f" ({count} publication(s) enregistrée(s))" if count else "") + " ; `make release` la publie")
 
 
 def _ancestors(graph, key: dg.AssetKey) -> list[str]:
@@ -203,6 +229,7 @@ def render_page(m: dict) -> str:
         (f"- Version des données (empreinte de `{m['published_table']['table']}`) : "
          + (f"`{m['published_table']['fingerprint']}`, {m['published_table']['rows']} lignes"
             if m["published_table"].get("exists") else "table absente")),
+        "- Publication : " + _publication_text(m),
         "",
         "## Sorties publiées et leur chaîne",
         "",
@@ -220,10 +247,20 @@ def render_page(m: dict) -> str:
             "",
             "| fichier reçu | source | année | sha256 | reçu le |",
             "|---|---|---|---|---|",
-            *[f"| {f['file_name']} | {f['source']} | {f['year']} | `{f['sha256'][:16]}…` | {f['received_at']} |"
+            *[f"| {f['file_name']} | {f['source']} | {f['year']} | `{f['sha256'][:16]}…` | {f['received_at'] or '—'} |"
               for f in chain["raw_files"]],
             "",
         ]
+    releases = m.get("publications", {}).get("releases", [])
+    lines += ["## Publications (releases)", ""]
+    if releases:
+        lines += ["| publication | date (UTC) | version de la politique | empreinte de la table "
+                  "| empreinte du référentiel | lignes |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['release_id']} | {r['released_at']} | {r['policy_version']} | `{r['table_fingerprint']}` "
+                  f"| `{r['referential_sha256']}` | {r['rows']} |" for r in releases]
+    else:
+        lines.append("Aucune publication enregistrée (`make release`).")
+    lines.append("")
     at_end = {"destroy": "détruite", "keep": "conservée", "reduce": "réduite"}
     lines += ["## Tables présentes dans l'entrepôt", "", "| table | type | classification | à la clôture de l'étude |",
               "|---|---|---|---|"]

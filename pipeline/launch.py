@@ -4,8 +4,8 @@ and the tests do: nothing here decides what an asset needs, Dagster's jobs do.
 `make run` is: add the years found in raw/ to each source's year partitions, then one run of
 each `ingest_<source>` job over all the years of its partitions (one run over a range:
 the ingest assets take a range in one run, `BackfillPolicy.single_run()`), then, if every
-ingest run passed, one run of the `refresh` job. The destruction job runs only on its own
-request (`launch_destruction`).
+ingest run passed, one run of the `refresh` job. The release and destruction jobs run only
+on their own request (`launch_release`, `launch_destruction`).
 
 Each run's result is given back with a one-line label; the messages of the failed steps
 name files and rules, never a value of the data.
@@ -27,6 +27,7 @@ from pipeline.defs.automation import REFRESH_JOB
 from pipeline.defs.ingest import INGEST_JOB_PREFIX, year_partitions
 from pipeline.defs.lifecycle import ASSET_NAME as DESTRUCTION_ASSET
 from pipeline.defs.lifecycle import DESTRUCTION_JOB
+from pipeline.defs.releases import RELEASE_JOB, RELEASE_OP
 from pipeline.errors import own_error_names
 from pipeline.extract import present_years
 from pipeline.lifecycle.gate import encode_sentinel
@@ -84,7 +85,8 @@ class Launched:
 
 
 def _label(job: dg.JobDefinition, years: list[str] | None) -> str:
-    label = ", ".join(sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys))
+    # an op job (the release) selects no asset: its name says what it does
+    label = ", ".join(sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys)) or job.name
     if years and len(years) == 1:
         return label + f" [{years[0]}]"
     if years:
@@ -246,6 +248,19 @@ def launch_destruction(
 ) -> Launched:
     """One run of the destruction job (`make destroy STUDY_ID=...`)."""
     return launch(DESTRUCTION_JOB, instance, None, destruction_run_config(study_id, operator, sentinels))
+
+
+def release_run_config(operator: str = "", note: str = "") -> dict:
+    """The release job's run config: who releases, and a note (never a figure)."""
+    return {
+        "ops": {RELEASE_OP: {"config": {"operator": operator, "note": note}}},
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    }
+
+
+def launch_release(instance: dg.DagsterInstance, operator: str = "", note: str = "") -> Launched:
+    """One run of the release job (`make release`)."""
+    return launch(RELEASE_JOB, instance, None, release_run_config(operator, note))
 
 
 def report_lines(launched: Launched, raw_dir: Path, emit: Callable[[str], None]) -> None:

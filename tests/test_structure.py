@@ -63,7 +63,7 @@ def test_the_jobs_of_the_definitions():
     from pipeline.definitions import defs
 
     sources = list(load_catalog().sources)
-    assert {job.name for job in defs.jobs} == {f"ingest_{s}" for s in sources} | {"refresh", "destruction"}
+    assert {job.name for job in defs.jobs} == {f"ingest_{s}" for s in sources} | {"refresh", "destruction", "release"}
     graph = defs.resolve_asset_graph()
     for source in sources:
         job = defs.resolve_job_def(f"ingest_{source}")
@@ -75,6 +75,9 @@ def test_the_jobs_of_the_definitions():
                        ("raw", "staging", "lifecycle")}
     destruction = defs.resolve_job_def("destruction").asset_layer.selected_asset_keys
     assert destruction == {dg.AssetKey("study_data_destruction")}
+    # the release is an op job: no asset, so "Materialize all" never selects it
+    release = defs.resolve_job_def("release")
+    assert release.asset_layer.selected_asset_keys == set() and [n.name for n in release.nodes] == ["record_release"]
     # the file sensor asks for the ingest jobs
     sensor = defs.resolve_sensor_def("raw_files_sensor")
     assert {target.job_name for target in sensor.targets} == {f"ingest_{s}" for s in sources}

@@ -20,10 +20,12 @@ import duckdb
 import pandas as pd
 
 from pipeline.disclosure.audit import audit_published
+from pipeline.disclosure.history import History, Release
 from pipeline.disclosure.policy import PolicyError, check_against_indicators
 from pipeline.disclosure.suppression import PUBLISHED_COLUMNS, MaskingError, mask
 from pipeline.fingerprint import table_fingerprint
 from pipeline.frames import as_text, read_compact
+from pipeline.releases import load_history
 from pipeline.resources import WAREHOUSE_POOL, ProjectResource, WarehouseResource, transaction, write_table
 from pipeline.tables import column_names, column_schema, column_schema_metadata
 from pipeline.territory import infra_zones
@@ -79,12 +81,20 @@ def core_masking(context: dg.AssetExecutionContext, project: ProjectResource, wa
     with warehouse.connect(read_only=True) as con:
         confidential = read_compact(con, "SELECT * FROM confidential.indicators")
         memo = read_records(con, MASKING_MEMO_TABLE)
+        releases = load_history(con) if policy.earlier_releases else []
     started = dt.datetime.now(dt.timezone.utc)
     try:
         # the zone tree: the territory's, and the IRIS the warehouse computed (children of their commune)
         zones = territory.zones(infra_zones(confidential, territory))
+        # every earlier release of the study is part of what the reader knows (issue 22)
+        history = earlier_releases(releases, zones, confidential, indicators, territory, policy)
+        if history.corrections:
+            context.log.warning(
+                f"{history.corrections} figure(s) of the CAF's data differ from those behind an earlier release "
+                "(a corrected file): the reader holds both; they are protected as two figures")
         # sub-problems already solved with the same cells, zones, policy and code are taken from the memo
-        result = mask(confidential, zones, indicators, policy, territory.infra_communal_levels, memo=memo)
+        result = mask(confidential, zones, indicators, policy, territory.infra_communal_levels, memo=memo,
+                      history=history)
     except MaskingError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     seconds = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
@@ -108,6 +118,9 @@ def core_masking(context: dg.AssetExecutionContext, project: ProjectResource, wa
             **{f"cells_{k}": v for k, v in result.counts.items()},
             # independent (year, EPCI tree) sub-problems: solved, trivially safe, forced to end
             **{f"subproblems_{k}": v for k, v in result.subproblems.items()},
+            # the earlier releases the table is protected against, and the figures corrected since
+            "releases_known": len(history.releases),
+            "figures_corrected_since_releases": history.corrections,
             "dagster/row_count": len(candidate),
             "candidate_sha256": table_sha256(candidate),
         }
@@ -117,17 +130,19 @@ def core_masking(context: dg.AssetExecutionContext, project: ProjectResource, wa
     with warehouse.connect(read_only=True) as con:
         stored = read_compact(con, f"SELECT * FROM {CANDIDATE_TABLE}")
         cleared = read_records(con, AUDIT_MEMO_TABLE)
-    check, parts = _audit_check(stored, territory, indicators, policy, cleared)
+    check, parts = _audit_check(stored, territory, indicators, policy, cleared, history)
     with warehouse.connect() as con, transaction(con):
         write_records(con, AUDIT_MEMO_TABLE, parts)
     yield check
 
 
-def _audit_check(published, territory, indicators, policy, cleared) -> tuple[dg.AssetCheckResult, dict]:
+def _audit_check(published, territory, indicators, policy, cleared, history=None
+                 ) -> tuple[dg.AssetCheckResult, dict]:
     """The blocking audit: each (year, zone tree) part whose published rows, zones, policy and
-    audit code are those of a part audited clean before is not audited again (`cleared`)."""
+    audit code are those of a part audited clean before is not audited again (`cleared`);
+    against the union with every earlier release (`history`)."""
     audit = audit_published(published, territory.zones(infra_zones(published, territory)), indicators, policy,
-                            cleared=cleared)
+                            cleared=cleared, history=history)
     return dg.AssetCheckResult(
         check_name=AUDIT_CHECK,
         passed=audit.passed,
@@ -140,11 +155,20 @@ def _audit_check(published, territory, indicators, policy, cleared) -> tuple[dg.
             # (year, zone tree) parts audited in this run, and those cleared by an earlier audit
             "parts_audited": audit.parts_audited,
             "parts_reused": audit.parts_reused,
+            "releases_known": 0 if history is None else len(history.releases),
             "findings_detail": [f.describe() for f in audit.findings[:50]],
             "policy_version": policy.version,
             "policy_sha256": policy.sha256,
         },
     ), audit.parts
+
+
+def earlier_releases(releases, zones, confidential, indicators, territory, policy) -> History:
+    """The study's releases (`pipeline.releases.load_history`) as the reader of the next one
+    holds them, named for today's zones and compared with today's CAF data."""
+    return History.build(
+        [Release(r.release_id, r.published, r.zones, r.rate_decimals, r.threshold, r.truth) for r in releases],
+        zones, confidential, indicators, territory.code_changes, policy.rate_decimals)
 
 
 def read_records(con, table: str) -> dict[str, str]:
