@@ -110,6 +110,9 @@ class ReaderModel:
         self.contributors = {i.id: set(policy.of(i.id).contributors) for i in indicators.indicators}
         self.half_unit = 0.5 * 10 ** (-policy.rate_decimals)
         self.counted = set(self.measure.values())  # measures some count indicator publishes
+        self.carriers: dict[str, list[str]] = defaultdict(list)  # measure -> the count indicators publishing it
+        for ind, measure in self.measure.items():
+            self.carriers[measure].append(ind)
         # levels below the commune, read from other sources than the commune's figures
         self.infra_levels = set(indicators.below_commune_levels)
 
@@ -373,10 +376,7 @@ class _View:
                 measures_at[zone].add(reader.measure[ind])
             elif reader.kind.get(ind) == "ratio":
                 measures_at[zone].update(reader.terms[ind])
-        carriers: dict[str, list[str]] = defaultdict(list)
-        for ind, measure in reader.measure.items():
-            carriers[measure].append(ind)
-        return cls(obs, status, value, measures_at, carriers)
+        return cls(obs, status, value, measures_at, reader.carriers)
 
     def name(self, zone: str, measure: str) -> tuple[str, str]:
         if (zone, measure) in self.obs.versioned:

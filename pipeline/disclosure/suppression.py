@@ -235,8 +235,9 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
         problem.known_before, problem.masked_before = earlier.known, earlier.masked
     known_before = np.zeros(len(state), dtype=bool) if earlier is None else earlier.known
     level_of = dict(zip(zones["zone_code"], zones["level"]))
-    prior = {g: ({key[0]: earlier.history.observations(key[0], key[1], set(indicator_of[rows]))}
-                 if earlier is not None else None) for g, rows in group_rows.items()}
+    prior = {g: ({key[0]: [dataclasses.replace(o, table=o.table[o.table["indicator"].isin(set(indicator_of[rows]))])
+                           for o in earlier.observations]} if earlier is not None else None)
+             for g, rows in group_rows.items()}
     audits: dict[str, tuple[bytes, AuditResult]] = {}  # group -> (its masked cells, its audit)
     quick: dict[str, tuple[bytes, AuditResult]] = {}  # the same, by the relaxed reader
     unmasked = _published_frame(problem.cells, np.zeros(len(state), dtype=bool), kinds, policy)
@@ -261,7 +262,7 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
             if finding.problem == "inconsistent":
                 raise MaskingError(f"the published figures contradict each other: {finding.describe()}")
             if earlier is not None:  # about a zone of an earlier release: the cells of today's that cover it
-                finding = _today(finding, problem, earlier.history.related, level_of)
+                finding = _today(finding, problem, earlier.related, level_of)
             if round_ >= policy.max_rounds - 1:  # last resort: the finding's whole indicator group
                 groups_found = [group_of[problem.position[c]] for c in finding.cells]
                 problem.cuts.extend([c] for c in np.flatnonzero((state == FREE) & ~known_before
@@ -337,9 +338,13 @@ def _solve_batch(batch: list[tuple[tuple[int, str], pd.DataFrame, pd.DataFrame, 
 
 @dataclass(frozen=True)
 class _Earlier:
-    """What the earlier releases say of one sub-problem's cells (`History.before`)."""
+    """What the earlier releases say of one sub-problem: their observations of its year and
+    trees, the zones of today's covering theirs (`History.related`), and per cell whether it
+    is known or was masked before (`History.before`). Only this part's share travels to a
+    worker process, not the whole history."""
 
-    history: History
+    observations: list
+    related: dict[str, list[str]]
     known: np.ndarray
     masked: np.ndarray
 
@@ -473,7 +478,8 @@ def mask(
         a national table is not copied whole into sub-problems before any is solved."""
         for sps in by_partition.values():
             yield [((sp.year, sp.root), frame.iloc[sp.rows][columns], zones_of.get(sp.root, empty_zones),
-                    None if history is None else _Earlier(history, known[sp.rows], masked_before[sp.rows]))
+                    None if history is None else _Earlier(history.observations(sp.year, sp.root), history.related,
+                                                          known[sp.rows], masked_before[sp.rows]))
                    for sp in sps]
 
     workers = max(1, min(workers, len(by_partition) or 1))
