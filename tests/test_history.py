@@ -110,6 +110,20 @@ def test_a_new_year_leaves_the_years_already_released_as_they_were():
     assert audit_published(result.published, zones(MOVE_BEFORE), INDICATORS, POLICY, history=history).passed
 
 
+def test_a_year_that_had_not_come_is_no_correction():
+    """The first release had the year's rows without data (its files had not come); its data
+    arriving is not a CAF correction to report (the figures are other unknowns all the same)."""
+    frame = pd.concat([confidential(MOVE_BEFORE, VALUES, year=2020), confidential(MOVE_BEFORE, VALUES, year=2021)],
+                      ignore_index=True)
+    early = frame.copy()
+    early.loc[early.year == 2021, ["value", "numerator", "denominator"]] = float("nan")
+    first = release(early, MOVE_BEFORE)
+    assert history_of([first], frame, MOVE_BEFORE).corrections == 0
+    corrected = frame.copy()
+    corrected.loc[(corrected.year == 2020) & (corrected.zone_code == "d"), "value"] = 41
+    assert history_of([first], corrected, MOVE_BEFORE).corrections >= 1  # a real one is still counted
+
+
 def test_a_stricter_threshold_masks_what_was_published_without_calling_it_a_leak():
     values = {"actifs": {"a": 7, "b": 20, "c": 30, "d": 40, "e": 50, "f": 60}}
     frame = confidential(MOVE_BEFORE, values)

@@ -74,6 +74,10 @@ def figures(frame: pd.DataFrame | None, indicators: IndicatorSet) -> dict[tuple[
     return out
 
 
+def _known(a: float | None) -> bool:
+    return a is not None and not np.isnan(a)
+
+
 def _same(a: float | None, b: float | None) -> bool:
     if a is None or b is None:
         return True  # one side unknown: nothing says it changed
@@ -129,7 +133,7 @@ class History:
     versioned: list[dict[int, frozenset]] = field(default_factory=list)  # per release: year -> (label, measure)
     group_of_root: dict[str, str] = field(default_factory=dict)  # today's top-level zone -> its part's root
     related: dict[str, list[str]] = field(default_factory=dict)  # label -> today's zones covering any of it
-    corrections: int = 0  # figures whose CAF data differ between a release and today
+    corrections: int = 0  # figures whose CAF data, known on both sides, differ between a release and today
     current_decimals: int = 1
 
     @classmethod
@@ -195,8 +199,10 @@ class History:
                                                                                year, measure)))
                 if not _same(value, base):
                     versioned[year].add((label, measure))
+                    # a figure without data on one side (a year that had not come, a blank at
+                    # source) is another unknown, but not a correction to report
+                    history.corrections += _known(value) and _known(base)
             history.versioned.append({y: frozenset(v) for y, v in versioned.items()})
-            history.corrections += sum(len(v) for v in versioned.values())
         history.group_of_root = {root: find(root) for root in parent}
         group_of_label = {label: (find(sorted(roots)[0]) if roots else "") for label, roots in label_roots.items()}
         for k, table in enumerate(history.tables):
