@@ -10,13 +10,18 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
+import yaml
+
+from pipeline.config_models.base import validated
+from pipeline.config_models.disclosure import Contributor, DisclosureFile
 from pipeline.errors import PipelineError
 from pipeline.indicators import IndicatorSet
 from pipeline.settings import Paths, project_paths
 from pipeline.yamlfile import load_yaml
 
-CONTRIBUTORS = {"value", "numerator", "denominator", "complement"}
+CONTRIBUTORS = set(get_args(Contributor))  # declared once, in the model of the file
 
 
 class PolicyError(PipelineError, ValueError):
@@ -58,49 +63,32 @@ class Policy:
 
 
 def parse_policy(text: str, where: str = "config/disclosure.yaml") -> Policy:
-    doc = load_yaml(text)
+    """The policy of a YAML text, checked by its model (`pipeline.config_models.disclosure`):
+    an unknown key, a missing one or a value of the wrong type is a PolicyError naming it."""
+    doc = _document(text, where)
+    model = validated(DisclosureFile, doc, where, PolicyError)
+    return Policy(
+        version=model.version,
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        threshold=model.threshold,
+        zero_publishable=model.zero_publishable,
+        minimum_allocataires=model.minimum_allocataires,
+        rate_decimals=model.rate_decimals,
+        inequalities=tuple((str(a), str(b)) for a, b in model.inequalities),
+        fractional_measures=frozenset(model.reader.fractional_measures),
+        earlier_releases=model.reader.earlier_releases,
+        cost_by_level=dict(model.protection.cost_by_level),
+        max_rounds=model.protection.max_rounds,
+        indicators={name: IndicatorPolicy(spec.sensitive, tuple(spec.contributors), spec.subpopulation)
+                    for name, spec in model.indicators.items()},
+    )
+
+
+def _document(text: str, where: str):
     try:
-        indicators = {
-            str(ind): IndicatorPolicy(
-                sensitive=bool(spec["sensitive"]),
-                contributors=tuple(spec.get("contributors", ["value"])),
-                subpopulation=bool(spec.get("subpopulation", False)),
-            )
-            for ind, spec in doc["indicators"].items()
-        }
-        for ind, spec in indicators.items():
-            unknown = set(spec.contributors) - CONTRIBUTORS
-            if unknown:
-                raise PolicyError(f"{where}: {ind}: unknown contributors {sorted(unknown)}")
-        protection = doc.get("protection") or {}
-        reader = doc.get("reader") or {}
-        # `protection.inequalities` is the place older policies (and the tests' small ones) use
-        pairs = reader.get("inequalities", protection.get("inequalities", []))
-        return Policy(
-            version=str(doc["version"]),
-            sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-            threshold=int(doc["threshold"]),
-            zero_publishable=bool(doc.get("zero_publishable", True)),
-            minimum_allocataires=int(doc["minimum_allocataires"]),
-            rate_decimals=int(doc.get("rate_decimals", 1)),
-            inequalities=tuple((str(a), str(b)) for a, b in pairs),
-            fractional_measures=frozenset(str(m) for m in reader.get("fractional_measures", [])),
-            earlier_releases=_flag(reader.get("earlier_releases", True), where, "reader.earlier_releases"),
-            cost_by_level={str(k): float(v) for k, v in (protection.get("cost_by_level") or {}).items()},
-            max_rounds=int(protection.get("max_rounds", 60)),
-            indicators=indicators,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, PolicyError):
-            raise
-        raise PolicyError(f"{where}: missing or malformed entry ({exc})") from None
-
-
-def _flag(value: object, where: str, key: str) -> bool:
-    """A yes/no switch of the policy: a boolean, nothing else (a typo must not turn a protection off)."""
-    if not isinstance(value, bool):
-        raise PolicyError(f"{where}: {key} must be true or false, not {value!r}")
-    return value
+        return load_yaml(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{where}: not valid YAML ({exc})") from None
 
 
 def load_policy(paths: Paths | None = None, path: Path | None = None) -> Policy:
