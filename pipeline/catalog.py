@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-import yaml
-
+from pipeline.config_models import catalog as model
+from pipeline.config_models.base import read_yaml, validated
+from pipeline.config_models.catalog import CONFIDENTIAL, PUBLIABLE
 from pipeline.errors import PipelineError
 from pipeline.settings import Paths, project_paths
-from pipeline.yamlfile import load_yaml
 
 
 class CatalogError(PipelineError, ValueError):
@@ -30,12 +30,9 @@ class CatalogError(PipelineError, ValueError):
 
 
 KEY_COLUMNS = ("code_zone", "nom_zone")
-MEASURE_TYPES = ("count", "decimal_count", "rate")
-SCOPES = ("territory", "departement", "france")
-LAYOUTS = ("wide", "long")
 # A source's classification (the vocabulary of config/governance.yaml): data received under
-# the convention, destroyed when the study closes, or public open data, kept.
-CONFIDENTIAL, PUBLIABLE = "confidentiel-convention-caf", "publiable"
+# the convention, destroyed when the study closes, or public open data, kept. The keys and
+# the values each accepts are the model's (`pipeline.config_models.catalog`).
 CLASSIFICATIONS = (CONFIDENTIAL, PUBLIABLE)
 
 
@@ -280,24 +277,10 @@ def _merge_columns(base: dict[str, str | None], override: dict[str, str | None])
     return merged
 
 
-def _str_map(doc: dict | None) -> dict[str, str | None]:
-    return {str(k): (None if v is None else str(v)) for k, v in (doc or {}).items()}
-
-
-def _measure(where: str, name: str, spec: dict | str) -> MeasureSpec:
+def _measure(name: str, spec: model.Measure | str) -> MeasureSpec:
     if isinstance(spec, str):
-        spec = {"label": spec}
-    kind = str(spec.get("type", "count"))
-    if kind not in MEASURE_TYPES:
-        raise CatalogError(f"{where}: measure {name}: type must be one of {', '.join(MEASURE_TYPES)}")
-    if "label" not in spec:
-        raise CatalogError(f"{where}: measure {name} has no label")
-    maximum = spec.get("max")
-    return MeasureSpec(
-        name=name, label=str(spec["label"]), type=kind,
-        maximum=None if maximum is None else float(maximum),
-        sum_of=tuple(str(t) for t in spec.get("sum_of", ()) or ()),
-    )
+        return MeasureSpec(name=name, label=spec)
+    return MeasureSpec(name=name, label=spec.label, type=spec.type, maximum=spec.max, sum_of=spec.sum_of)
 
 
 def _rule(where: str, text: str, measures: dict[str, MeasureSpec]) -> AtMost:
@@ -311,43 +294,40 @@ def _rule(where: str, text: str, measures: dict[str, MeasureSpec]) -> AtMost:
     return AtMost(smaller, larger)
 
 
-def _vintage(where: str, source_id: str, year: int, spec: dict, base_columns: dict,
-             forms: dict[str, dict], measures: dict[str, MeasureSpec], option: int) -> Vintage:
-    if "form" in spec:
-        if spec["form"] not in forms:
-            raise CatalogError(f"{where}: form {spec['form']!r} is not declared under `forms`")
-        spec = {**forms[spec["form"]], **{k: v for k, v in spec.items() if k != "form"}}
-    if "file" not in spec:
+def _with_form(where: str, spec: model.Vintage, forms: dict[str, model.Vintage]) -> model.Vintage:
+    """A vintage on top of its `form`: the keys it sets replace the form's."""
+    if spec.form is None:
+        return spec
+    if spec.form not in forms:
+        raise CatalogError(f"{where}: form {spec.form!r} is not declared under `forms`")
+    return forms[spec.form].model_copy(update={k: getattr(spec, k) for k in spec.model_fields_set if k != "form"})
+
+
+def _vintage(where: str, source_id: str, year: int, spec: model.Vintage, base_columns: dict,
+             forms: dict[str, model.Vintage], measures: dict[str, MeasureSpec], option: int) -> Vintage:
+    spec = _with_form(where, spec, forms)
+    if spec.file is None:
         raise CatalogError(f"{where}: no `file`")
-    layout = str(spec.get("layout", "wide"))
-    if layout not in LAYOUTS:
-        raise CatalogError(f"{where}: layout must be wide or long")
-    columns = _merge_columns(base_columns, _str_map(spec.get("columns")))
-    absent = tuple(str(m) for m in spec.get("absent", ()) or ())
+    columns = _merge_columns(base_columns, spec.columns)
+    absent = tuple(spec.absent)
     for measure in absent:
         if measure not in measures:
             raise CatalogError(f"{where}: absent measure {measure!r} is not declared under `measures`")
     columns = {label: c for label, c in columns.items() if c not in absent}
     long = None
-    if layout == "long":
-        lspec = spec.get("long") or {}
-        for key in ("period", "measure", "value"):
-            if key not in lspec:
-                raise CatalogError(f"{where}: a long layout needs long.{key} (the column holding it)")
-        codes = _str_map(lspec.get("measure_codes"))
-        if not codes:
-            raise CatalogError(f"{where}: a long layout needs long.measure_codes (code in the file -> measure)")
+    if spec.layout == "long":
+        if spec.long is None:
+            raise CatalogError(f"{where}: a long layout needs `long` (period, measure, value, measure_codes)")
+        lspec = spec.long
         long = LongLayout(
-            period=str(lspec["period"]), measure=str(lspec["measure"]), value=str(lspec["value"]),
-            status=None if lspec.get("status") is None else str(lspec["status"]),
-            measure_codes={k: v for k, v in codes.items() if v and v not in absent},
-            status_flags=_str_map(lspec.get("status_flags")),
+            period=lspec.period, measure=lspec.measure, value=lspec.value, status=lspec.status,
+            measure_codes={k: v for k, v in lspec.measure_codes.items() if v and v not in absent},
+            status_flags=dict(lspec.status_flags),
         )
         columns = {label: c for label, c in columns.items() if c in KEY_COLUMNS}
     if "code_zone" not in columns.values():
         raise CatalogError(f"{where}: maps no column to code_zone")
-    unknown = [c for c in columns.values() if c not in KEY_COLUMNS and c not in measures
-               and c != spec.get("year_column")]
+    unknown = [c for c in columns.values() if c not in KEY_COLUMNS and c not in measures and c != spec.year_column]
     if long:
         unknown += [c for c in long.measure_codes.values() if c not in measures]
     if unknown:
@@ -359,99 +339,63 @@ def _vintage(where: str, source_id: str, year: int, spec: dict, base_columns: di
             f"{where}: no column for measure(s) {', '.join(unread)}: map the label that holds it, "
             "or list it under the vintage's `absent` if this year does not have it"
         )
-    filters = {str(k): tuple(map(str, v if isinstance(v, list) else [v]))
-               for k, v in (spec.get("filters") or {}).items()}
+    filters = {k: (v,) if isinstance(v, str) else tuple(v) for k, v in spec.filters.items()}
     return Vintage(
-        source=source_id, year=year, file=str(spec["file"]),
-        sheet=None if spec.get("sheet") is None else str(spec["sheet"]),
-        header_row=int(spec.get("header_row", 1)), columns=columns,
-        year_column=long.period if long else spec.get("year_column"),
-        bundle_sheet=spec.get("bundle_sheet"), encoding=spec.get("encoding"),
-        layout=layout, long=long, filters=filters, absent=absent, option=option,
+        source=source_id, year=year, file=spec.file, sheet=spec.sheet, header_row=spec.header_row, columns=columns,
+        year_column=long.period if long else spec.year_column, bundle_sheet=spec.bundle_sheet, encoding=spec.encoding,
+        layout=spec.layout, long=long, filters=filters, absent=absent, option=option,
         labels={name: m.label for name, m in measures.items()},
     )
 
 
-def _source(path: Path, source_id: str, spec: dict, levels: dict[str, ZoneLevel]) -> Source:
+def _source(path: Path, source_id: str, spec: model.Source, levels: dict[str, ZoneLevel]) -> Source:
     where = f"{path}: {source_id}"
-    for key in ("title", "producer", "file_regex", "measures", "classification"):
-        if key not in spec:
-            hint = (f" (one of {', '.join(CLASSIFICATIONS)}: data received under the convention, destroyed "
-                    "when the study closes, or public open data with its `licence`)") if key == "classification" else ""
-            raise CatalogError(f"{where}: no `{key}`{hint}")
-    classification = str(spec["classification"])
-    if classification not in CLASSIFICATIONS:
-        raise CatalogError(f"{where}: classification {classification!r} must be one of {', '.join(CLASSIFICATIONS)}")
-    licence = None if spec.get("licence") is None else str(spec["licence"])
-    if classification == PUBLIABLE and not licence:
-        raise CatalogError(f"{where}: a publiable source names the `licence` its data are published under")
-    articles = tuple(str(a) for a in spec.get("articles", ()) or ())
-    if classification == CONFIDENTIAL and not articles:
-        raise CatalogError(f"{where}: a confidential source lists the convention `articles` that govern it")
-    if spec.get("blank_means") not in ("secret_at_source", "missing"):
-        raise CatalogError(f"{where}.blank_means must be secret_at_source or missing")
-    measures = {str(name): _measure(where, str(name), m) for name, m in (spec.get("measures") or {}).items()}
+    measures = {name: _measure(name, m) for name, m in spec.measures.items()}
     for m in measures.values():
         for term in m.sum_of:
             if term not in measures:
                 raise CatalogError(f"{where}: measure {m.name} sums {term!r}, which is not declared")
-    rules = tuple(_rule(where, text, measures) for text in spec.get("rules", ()) or ())
-    zone = spec.get("zone") or {}
-    level, scope = str(zone.get("level", "commune")), str(zone.get("scope", "territory"))
-    if level not in levels:
-        raise CatalogError(f"{where}: zone.level {level!r} is not declared under zone_levels")
-    if scope not in SCOPES:
-        raise CatalogError(f"{where}: zone.scope must be one of {', '.join(SCOPES)}")
-    base_columns = _str_map(spec.get("columns"))
-    forms = {str(k): dict(v) for k, v in (spec.get("forms") or {}).items()}
+    rules = tuple(_rule(where, text, measures) for text in spec.rules)
+    if spec.zone.level not in levels:
+        raise CatalogError(f"{where}: zone.level {spec.zone.level!r} is not declared under zone_levels")
     vintages: dict[int, Vintage] = {}
     others: dict[int, tuple[Vintage, ...]] = {}
-    for year, vspec in (spec.get("vintages") or {}).items():
-        options = vspec if isinstance(vspec, list) else [vspec]
+    for year, vspec in spec.vintages.items():
+        options = vspec if isinstance(vspec, tuple) else (vspec,)
         built = [
-            _vintage(f"{where} {year}" + (f" (form {i + 1})" if len(options) > 1 else ""), source_id, int(year),
-                     dict(o), base_columns, forms, measures, i)
+            _vintage(f"{where} {year}" + (f" (form {i + 1})" if len(options) > 1 else ""), source_id, year,
+                     o, spec.columns, spec.forms, measures, i)
             for i, o in enumerate(options)
         ]
-        vintages[int(year)] = built[0]
+        vintages[year] = built[0]
         if built[1:]:
-            others[int(year)] = tuple(built[1:])
+            others[year] = tuple(built[1:])
     return Source(
-        id=source_id, title=str(spec["title"]), producer=str(spec["producer"]),
-        file_regex=str(spec["file_regex"]), blank_means=str(spec["blank_means"]),
-        vintages=vintages, measures=measures, rules=rules, zone_level=level, scope=scope,
-        other_forms=others, description=str(spec.get("description", spec["title"])),
-        classification=classification, articles=articles, licence=licence,
+        id=source_id, title=spec.title, producer=spec.producer, file_regex=spec.file_regex,
+        blank_means=spec.blank_means, vintages=vintages, measures=measures, rules=rules, zone_level=spec.zone.level,
+        scope=spec.zone.scope, other_forms=others, description=spec.description or spec.title,
+        classification=spec.classification, articles=spec.articles, licence=spec.licence,
     )
 
 
 def load_catalog(paths: Paths | None = None) -> Catalog:
     paths = paths or project_paths()
     path = paths.catalog
-    try:
-        doc = load_yaml(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CatalogError(f"{path}: the source catalog is missing") from None
-    except yaml.YAMLError as exc:
-        raise CatalogError(f"{path}: not valid YAML ({exc})") from None
+    doc = validated(model.CatalogFile, read_yaml(path, CatalogError, "the source catalog is missing"),
+                          path, CatalogError)
     levels = dict(DEFAULT_LEVELS)
-    for name, spec in (doc.get("zone_levels") or {}).items():
-        levels[str(name)] = ZoneLevel(
-            str(name), str(spec["code"]), within=spec.get("within"),
-            parent_length=None if spec.get("parent_code_length") is None else int(spec["parent_code_length"]),
-        )
+    for name, spec in doc.zone_levels.items():
+        levels[name] = ZoneLevel(name, spec.code, within=spec.within, parent_length=spec.parent_code_length)
     for level in levels.values():
         if level.within is not None and (level.within not in levels or not level.parent_length):
             raise CatalogError(f"{path}: zone level {level.name} lies within an undeclared level "
                                "or has no parent_code_length")
-    sources = {str(sid): _source(path, str(sid), spec, levels) for sid, spec in (doc.get("sources") or {}).items()}
-    markers = doc.get("markers") or {}
     return Catalog(
-        sources=sources,
-        secret_markers=frozenset(map(str, markers.get("secret_at_source", []))),
-        missing_markers=frozenset(map(str, markers.get("missing", []))),
-        technical_codes=frozenset(map(str, doc.get("technical_codes", []))),
-        bundle_regex=(doc.get("bundle") or {}).get("file_regex"),
+        sources={sid: _source(path, sid, spec, levels) for sid, spec in doc.sources.items()},
+        secret_markers=frozenset(doc.markers.secret_at_source),
+        missing_markers=frozenset(doc.markers.missing),
+        technical_codes=frozenset(doc.technical_codes),
+        bundle_regex=doc.bundle.file_regex,
         path=path,
         zone_levels=levels,
     )

@@ -133,7 +133,7 @@ def test_a_source_must_say_how_it_is_classified(project):
     catalog = project / "config" / "catalog.yaml"
     text = catalog.read_text(encoding="utf-8")
     catalog.write_text(text + TWO_SOURCES.replace("    classification: publiable\n", ""), encoding="utf-8")
-    with pytest.raises(CatalogError, match=r"equipements_publics: no `classification` \(one of confidentiel"):
+    with pytest.raises(CatalogError, match=r"equipements_publics.classification is required \(one of: confidentiel"):
         load_catalog()
     catalog.write_text(text + TWO_SOURCES.replace('    licence: "Licence Ouverte / Open Licence 2.0 (Etalab)"\n', ""),
                        encoding="utf-8")
