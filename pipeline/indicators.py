@@ -10,18 +10,18 @@ mapping in `config/catalog.yaml`), not of this module.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import pandas as pd
-import yaml
 
+from pipeline.config_models import indicators as model
+from pipeline.config_models.base import read_yaml, validated
 from pipeline.errors import PipelineError
 from pipeline.settings import Paths, project_paths
-from pipeline.yamlfile import load_yaml
 
-KINDS = ("count", "ratio")
+KINDS, PRODUCERS = get_args(model.Kind), get_args(model.Producer)  # declared in the model of the file
 # The levels of the commune hierarchy (commune -> RPE -> EPCI) read an indicator's own
 # source; a level below the commune (an IRIS) reads the source its `below_commune` entry names.
 COMMUNAL = "commune"
@@ -30,9 +30,7 @@ COMMUNAL = "commune"
 def zone_group(level: str) -> str:
     """The group of levels whose figures come from the same source: `commune` for the
     commune, the RPE and the EPCI, the level itself below the commune (`iris`)."""
-    return COMMUNAL if level in ("commune", "rpe", "epci") else level
-PRODUCERS = ("CAF", "Cnaf", "INSEE")
-_IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+    return COMMUNAL if level in model.COMMUNAL_LEVELS else level
 
 
 class IndicatorError(PipelineError, ValueError):
@@ -216,144 +214,35 @@ class IndicatorSet:
         )
 
 
-def _ident(value: object, what: str, where: str) -> str:
-    if not isinstance(value, str) or not _IDENT.match(value):
-        raise IndicatorError(f"{where}: {what} must be lowercase letters, digits and _ (got {value!r})")
-    return value
-
-
-def _parse_indicator(ind_id: str, spec: object, where: str) -> Indicator:
-    here = f"{where}: indicator {ind_id}"
-    _ident(ind_id, "the indicator id", where)
-    if not isinstance(spec, dict):
-        raise IndicatorError(f"{here}: expected a mapping of fields")
-    allowed = {
-        "label", "unit", "kind", "producer", "source_note", "source", "measure", "numerator",
-        "denominator", "multiplier", "published_measure", "years", "note", "below_commune",
-    }
-    unknown = sorted(set(spec) - allowed)
-    if unknown:
-        raise IndicatorError(f"{here}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
-    for key in ("label", "unit", "kind", "producer", "source", "years"):
-        if spec.get(key) in (None, ""):
-            raise IndicatorError(f"{here}: `{key}` is required")
-    kind = spec["kind"]
-    if kind not in KINDS:
-        raise IndicatorError(f"{here}: kind must be one of {KINDS} (got {kind!r})")
-    producer = spec["producer"]
-    if producer not in PRODUCERS:
-        raise IndicatorError(f"{here}: producer must be one of {PRODUCERS} (got {producer!r})")
-    years = spec["years"]
-    if not isinstance(years, list) or not all(isinstance(y, int) and not isinstance(y, bool) for y in years):
-        raise IndicatorError(f"{here}: years must be a list of years, e.g. [2017, 2018]")
-    if not years and not spec.get("below_commune"):
-        raise IndicatorError(f"{here}: years must not be empty (an empty list is for an indicator that exists "
-                             "below the commune only, declared by `below_commune`)")
-    if len(set(years)) != len(years):
-        raise IndicatorError(f"{here}: a year is listed twice")
-    source = _ident(spec["source"], "source", here)
-    published = spec.get("published_measure")
-    if published is not None:
-        _ident(published, "published_measure", here)
-    if kind == "count":
-        for key in ("numerator", "denominator", "multiplier"):
-            if spec.get(key) is not None:
-                raise IndicatorError(f"{here}: a count has no `{key}` (only ratios do)")
-        measure = _ident(spec.get("measure", ind_id), "measure", here)
-        return Indicator(
-            id=ind_id, label=str(spec["label"]), unit=str(spec["unit"]), kind=kind, producer=producer,
-            source=source, years=tuple(sorted(years)), measure=measure, published_measure=published,
-            source_note=spec.get("source_note"), note=spec.get("note"),
-            below_commune=_below_commune(spec.get("below_commune"), here, years=True),
-        )
-    if spec.get("measure") is not None:
-        raise IndicatorError(f"{here}: a ratio has `numerator` and `denominator`, not `measure`")
-    if spec.get("below_commune"):
-        raise IndicatorError(f"{here}: only a count can be computed below the commune (`below_commune`)")
-    for key in ("numerator", "denominator", "multiplier"):
-        if spec.get(key) is None:
-            raise IndicatorError(f"{here}: a ratio needs `{key}`")
-    multiplier = spec["multiplier"]
-    if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or multiplier <= 0:
-        raise IndicatorError(f"{here}: multiplier must be a positive number (100 for a percentage)")
+def _indicator(ind_id: str, spec: model.Indicator) -> Indicator:
+    below = tuple((level, b.source, b.measure, tuple(sorted(set(b.years))))
+                  for level, b in (spec.below_commune or {}).items())
     return Indicator(
-        id=ind_id, label=str(spec["label"]), unit=str(spec["unit"]), kind=kind, producer=producer,
-        source=source, years=tuple(sorted(years)),
-        numerator=_ident(spec["numerator"], "numerator", here),
-        denominator=_ident(spec["denominator"], "denominator", here),
-        multiplier=float(multiplier), published_measure=published,
-        source_note=spec.get("source_note"), note=spec.get("note"),
+        id=ind_id, label=spec.label, unit=spec.unit, kind=spec.kind, producer=spec.producer, source=spec.source,
+        years=tuple(sorted(spec.years)), measure=(spec.measure or ind_id) if spec.kind == "count" else None,
+        numerator=spec.numerator, denominator=spec.denominator, multiplier=spec.multiplier,
+        published_measure=spec.published_measure, source_note=spec.source_note, note=spec.note, below_commune=below,
     )
 
 
-def _below_commune(doc: object, here: str, years: bool) -> tuple:
-    """`below_commune: {level: {source, measure[, years]}}` of an indicator (with years)
-    or of the allocataires (without): ((level, source, measure[, years]), ...)."""
-    if doc is None:
-        return ()
-    if not isinstance(doc, dict):
-        raise IndicatorError(f"{here}: below_commune must map a level (iris) to its source and measure")
-    out = []
-    for level, entry in doc.items():
-        where = f"{here}: below_commune {level}"
-        _ident(level, "the level", where)
-        if level in ("commune", "rpe", "epci"):
-            raise IndicatorError(f"{where}: {level} is not below the commune")
-        if not isinstance(entry, dict) or not entry.get("source") or not entry.get("measure"):
-            raise IndicatorError(f"{where}: needs `source` and `measure`")
-        allowed = {"source", "measure", "years"} if years else {"source", "measure"}
-        unknown = sorted(set(entry) - allowed)
-        if unknown:
-            raise IndicatorError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
-        item = (level, _ident(entry["source"], "source", where), _ident(entry["measure"], "measure", where))
-        if years:
-            ys = entry.get("years")
-            if (not isinstance(ys, list) or not ys
-                    or not all(isinstance(y, int) and not isinstance(y, bool) for y in ys)):
-                raise IndicatorError(f"{where}: years must be a non-empty list of years, e.g. [2017, 2018]")
-            item += (tuple(sorted(set(ys))),)
-        out.append(item)
-    return tuple(out)
-
-
-def parse_indicators(doc: object, where: str = "indicators.yaml") -> IndicatorSet:
-    """Validate an already-parsed YAML document."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("indicators"), dict) or not doc["indicators"]:
-        raise IndicatorError(f"{where}: expected a non-empty `indicators:` mapping")
-    indicators = tuple(_parse_indicator(str(k), v, where) for k, v in doc["indicators"].items())
-    alloc = doc.get("allocataires") or {}
-    if not isinstance(alloc, dict) or not alloc.get("source") or not alloc.get("measure"):
-        raise IndicatorError(f"{where}: `allocataires:` needs `source` and `measure`")
-    tolerance = doc.get("reconciliation_tolerance", 0.001)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0:
-        raise IndicatorError(f"{where}: reconciliation_tolerance must be a number >= 0")
+def parse_indicators(doc: object, where: str = "indicators.yaml", path: Path | None = None) -> IndicatorSet:
+    """Validate an already-parsed YAML document (its model: `pipeline.config_models.indicators`)."""
+    checked = validated(model.IndicatorsFile, doc, where, IndicatorError)
+    alloc = checked.allocataires
     return IndicatorSet(
-        indicators=indicators,
-        allocataires_source=_ident(alloc["source"], "allocataires.source", where),
-        allocataires_measure=_ident(alloc["measure"], "allocataires.measure", where),
-        reconciliation_tolerance=float(tolerance),
-        allocataires_below_commune=_below_commune(alloc.get("below_commune"), f"{where}: allocataires", years=False),
+        indicators=tuple(_indicator(ind_id, spec) for ind_id, spec in checked.indicators.items()),
+        allocataires_source=alloc.source,
+        allocataires_measure=alloc.measure,
+        reconciliation_tolerance=checked.reconciliation_tolerance,
+        path=path,
+        allocataires_below_commune=tuple((lv, b.source, b.measure) for lv, b in (alloc.below_commune or {}).items()),
     )
 
 
 def load_indicators(paths: Paths | None = None, path: Path | None = None) -> IndicatorSet:
     """Read `config/indicators.yaml` (or `path`) and validate it."""
-    path = path or (paths or project_paths()).config / "indicators.yaml"
-    try:
-        doc = load_yaml(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise IndicatorError(f"{path}: the indicator definitions are missing") from None
-    except yaml.YAMLError as exc:
-        raise IndicatorError(f"{path}: not valid YAML ({exc})") from None
-    parsed = parse_indicators(doc, where=str(path))
-    return IndicatorSet(
-        indicators=parsed.indicators,
-        allocataires_source=parsed.allocataires_source,
-        allocataires_measure=parsed.allocataires_measure,
-        reconciliation_tolerance=parsed.reconciliation_tolerance,
-        path=Path(path),
-        allocataires_below_commune=parsed.allocataires_below_commune,
-    )
+    path = Path(path or (paths or project_paths()).config / "indicators.yaml")
+    return parse_indicators(read_yaml(path, IndicatorError, "the indicator definitions are missing"), str(path), path)
 
 
 def check_against_catalog(indicators: IndicatorSet, catalog) -> list[str]:

@@ -205,7 +205,7 @@ def test_config_matches_the_source_catalog():
         ({"producer": "DREES"}, "producer must be"),
         ({"years": "2017-2021"}, "years must be"),
         ({"numerator": "x"}, "a count has no"),
-        ({"colour": "red"}, "unknown field"),
+        ({"colour": "red"}, "colour is an unknown key"),
     ],
 )
 def test_invalid_definitions_are_refused(change, message):
