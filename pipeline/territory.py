@@ -19,9 +19,11 @@ from functools import cached_property
 
 import pandas as pd
 
+from pipeline.config_models import territory as model
+from pipeline.config_models.base import read_yaml, validated
+from pipeline.config_models.territory import check_rows
 from pipeline.errors import PipelineError
 from pipeline.settings import Paths, project_paths
-from pipeline.yamlfile import load_yaml
 
 
 class TerritoryError(PipelineError, ValueError):
@@ -149,6 +151,13 @@ def departement_of(commune_code: str) -> str:
     return commune_code[:3] if commune_code.startswith("97") else commune_code[:2]
 
 
+def _rows(frame: pd.DataFrame) -> list[dict]:
+    """The rows of a CSV file as the models read them: an empty cell is None."""
+    if frame.isna().to_numpy().any():
+        frame = frame.astype(object).where(frame.notna(), None)
+    return frame.to_dict("records")
+
+
 def load_territory(paths: Paths | None = None) -> Territory:
     paths = paths or project_paths()
     try:
@@ -157,53 +166,55 @@ def load_territory(paths: Paths | None = None) -> Territory:
         )
     except FileNotFoundError:
         raise TerritoryError(f"{paths.territory}: the territory referential is missing") from None
-    expected = ["code_commune", "nom_commune", "population_2021", "code_rpe"]
-    if list(communes.columns) not in (expected, expected + ["code_epci"]):
-        raise TerritoryError(f"{paths.territory}: columns must be {';'.join(expected)}[;code_epci]")
     communes["code_commune"] = communes["code_commune"].str.strip().str.zfill(5)
+    check_rows(model.CommuneRow, list(communes.columns), _rows(communes), str(paths.territory), TerritoryError)
     if communes["code_commune"].duplicated().any():
         raise TerritoryError(f"{paths.territory}: a commune code appears twice")
-    zones = load_yaml(paths.zones.read_text(encoding="utf-8"))
-    rpe_names = {str(k): str(v) for k, v in zones["rpe"].items()}
-    unknown_rpe = sorted(set(communes["code_rpe"]) - set(rpe_names))
+    zones = read_yaml(paths.zones, TerritoryError, "the zones above the commune (RPE, EPCI) are missing")
+    zones = validated(model.ZonesFile, zones, paths.zones, TerritoryError)
+    unknown_rpe = sorted(set(communes["code_rpe"]) - set(zones.rpe))
     if unknown_rpe:
         raise TerritoryError(f"{paths.territory}: RPE codes not named in {paths.zones.name}: {unknown_rpe}")
     changes: dict[str, str] = {}
     if paths.commune_changes.exists():
         table = pd.read_csv(paths.commune_changes, sep=";", dtype=str, comment="#")
-        changes = dict(zip(table["ancien_code"].str.zfill(5), table["nouveau_code"].str.zfill(5)))
+        for column in ("ancien_code", "nouveau_code"):
+            if column in table.columns:
+                table[column] = table[column].str.strip().str.zfill(5)
+        check_rows(model.CommuneChangeRow, list(table.columns), _rows(table), str(paths.commune_changes),
+                   TerritoryError)
+        changes = dict(zip(table["ancien_code"], table["nouveau_code"]))
     epci_names, rpe_epci = _epcis(paths, communes, zones)
-    epci = zones.get("epci") or {}
-    if not epci and not epci_names:
+    epci = zones.epci
+    if epci is None and not epci_names:
         raise TerritoryError(f"{paths.zones}: names no EPCI (`epci`, or a list under `epcis`)")
-    first = next(iter(epci_names), None)
-    epci_code = str(epci.get("code", first))
-    epci_name = str(epci.get("name", epci_names.get(epci_code, epci_code)))
+    epci_code = epci.code if epci else next(iter(epci_names))
+    epci_name = (epci.name if epci else None) or epci_names.get(epci_code, epci_code)
     if epci_names and epci_code not in epci_names:
         raise TerritoryError(f"{paths.zones}: the EPCI {epci_code} is not listed under `epcis`")
     return Territory(
         communes=communes,
-        rpe_names=rpe_names,
+        rpe_names=dict(zones.rpe),
         epci_code=epci_code,
         epci_name=epci_name,
-        epci_short_name=str(epci.get("short_name", epci_name)),
+        epci_short_name=(epci.short_name if epci else None) or epci_name,
         code_changes=changes,
-        infra_communal_levels=frozenset(map(str, zones.get("infra_communal_levels") or [])),
+        infra_communal_levels=frozenset(zones.infra_communal_levels),
         epci_names=epci_names,
         rpe_epci=rpe_epci,
     )
 
 
-def _epcis(paths: Paths, communes: pd.DataFrame, zones: dict) -> tuple[dict[str, str], dict[str, str]]:
+def _epcis(paths: Paths, communes: pd.DataFrame, zones: model.ZonesFile) -> tuple[dict[str, str], dict[str, str]]:
     """({EPCI code: name}, {RPE code: EPCI code}) of a several-EPCI referential; ({}, {}) for one EPCI."""
-    listed = zones.get("epcis") or {}
+    listed = zones.epcis or {}
     if "code_epci" not in communes.columns:
         if listed:
             raise TerritoryError(f"{paths.zones} lists `epcis`: {paths.territory.name} needs a column code_epci")
         return {}, {}
     if not listed:
         raise TerritoryError(f"{paths.territory.name} has a column code_epci: {paths.zones.name} must list `epcis`")
-    epci_names = {str(k): str(v["name"] if isinstance(v, dict) else v) for k, v in listed.items()}
+    epci_names = {code: entry if isinstance(entry, str) else entry.name for code, entry in listed.items()}
     communes["code_epci"] = communes["code_epci"].str.strip()
     unknown = sorted(set(communes["code_epci"]) - set(epci_names))
     if unknown:
