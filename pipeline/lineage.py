@@ -23,10 +23,11 @@ import dagster as dg
 
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.classification import CONFIDENTIAL, PUBLIABLE  # noqa: F401 (re-exported)
+from pipeline.config_models.base import read_yaml, validated
+from pipeline.config_models.governance import GovernanceFile
 from pipeline.errors import PipelineError
 from pipeline.settings import PACKAGE_ROOT, Paths, project_paths
 from pipeline.tables import column_names
-from pipeline.yamlfile import load_yaml
 
 INGEST_GROUPS = ("raw", "staging")  # one source's own tables: classified by its catalog entry
 CLASSIFICATION_TAG, ARTICLES_TAG, SOURCE_TAG = "classification", "convention_articles", "source"
@@ -68,22 +69,13 @@ class Governance:
 
 def load_governance(paths: Paths | None = None) -> Governance:
     path = (paths or project_paths()).config / "governance.yaml"
-    try:
-        doc = load_yaml(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GovernanceError(f"{path}: the governance file is missing") from None
-
-    def rule(spec: dict, where: str) -> Rule:
-        classification = str(spec["classification"])
-        if classification not in doc["classifications"]:
-            raise GovernanceError(f"{path}: {where}: unknown classification {classification!r}")
-        return Rule(classification, tuple(str(a) for a in spec.get("articles", [])))
-
+    doc = validated(GovernanceFile, read_yaml(path, GovernanceError, "the governance file is missing"),
+                    path, GovernanceError)
     return Governance(
-        owner=str(doc["owner"]),
-        classifications={str(k): str(v) for k, v in doc["classifications"].items()},
-        groups={str(g): rule(s, f"group {g}") for g, s in (doc.get("groups") or {}).items()},
-        assets={str(a): rule(s, f"asset {a}") for a, s in (doc.get("assets") or {}).items()},
+        owner=doc.owner,
+        classifications=dict(doc.classifications),
+        groups={g: Rule(r.classification, r.articles) for g, r in doc.groups.items()},
+        assets={a: Rule(r.classification, r.articles) for a, r in doc.assets.items()},
     )
 
 

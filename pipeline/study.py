@@ -11,15 +11,14 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import get_args
 
-import yaml
-
+from pipeline.config_models.base import read_yaml, validated
+from pipeline.config_models.study import Status, StudyFile
 from pipeline.errors import PipelineError
 from pipeline.settings import Paths, project_paths
-from pipeline.yamlfile import load_yaml
 
-STATUS_VALUES = ("open", "closed")
+STATUS_VALUES = get_args(Status)
 
 
 class StudyError(PipelineError, ValueError):
@@ -41,19 +40,6 @@ class Study:
         return self.status == "closed"
 
 
-def _date(value: Any, key: str) -> dt.date | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise StudyError(f"config/study.yaml: {key} is {value!r}, not a date YYYY-MM-DD") from None
-
-
 def _path(where: Paths | Path | None) -> Path:
     if isinstance(where, Path):
         return where
@@ -63,28 +49,17 @@ def _path(where: Paths | Path | None) -> Path:
 def load_study(where: Paths | Path | None = None) -> Study:
     """The study, from the project's config/study.yaml (or the given paths or file)."""
     path = _path(where)
-    try:
-        doc = load_yaml(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise StudyError(f"{path} does not exist: the study must be declared in config/study.yaml") from None
-    except yaml.YAMLError as exc:
-        raise StudyError(f"{path} is not valid YAML: {exc}") from None
-    study_id = str(doc.get("study_id") or "").strip()
-    if not study_id:
-        raise StudyError(f"{path}: study_id is missing")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", study_id):
-        raise StudyError(f"{path}: study_id {study_id!r} may hold letters, digits, '.', '_' and '-' only")
-    status = str(doc.get("status") or "").strip()
-    if status not in STATUS_VALUES:
-        raise StudyError(f"{path}: status is {status!r}; it must be one of {', '.join(STATUS_VALUES)}")
+    doc = read_yaml(path, StudyError, "does not exist: the study must be declared in config/study.yaml")
+    study = validated(StudyFile, doc, path, StudyError)
     return Study(
-        study_id=study_id,
-        title=str(doc.get("title") or ""),
-        status=status,
-        published_on=_date(doc.get("published_on"), "published_on"),
-        responsible=str(doc.get("responsible") or ""),
-        parties=dict(doc.get("parties") or {}),
-        convention=dict(doc.get("convention") or {}),
+        study_id=study.study_id,
+        title=study.title,
+        status=study.status,
+        published_on=study.published_on,
+        responsible=study.responsible,
+        # as written: the certificate and the reports read these keys, the model says which exist
+        parties=study.parties.model_dump(exclude_unset=True),
+        convention=study.convention.model_dump(exclude_unset=True),
     )
 
 

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import yaml
-
+from pipeline.config_models.base import read_yaml, validated
+from pipeline.config_models.governance import RAW_PATTERN, Table, TablesFile
 from pipeline.errors import PipelineError
 from pipeline.settings import PACKAGE_ROOT, project_paths
-from pipeline.yamlfile import load_yaml
 
-RAW_PATTERN, STAGING_PATTERN = "raw.*", "staging.*"
+STAGING_PATTERN = "staging.*"
 
 
 class TablesError(PipelineError, ValueError):
@@ -44,31 +43,27 @@ class Column:
         return f"{self.fr} — EN: {self.en}"
 
 
-def _path() -> Path:
+def _path(config: Path | None = None) -> Path:
     """The project's description, else the one shipped beside the code (the columns are the
     code's; a project may reword their descriptions)."""
-    path = project_paths().config / "tables.yaml"
+    path = (config or project_paths().config) / "tables.yaml"
     return path if path.exists() else PACKAGE_ROOT / "config" / "tables.yaml"
 
 
 @cache
-def _load(path: Path, mtime: float) -> dict:
-    try:
-        doc = load_yaml(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TablesError(f"{path}: the description of the tables' columns is missing") from None
-    except yaml.YAMLError as exc:
-        raise TablesError(f"{path}: not valid YAML ({exc})") from None
-    return doc.get("tables") or {}
+def _load(path: Path, mtime: float) -> dict[str, Table]:
+    doc = read_yaml(path, TablesError, "the description of the tables' columns is missing")
+    return dict(validated(TablesFile, doc, path, TablesError).tables)
 
 
-def _tables() -> dict:
-    path = _path()
+def load_tables(config: Path | None = None) -> dict[str, Table]:
+    """The tables of config/tables.yaml (of `config`, else the project's), checked by their model."""
+    path = _path(config)
     return _load(path, path.stat().st_mtime if path.exists() else 0.0)
 
 
-def _entry(table: str) -> tuple[str, dict]:
-    tables = _tables()
+def _entry(table: str) -> tuple[str, Table]:
+    tables = load_tables()
     if table in tables:
         return table, tables[table]
     schema = table.split(".", 1)[0]
@@ -81,24 +76,23 @@ def _entry(table: str) -> tuple[str, dict]:
 def table_description(table: str) -> tuple[str, str]:
     """(fr, en) description of a table."""
     _, entry = _entry(table)
-    text = entry.get("description") or {}
-    return str(text.get("fr", "")), str(text.get("en", ""))
+    return (entry.description.fr, entry.description.en) if entry.description else ("", "")
 
 
 def columns(table: str) -> list[Column]:
     """The declared columns of a table, in order."""
     name, entry = _entry(table)
-    if "same_columns_as" in entry:
-        return columns(str(entry["same_columns_as"]))
+    if entry.same_columns_as:
+        return columns(entry.same_columns_as)
     out = []
-    for column, spec in (entry.get("columns") or {}).items():
-        spec = spec or {}
+    for column, declared in entry.columns.items():
+        spec = declared.model_dump(exclude_none=True) if declared else {}
         if "same_as" in spec:
-            spec = {**_column(str(spec["same_as"]), str(column)), **{k: v for k, v in spec.items() if k != "same_as"}}
+            spec = {**_column(spec.pop("same_as"), column), **spec}
         for key in ("type", "fr", "en"):
             if not str(spec.get(key, "")).strip():
                 raise TablesError(f"{_path()}: {name}.{column} has no `{key}`")
-        out.append(Column(str(column), str(spec["type"]), str(spec["fr"]).strip(), str(spec["en"]).strip()))
+        out.append(Column(column, spec["type"], spec["fr"].strip(), spec["en"].strip()))
     return out
 
 
@@ -145,17 +139,17 @@ def described_schema(con, table: str):
 def _raw_roles(source) -> dict[str, Column]:
     """Each label a vintage of `source` declares, described by what it holds."""
     _, entry = _entry(RAW_PATTERN)
-    template, roles = entry["file_column"], entry["roles"]
+    template, roles = entry.file_column, entry.roles
 
     def role(key: str) -> tuple[str, str]:
-        return str(roles[key]["fr"]), str(roles[key]["en"])
+        return roles[key].fr, roles[key].en
 
     out: dict[str, Column] = {}
 
     def add(label: str, fr_meaning: str, name: str) -> None:
         if label not in out:
-            out[label] = Column(label, "VARCHAR", template["fr"].format(label=fr_meaning, name=name),
-                                template["en"].format(label=fr_meaning, name=name))
+            out[label] = Column(label, "VARCHAR", template.fr.format(label=fr_meaning, name=name),
+                                template.en.format(label=fr_meaning, name=name))
 
     for vintage in source.all_vintages:
         for label, canonical in vintage.columns.items():
@@ -184,10 +178,10 @@ def raw_columns(source, labels: list[str] | None = None) -> list[Column]:
     _, entry = _entry(RAW_PATTERN)
     provenance = columns(RAW_PATTERN)
     names = {c.name for c in provenance}
-    undeclared = entry["undeclared_column"]
+    undeclared = entry.undeclared_column
     if labels is None:
         labels = list(declared)
-    out = [declared.get(label) or Column(label, "VARCHAR", undeclared["fr"], undeclared["en"])
+    out = [declared.get(label) or Column(label, "VARCHAR", undeclared.fr, undeclared.en)
            for label in labels if label not in names]
     return out + provenance
 

@@ -26,12 +26,12 @@ import dagster as dg
 import duckdb
 
 from pipeline.catalog import load_catalog
+from pipeline.config_models.study import load_operations
 from pipeline.defs.ingest import INGEST_JOB_PREFIX, INGEST_JOBS, year_partitions
 from pipeline.extract import IngestError, fingerprint, raw_files, vintages_in_file
 from pipeline.lifecycle import ingest_refusal
 from pipeline.resources import WarehouseLockTimeout, WarehouseResource
 from pipeline.settings import project_paths
-from pipeline.yamlfile import load_yaml
 
 SENSOR_NAME = "raw_files_sensor"
 REFRESH_SENSOR_NAME = "automation_refresh"
@@ -149,18 +149,13 @@ def raw_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
     )
 
 
-def _operations() -> dict:
-    path = project_paths().config / "operations.yaml"
-    return load_yaml(path.read_text(encoding="utf-8")) if path.exists() else {}
-
-
 def _weekly_schedule() -> dg.ScheduleDefinition:
-    settings = _operations().get("weekly_check") or {}
-    enabled = bool(settings.get("enabled", False))
+    settings = load_operations(project_paths().config / "operations.yaml").weekly_check
+    enabled = settings.enabled
 
     @dg.schedule(
         name=WEEKLY_SCHEDULE_NAME,
-        cron_schedule=str(settings.get("cron", "0 6 * * 1")),
+        cron_schedule=settings.cron,
         execution_timezone="Europe/Paris",
         job_name=ASSET_JOB,
         default_status=dg.DefaultScheduleStatus.RUNNING if enabled else dg.DefaultScheduleStatus.STOPPED,
