@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run test lint ui ui-server sample validate bench release destroy clean-venv
+.PHONY: run test lint ui ui-server sample validate schemas bench release destroy clean-venv
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ ui-server: $(BIN)/.installed
 
 validate: $(BIN)/.installed
 	$(BIN)/python -m pipeline validate $(FILES)
+
+# The JSON Schemas of config/'s YAML files (config/schemas/), from their models: after a model changes
+schemas: $(BIN)/.installed
+	$(BIN)/python -m pipeline schemas
 
 # A publication (release): record the current published.indicators, its zones and the truth behind
 # it in the immutable history (docs/operations.md, "Publications (releases)"). Never part of `run`.

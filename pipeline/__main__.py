@@ -2,9 +2,12 @@
 
 - `sample --out raw/ [--seed N] [--bundle] [--scale national [--communes N]]`: write the
   generated sample files (national: a synthetic France and its referential).
-- `validate FILE...`: parse and validate files with the catalog and schemas the
+- `validate [FILE...]`: check every file of config/ (each by its model, then the checks
+  between files), then parse and validate the files with the catalog and schemas the
   pipeline uses, before dropping them in `raw/`; exit 0 when all are valid.
-- `run`: launch the jobs of the definitions on the project's Dagster instance
+- `schemas [--check]`: write the JSON Schemas of config/'s YAML files to config/schemas/
+  from their models (`--check`: exit 1 if the written ones differ).
+- `run`: check config/ as `validate` does, then launch the jobs of the definitions on the project's Dagster instance
   (`DAGSTER_HOME`), so the runs show in the UI: the `ingest_<source>` job of each source
   over all its years, then the `refresh` job; then say where outputs are. The
   destruction job is never part of it (`pipeline.launch`).
@@ -16,7 +19,7 @@
   (`make destroy STUDY_ID=ID`).
 
 This module only parses arguments, launches jobs and prints one line per run and one
-message per failing file.
+message per failing file (a config problem: `error: <file>: <key> <what was expected>`).
 """
 
 from __future__ import annotations
@@ -26,12 +29,36 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.catalog import CatalogError, load_catalog
+from pipeline.catalog import load_catalog
+from pipeline.errors import PipelineError
 from pipeline.extract import IngestError, extract, vintages_in_file
 from pipeline.settings import project_paths
 from pipeline.staging import stage
-from pipeline.territory import TerritoryError, load_territory
+from pipeline.territory import load_territory
 from pipeline.validation import validate
+
+
+def config_problems() -> int:
+    """Print every problem of config/ (one line each); return how many there are."""
+    from pipeline.config_models.project import check_config
+
+    problems = check_config(project_paths())
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return len(problems)
+
+
+def schemas(check: bool) -> int:
+    from pipeline.config_models.project import SCHEMAS, stale_schemas, write_schemas
+
+    if check:
+        stale = stale_schemas()
+        for name in stale:
+            print(f"error: {SCHEMAS / name}: differs from its model: run `python -m pipeline schemas`",
+                  file=sys.stderr)
+        return 1 if stale else 0
+    print(f"{len(write_schemas())} schemas written to {SCHEMAS}")
+    return 0
 
 
 def validate_files(files: list[Path]) -> int:
@@ -115,15 +142,15 @@ def destroy_study(study_id: str, operator: str, sentinels: list[str]) -> int:
     """`make destroy STUDY_ID=...`: launch the destruction job on the project's instance."""
     import dagster as dg
 
-    from pipeline.defs.lifecycle import ASSET_NAME
+    from pipeline.defs.lifecycle import OP_NAME
     from pipeline.launch import failure_messages, launch_destruction
 
     with dg.DagsterInstance.get() as instance:
         launched = launch_destruction(instance, study_id, operator=operator, sentinels=sentinels)
     if launched.success:
-        meta = launched.result.asset_materializations_for_node(ASSET_NAME)[0].metadata
+        done = launched.result.output_for_node(OP_NAME)
         print(f"ok: destruction of study {study_id} complete (run {launched.run_id[:8]})")
-        print(f"certificate: {meta['certificate_html'].value}\n             {meta['certificate_json'].value}")
+        print(f"certificate: {done['certificate_html']}\n             {done['certificate_json']}")
         return 0
     print(f"FAILED: destruction of study {study_id} (run {launched.run_id[:8]})", file=sys.stderr)
     for message in failure_messages(launched.result):
@@ -142,8 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--scale", choices=["cabbalr", "national"], default="cabbalr",
                         help="national: a synthetic France, its referential written to ../config beside --out")
     sample.add_argument("--communes", type=int, help="with --scale national: how many communes")
-    check = commands.add_parser("validate", help="validate files before dropping them in raw/")
-    check.add_argument("files", nargs="+", type=Path)
+    check = commands.add_parser("validate", help="validate config/, and files before dropping them in raw/")
+    check.add_argument("files", nargs="*", type=Path)
+    schema = commands.add_parser("schemas", help="write the JSON Schemas of config/ from their models")
+    schema.add_argument("--check", action="store_true", help="only say whether the written ones are up to date")
     commands.add_parser("run", help="materialize every asset on the project's Dagster instance")
     release = commands.add_parser("release", help="record the current published table as a release")
     release.add_argument("--operator", default=os.environ.get("OPERATOR", ""),
@@ -164,6 +193,14 @@ def main(argv: list[str] | None = None) -> int:
                                scale=args.scale, n_communes=args.communes)
             print(f"{len(written)} sample files written to {args.out}")
             return 0
+        if args.command == "schemas":
+            return schemas(args.check)
+        if args.command in ("validate", "run") and config_problems():
+            print("config/ has problems: fix them first (config/README.md)", file=sys.stderr)
+            return 2
+        if args.command == "validate" and not args.files:
+            print("ok: config/ is valid")
+            return 0
         if args.command == "validate":
             bad = validate_files(args.files)
             print(f"{len(args.files) - bad} of {len(args.files)} file(s) valid")
@@ -177,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             return release_study(args.operator, args.note)
         if args.command == "destroy":
             return destroy_study(args.study_id, args.operator, args.sentinel)
-    except (CatalogError, TerritoryError, IngestError) as exc:
+    except PipelineError as exc:  # the project's own errors: a message for the user, never a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
