@@ -17,7 +17,6 @@ from pipeline.lifecycle.rules import CERTIFICATE_REASON
 from pipeline.lifecycle.scanner import ScanReport
 from pipeline.lifecycle.shredder import sha256_file, write_json_atomic
 from pipeline.lifecycle.warehouse import warehouse_inventory_empty
-from pipeline.study import _date
 
 DAGSTER_METHOD = {
     "sqlite": "suppression des runs ayant lu ou produit les données (événements, journaux, sorties "
@@ -155,6 +154,13 @@ def build_certificate(d, scan: ScanReport, finished: dt.datetime) -> dict:
     }
 
 
+def _day(value) -> dt.date | None:
+    """A date of the certificate's data (ISO text in the JSON twin; a date from config/study.yaml)."""
+    if not value:
+        return None
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+
+
 def _table(headers, rows, empty="Aucun.", mono=()):
     """Rows for the template's table macro."""
     return {"headers": headers, "rows": [["" if c is None else str(c) for c in row] for row in rows],
@@ -190,9 +196,9 @@ def render_certificate_html(cert: dict) -> str:
         "provider": str(parties.get("data_provider", "la CAF")),
         "partner": str(parties.get("partner", "le partenaire")),
         "ok": cert["status"] == "TERMINÉE",
-        "signed": fr_date(_date(conv["signee_le"], "signed_on")),
-        "decision": fr_date(_date(conv["decision_du"], "decision_on")) if conv["decision_du"] else "",
-        "published": fr_date(_date(etude["date_de_publication"], "published_on")),
+        "signed": fr_date(_day(conv["signee_le"])),
+        "decision": fr_date(_day(conv["decision_du"])) if conv["decision_du"] else "",
+        "published": fr_date(_day(etude["date_de_publication"])),
         "start": fr_datetime(start) if start else "", "end": fr_datetime(dt.datetime.fromisoformat(op["fin"])),
         "run_files": run_files, "n_hits": sum(h["count"] for h in scan["hits"]),
         "reasons": [(chr(ord("a") + i), r) for i, r in enumerate(reasons)],
