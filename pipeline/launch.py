@@ -13,9 +13,7 @@ name files and rules, never a value of the data.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,21 +23,18 @@ import dagster as dg
 from pipeline.catalog import load_catalog
 from pipeline.defs.automation import REFRESH_JOB
 from pipeline.defs.ingest import INGEST_JOB_PREFIX, year_partitions
-from pipeline.defs.lifecycle import ASSET_NAME as DESTRUCTION_ASSET
 from pipeline.defs.lifecycle import DESTRUCTION_JOB
+from pipeline.defs.lifecycle import OP_NAME as DESTRUCTION_OP
 from pipeline.defs.releases import RELEASE_JOB, RELEASE_OP
 from pipeline.errors import own_error_names
 from pipeline.extract import present_years
 from pipeline.lifecycle.gate import encode_sentinel
 from pipeline.settings import project_paths
+from pipeline.slots import HOST_TAG, PID_TAG, free_slots_of_ended_runs, run_tags  # noqa: F401 (re-exported)
 
 # The run tags of a run over a range of partitions, as Dagster's single-run backfills set them.
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
-
-# Which process on which machine runs a run: a run whose process is gone holds its pool slot for ever
-PID_TAG = "caf/pid"
-HOST_TAG = "caf/host"
 
 # Step-by-step events, errors and stack traces included, go to the instance (the UI shows
 # them); the console gets the caller's line per run and one message per failing file.
@@ -116,44 +111,10 @@ def launch(
     return Launched(job_name, _label(job, years), result)
 
 
-def run_tags() -> dict[str, str]:
-    """The tags that say which process on which machine runs a run (see below)."""
-    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
 def release_slots_of_dead_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Free the pool slots held by runs launched on this machine whose process is gone.
-
-    A run killed mid-write (SIGKILL, a power cut) never frees the slot of the pool `warehouse`
-    its step claimed: every later run would wait for it for ever. Such a run is marked failed
-    and its slots are freed. Only runs carrying our process tags are judged (a run the daemon
-    or the UI launched is left to Dagster's run monitoring); freeing a slot too early would
-    cost nothing but queueing, the warehouse's file lock being what keeps writers apart.
-    Returns the ids of the runs released."""
-    storage = instance.event_log_storage
-    if not storage.supports_global_concurrency_limits:
-        return []
-    host, released = socket.gethostname(), []
-    for pool in storage.get_concurrency_keys():
-        for run_id in {claim.run_id for claim in storage.get_concurrency_info(pool).claimed_slots}:
-            run = instance.get_run_by_id(run_id)
-            pid = run.tags.get(PID_TAG) if run else None
-            if run is None or run.is_finished or (pid and run.tags.get(HOST_TAG) == host and not _alive(int(pid))):
-                if run is not None and not run.is_finished:
-                    instance.report_run_failed(run, "its process is gone (killed mid-run): its pool slots are freed")
-                storage.free_concurrency_slots_for_run(run_id)
-                released.append(run_id)
-    return released
+    """Free the pool slots of the runs that ended, or whose process on this machine is gone
+    (`pipeline.slots`); the ids of the runs freed. Called before each run this module launches."""
+    return [freed.run_id for freed in free_slots_of_ended_runs(instance)]
 
 
 def ingest_jobs(defs: dg.Definitions) -> list[str]:
@@ -231,7 +192,7 @@ def destruction_run_config(study_id: str, operator: str = "", sentinels: list[st
     encoded (Dagster keeps the run config: never a sentinel in clear)."""
     return {
         "ops": {
-            DESTRUCTION_ASSET: {
+            DESTRUCTION_OP: {
                 "config": {
                     "study_id": study_id,
                     "operator": operator,

@@ -59,3 +59,29 @@ def test_the_pool_slot_of_a_run_killed_mid_write_is_freed_before_the_next_run(tm
         assert held == {runs["alive"], runs["foreign"]}
         assert instance.get_run_by_id(runs["dead"]).status == dg.DagsterRunStatus.FAILURE
         assert release_slots_of_dead_runs(instance) == []
+
+
+def test_the_sensor_frees_the_slots_of_ended_runs_whoever_launched_them(tmp_path):
+    """A run the UI cancelled (or forcibly marked cancelled) while its step held the slot, and a
+    failed one with a step still waiting: the sensor `free_pool_slots` frees both; a run still
+    going keeps its slot."""
+    from pipeline.definitions import defs
+
+    sensor = defs.resolve_sensor_def("free_pool_slots")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING and not sensor.targets
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        storage = instance.event_log_storage
+        storage.set_concurrency_slots("warehouse", 1)
+        cancelled = instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED))
+        storage.claim_concurrency_slot("warehouse", cancelled.run_id, "raw_bca")
+        instance.report_run_canceled(cancelled, "cancelled from the UI")
+        waiting = instance.add_run(dg.DagsterRun(job_name="refresh", status=dg.DagsterRunStatus.STARTED))
+        storage.claim_concurrency_slot("warehouse", waiting.run_id, "core_masking")  # pending: no free slot
+        instance.report_run_failed(waiting, "failed")
+        going = instance.add_run(dg.DagsterRun(job_name="refresh", status=dg.DagsterRunStatus.STARTED))
+        storage.claim_concurrency_slot("warehouse", going.run_id, "core_masking")
+        result = sensor(dg.build_sensor_context(instance=instance))
+        assert "2 ended run(s)" in result.skip_message
+        info = storage.get_concurrency_info("warehouse")
+        assert {c.run_id for c in info.claimed_slots} | {s.run_id for s in info.pending_steps} == {going.run_id}
+        assert "no slot held" in sensor(dg.build_sensor_context(instance=instance)).skip_message

@@ -154,12 +154,11 @@ def test_destruction_refused_unless_closed_published_and_named(project):
 
     # sentinels are never accepted in clear: Dagster keeps the run config on disk
     from pipeline.definitions import defs
-    from pipeline.defs.lifecycle import study_data_destruction
 
-    result = dg.materialize(
-        [study_data_destruction], instance=instance, resources=defs.resources,
-        run_config={"ops": {DESTROY: {"config": {"study_id": study.study_id, "sentinels": ["plain-text"]}}}},
-        raise_on_error=False,
+    result = defs.resolve_job_def("destruction").execute_in_process(
+        instance=instance, raise_on_error=False,
+        run_config={"ops": {DESTROY: {"config": {"study_id": study.study_id, "operator": "X",
+                                                  "sentinels": ["plain-text"]}}}},
     )
     assert "not encoded" in failure_message(result)
     assert not lifecycle.journal_path(study.study_id).exists()  # nothing was started
@@ -180,11 +179,11 @@ def test_destruction_is_never_automated_nor_part_of_run(project, monkeypatch):
     from pipeline.__main__ import run_all
     from pipeline.definitions import defs
 
-    graph = defs.resolve_asset_graph()
-    node = graph.get(dg.AssetKey(DESTROY))
-    assert node.group_name == "lifecycle" and node.automation_condition is None
+    # an op job, not an asset: "Materialize all" and every asset selection leave it out
+    assert dg.AssetKey(DESTROY) not in defs.resolve_asset_graph().get_all_asset_keys()
+    assert [n.name for n in defs.resolve_job_def("destruction").nodes] == [DESTROY]
     automations = list(defs.schedules or []) + list(defs.sensors or [])
-    assert not automations or all(DESTROY not in str(getattr(s, "asset_selection", "")) for s in automations)
+    assert all("destruction" not in {t.job_name for t in getattr(a, "targets", [])} for a in automations)
     selections = []
 
     class Done:
@@ -396,8 +395,7 @@ def test_destruction_end_to_end(project, monkeypatch):
     assert scan["sentinels_derived"] >= 2  # at least the extra column's value and the commune's label
     assert len(cert["operation"]["tentatives"]) == 2  # the killed attempt and the one that completed
     assert cert["detruit"]["dagster"]["runs_supprimes"]
-    materialization = result.asset_materializations_for_node(DESTROY)[0]
-    assert materialization.metadata["residue_scan_clean"].value is True
+    assert result.output_for_node(DESTROY)["residue_scan_clean"] is True
 
     # Dagster: the confidential assets' history is gone, a "destroyed" observation says when;
     # the runs left are the destruction's own; the kept assets keep a materialization.
@@ -409,7 +407,7 @@ def test_destruction_end_to_end(project, monkeypatch):
     for record in instance.get_run_records():
         planned = {e.dagster_event.asset_key for e in instance.all_logs(
             record.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)}
-        assert planned <= {dg.AssetKey(DESTROY)}, planned
+        assert not planned, planned  # the destruction's own runs plan no asset
     for key in kept_keys:
         assert instance.fetch_materializations(key, limit=1).records, key
 
@@ -418,7 +416,7 @@ def test_destruction_end_to_end(project, monkeypatch):
     assert not refused.success and "were destroyed" in failure_message(refused)
     again = destroy(instance, study.study_id, [sentinel])
     assert again.success
-    assert "already_destroyed_on" in again.asset_materializations_for_node(DESTROY)[0].metadata
+    assert "already_destroyed_on" in again.output_for_node(DESTROY)
     assert json.loads(json_path.read_text(encoding="utf-8")) == cert
 
 

@@ -13,7 +13,7 @@ from pipeline.lineage import CONFIDENTIAL, PUBLIABLE, load_governance
 
 GRAPH = defs.resolve_asset_graph()
 KEYS = sorted(GRAPH.get_all_asset_keys(), key=lambda k: k.to_user_string())
-GROUPS = {"raw", "staging", "warehouse", "disclosure", "reports", "lifecycle"}
+GROUPS = {"raw", "staging", "warehouse", "disclosure", "reports"}  # the destruction is an op job, no asset
 
 
 def downstream(key: dg.AssetKey) -> set[dg.AssetKey]:
@@ -36,8 +36,7 @@ def test_every_asset_says_who_what_where_and_under_which_rule(key):
     assert node.code_version and len(node.code_version) == 12
     assert node.description and len(node.description) > 30
     assert node.kinds
-    if node.group_name != "lifecycle":
-        assert set(node.tags["source"].split(".")) <= {"CAF", "Cnaf", "INSEE"}
+    assert set(node.tags["source"].split(".")) <= {"CAF", "Cnaf", "INSEE"}
 
 
 def test_published_assets_reach_only_publishable_assets_downstream():

@@ -1,28 +1,32 @@
 """The destruction of the study's data (convention art. 2), once the study is published (art. 7).
 
-One asset, group `lifecycle`, that nothing starts on its own: no schedule, sensor or
-automation condition, a required run config that repeats the study id, and no other job
-selects it. Its job `destruction` runs with `make destroy STUDY_ID=<id>` (or from the UI's
-launchpad with the same config). The logic lives in the package `pipeline.lifecycle`; the
-asset graph it purges comes as the resource `asset_graph`.
+One op job, `destruction`, that nothing starts on its own: not an asset, so that "Materialize
+all" in the UI never selects it (it did, when the destruction was an asset: the run failed on
+its missing config); no schedule, sensor or automation, and a required run config that repeats
+the study id and names the operator. It runs with `make destroy STUDY_ID=<id> OPERATOR=...`
+(`python -m pipeline destroy`) or from the UI's launchpad with the same config. The logic
+lives in the package `pipeline.lifecycle`; the asset graph it purges comes as the resource
+`asset_graph`.
 """
 
 import dagster as dg
 from pydantic import Field
 
 from pipeline.lifecycle.gate import DestructionError, decode_sentinels, destruction_problems
-from pipeline.lifecycle.rules import LIFECYCLE_GROUP
 from pipeline.resources import GovernedGraph, ProjectResource, WarehouseResource
 from pipeline.study import StudyError
 
-ASSET_NAME = "study_data_destruction"
+# the op's name: the launchpad's config reads `ops: {study_data_destruction: {config: ...}}`
+OP_NAME = "study_data_destruction"
 # `make destroy STUDY_ID=...` and the UI's launchpad run this job, never a sensor or schedule
 DESTRUCTION_JOB = "destruction"
 
 
 class DestructionConfig(dg.Config):
     study_id: str = Field(description="The study id of config/study.yaml, repeated to confirm the destruction.")
-    operator: str = Field(default="", description="Who asks for the destruction (name, role), for the certificate.")
+    operator: str = Field(
+        default="", description="Who asks for the destruction (name, role): required, the certificate names them."
+    )
     sentinels: list[str] = Field(
         default=[],
         description="Known values to search for after destruction, as b64:<base64 of UTF-8> "
@@ -30,23 +34,22 @@ class DestructionConfig(dg.Config):
     )
 
 
-@dg.asset(
-    name=ASSET_NAME,
-    group_name=LIFECYCLE_GROUP,
+@dg.op(
+    name=OP_NAME,
     # no pool: a destruction killed half-way would keep the pool's slot and block its own
     # re-run; the warehouse file lock serialises its DuckDB work with the other writers
-    kinds={"duckdb", "sqlite", "html"},
     tags={"lifecycle": "destruction"},
-    metadata={"certificate_folder": "reports/", "command": "make destroy STUDY_ID=<study_id>"},
+    description="Destroys every CAF data of the closed study (raw files, raw/staging/confidential tables, "
+    "Dagster history), searches what is left (residue scan) and issues the procès-verbal de destruction in "
+    "reports/. Command: make destroy STUDY_ID=<study_id> OPERATOR='Name, role'.",
 )
 def study_data_destruction(
-    context: dg.AssetExecutionContext,
+    context: dg.OpExecutionContext,
     config: DestructionConfig,
     project: ProjectResource,
     warehouse: WarehouseResource,
     asset_graph: dg.ResourceParam[GovernedGraph],
-) -> dg.MaterializeResult:
-    """Destroys every CAF data of the closed study (raw files, raw/staging/confidential tables, Dagster history), proves it by a residue scan and issues the procès-verbal de destruction in reports/."""
+):
     from pipeline.lifecycle.destruction import Destruction  # loaded by the destruction only
 
     try:
@@ -128,14 +131,18 @@ def study_data_destruction(
             allow_retries=False,
         )
     context.log.info(f"destruction complete; certificate: {show(outcome.certificate_html)}")
-    return dg.MaterializeResult(metadata=metadata)
+    # the run's output (the CLI prints from it); its metadata shows in the UI's run page
+    return dg.Output({k: getattr(v, "value", v) for k, v in metadata.items()}, metadata=metadata)
 
 
-destruction_job = dg.define_asset_job(
-    DESTRUCTION_JOB,
-    selection=dg.AssetSelection.assets(ASSET_NAME),
+@dg.job(
+    name=DESTRUCTION_JOB,
     description="End of the study (convention art. 2): destroys the CAF data and issues the certificate. "
-    "Run config: the study id of config/study.yaml, repeated.",
+    "Run config: the study id of config/study.yaml, repeated, and the operator.",
+    tags={"lifecycle": "destruction"},
 )
+def destruction_job():
+    study_data_destruction()
 
-defs = dg.Definitions(assets=[study_data_destruction], jobs=[destruction_job])
+
+defs = dg.Definitions(jobs=[destruction_job])
