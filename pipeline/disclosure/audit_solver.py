@@ -26,6 +26,16 @@ WITNESS_GAP = 0.05  # a witness table needs no optimum: the solve stops within t
 WITNESS_TIME_LIMIT = 2.0  # or after this many seconds with the best table found
 
 
+def set_time_limit(highs: highspy.Highs, seconds: float, whole: bool) -> None:
+    """The next solve's time limit, `seconds` from its start. HiGHS (1.16) checks a linear
+    programme's limit against the model's run clock, which adds up over every run of the
+    model, and a mixed-integer programme's against its own start: a component kept for many
+    questions answered "time limit" to every linear one, at once, after a minute of them
+    (fail-safe findings, then "published figures contradict each other" with a history of
+    four releases). tests/test_audit_solver.py pins both behaviours."""
+    highs.setOptionValue("time_limit", seconds + (0.0 if whole else highs.getRunTime()))
+
+
 def _quiet_highs() -> highspy.Highs:
     """A HiGHS solver that prints nothing. highspy prints its banner on standard output
     when a process creates its first solver, before any option can silence it: that first
@@ -208,7 +218,7 @@ class Component:
         a short time limit."""
         self.highs.setOptionValue("mip_rel_gap", WITNESS_GAP if witness else 0.0)
         self.highs.setOptionValue("mip_abs_gap", 1.0 if witness else 1e-6)
-        self.highs.setOptionValue("time_limit", WITNESS_TIME_LIMIT if witness else TIME_LIMIT)
+        set_time_limit(self.highs, WITNESS_TIME_LIMIT if witness else TIME_LIMIT, self.whole)
         cost = np.zeros(self.width)
         for c, v in objective.items():
             cost[c] += v
