@@ -2,13 +2,24 @@
 
 import dagster as dg
 
-from pipeline.defs import automation, compliance, disclosure, ingest, lifecycle, releases, reports, slots, warehouse
+from pipeline.defs import (
+    automation,
+    compliance,
+    disclosure,
+    ingest,
+    lifecycle,
+    releases,
+    reports,
+    shapes,
+    slots,
+    warehouse,
+)
 from pipeline.lineage import apply_governance
 from pipeline.resources import ASSET_GRAPH_RESOURCE, ProjectResource, WarehouseResource, asset_graph_resource
 
 # Every stage module (pipeline/defs/*.py) declares its assets, checks, jobs, sensors and
 # schedules in one `defs` object.
-STAGES = (ingest, warehouse, disclosure, reports, compliance, releases, lifecycle, automation, slots)
+STAGES = (ingest, warehouse, disclosure, shapes, reports, compliance, releases, lifecycle, automation, slots)
 
 RESOURCES = {
     # the folders and config/ (empty fields: the environment's, read when a run starts)

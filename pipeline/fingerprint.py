@@ -14,7 +14,8 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-PUBLISHED_TABLE = "published.indicators"
+from pipeline.tables import PUBLISHED_TABLE
+
 _QUERY = ("SELECT count(*), sha256(coalesce(string_agg(CAST(t AS VARCHAR), chr(10) ORDER BY CAST(t AS VARCHAR)), '')) "
           "FROM {} t")
 

@@ -27,7 +27,7 @@ from pipeline.config_models.base import read_yaml, validated
 from pipeline.config_models.governance import GovernanceFile
 from pipeline.errors import PipelineError
 from pipeline.settings import PACKAGE_ROOT, Paths, project_paths
-from pipeline.tables import column_names
+from pipeline.tables import INDICATORS_TABLE, PUBLISHED_TABLE, column_names
 
 INGEST_GROUPS = ("raw", "staging")  # one source's own tables: classified by its catalog entry
 CLASSIFICATION_TAG, ARTICLES_TAG, SOURCE_TAG = "classification", "convention_articles", "source"
@@ -147,8 +147,6 @@ def _same_columns(upstream: str, columns: list[str]) -> dict[str, list[dg.TableC
     return {c: _deps(upstream, c) for c in columns}
 
 
-PUBLISHED_TABLE = "published.indicators"
-
 
 def table_lineage(asset: str, staging_sources: list[str]) -> dg.TableColumnLineage | None:
     """Which upstream columns each column of the asset's table is computed from."""
@@ -186,7 +184,7 @@ def table_lineage(asset: str, staging_sources: list[str]) -> dg.TableColumnLinea
         )
     published = column_names(PUBLISHED_TABLE)  # config/tables.yaml
     if asset == "core_masking":
-        kept = [c for c in published if c in column_names("confidential.indicators") and c not in ("value", "status")]
+        kept = [c for c in published if c in column_names(INDICATORS_TABLE) and c not in ("value", "status")]
         return dg.TableColumnLineage(
             deps_by_column={
                 **_same_columns("core_indicators", kept),

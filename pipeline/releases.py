@@ -39,23 +39,29 @@ import duckdb
 import pandas as pd
 
 from pipeline.errors import PipelineError
-from pipeline.fingerprint import PUBLISHED_TABLE, frame_fingerprint, table_digest
+from pipeline.fingerprint import frame_fingerprint, table_digest
 from pipeline.frames import as_text, read_compact
 from pipeline.resources import transaction
-from pipeline.tables import column_names, columns
+from pipeline.table_writer import check_table, create_table
+from pipeline.tables import (
+    CANDIDATE_TABLE,
+    INDICATORS_TABLE,
+    PUBLISHED_TABLE,
+    RELEASE_INDICATORS_TABLE,
+    RELEASE_VALUES_TABLE,
+    RELEASE_ZONES_TABLE,
+    RELEASES_TABLE,
+    column_names,
+    primary_key,
+)
 from pipeline.territory import infra_zones
 
-RELEASES_TABLE = "published.releases"
-RELEASE_INDICATORS_TABLE = "published.release_indicators"
-RELEASE_ZONES_TABLE = "published.release_zones"
-RELEASE_VALUES_TABLE = "confidential.release_values"
 RELEASE_TABLES = (RELEASES_TABLE, RELEASE_INDICATORS_TABLE, RELEASE_ZONES_TABLE, RELEASE_VALUES_TABLE)
-# what the masking wrote and the audit cleared (pipeline.defs.disclosure.CANDIDATE_TABLE), and its source
-CANDIDATE_TABLE = "confidential.published_candidate"
-CONFIDENTIAL_TABLE = "confidential.indicators"
+# what the masking wrote and the audit cleared (the candidate), and its source
+CONFIDENTIAL_TABLE = INDICATORS_TABLE
 
 ZONE_COLUMNS = ["level", "zone_code", "zone_name", "parent_code"]
-TRUTH_COLUMNS = ["level", "zone_code", "indicator", "year", "value", "numerator", "denominator"]
+TRUTH_COLUMNS = [*primary_key(PUBLISHED_TABLE), "value", "numerator", "denominator"]
 _RELEASE_ID = re.compile(r"R([1-9][0-9]*)")
 
 
@@ -148,14 +154,6 @@ def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _create(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """The table as declared in config/tables.yaml, if it does not exist yet (never replaced)."""
-    schema = table.split(".", 1)[0]
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(schema)}")
-    body = ", ".join(f"{_q(c.name)} {c.type}" for c in columns(table))
-    con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
 
 
 def _select(table: str, release_id: str, names: list[str]) -> str:
@@ -262,7 +260,7 @@ def record_release(
             "reports": json.dumps(reports, ensure_ascii=False),
         }
         for table in RELEASE_TABLES:
-            _create(con, table)
+            create_table(con, table)  # as declared in config/tables.yaml, if new (never replaced)
         names = column_names(RELEASES_TABLE)
         con.execute(f"INSERT INTO {RELEASES_TABLE} ({', '.join(_q(n) for n in names)}) "
                     f"VALUES ({', '.join('?' for _ in names)})", [summary[n] for n in names])
@@ -278,6 +276,9 @@ def record_release(
         truth = ", ".join(_q(c) for c in TRUTH_COLUMNS)
         con.execute(f"INSERT INTO {RELEASE_VALUES_TABLE} (release_id, {truth}) "
                     f"SELECT ? AS release_id, {truth} FROM {CONFIDENTIAL_TABLE}", [release_id])
+        # each history table still holds to its declaration (its key unique, its codes allowed)
+        for table in RELEASE_TABLES:
+            check_table(con, table)
         # what was written is what was meant: the stored rows and zones give back the recorded hashes
         problems = history_problems(con, [{**summary, "reports": reports}])
         if problems:

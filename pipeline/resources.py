@@ -11,7 +11,8 @@ goes through `WarehouseResource.connect()`, which holds an exclusive file lock b
 the database for as long as the connection is open, so that two runs started
 together wait for each other instead of failing on a lock error. Writes are done
 inside one transaction per asset (`replace_table`, `replace_rows`), so a run killed
-mid-way leaves the previous version of every table readable.
+mid-way leaves the previous version of every table readable; each table is written as
+`config/tables.yaml` declares it (`pipeline.table_writer`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pipeline.disclosure.policy import Policy, load_policy
 from pipeline.indicators import IndicatorSet, load_indicators
 from pipeline.settings import Paths, project_paths
 from pipeline.study import Study, load_study
+from pipeline.table_writer import write_rows, write_table  # the writers, as declared in config/tables.yaml
 from pipeline.territory import Territory, load_territory
 
 # Dagster pool of every asset that writes the warehouse: one slot (.dagster_home/dagster.yaml),
@@ -190,31 +192,6 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
-
-
-def write_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-    """Create or replace `schema.table` with the rows of `frame` (inside the caller's transaction)."""
-    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.split(".")[0]}"')
-    con.register("_frame", frame)
-    try:
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _frame")
-    finally:
-        con.unregister("_frame")
-
-
-def write_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, where: str, params: list) -> None:
-    """Replace the rows of `table` matching `where` by `frame` (inside the caller's transaction).
-
-    The table is created from the frame's columns the first time.
-    """
-    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.split(".")[0]}"')
-    con.register("_frame", frame)
-    try:
-        con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _frame LIMIT 0")
-        con.execute(f"DELETE FROM {table} WHERE {where}", params)
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
-    finally:
-        con.unregister("_frame")
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:

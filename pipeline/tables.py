@@ -1,8 +1,10 @@
-"""The columns of the tables the pipeline writes, declared once in `config/tables.yaml`
-with a French and an English description each.
+"""The registry of the tables the pipeline writes, declared once in `config/tables.yaml`:
+their names, columns (type, allowed values, a French and an English description each) and
+primary keys. The table writer (`pipeline.table_writer`) enforces them; the code takes the
+names below and the keys from `primary_key`, never a literal of its own.
 
-What belongs here: reading that file, the column lists the code needs (the published
-table's, the staging tables'), and the column schemas shown in the Dagster UI
+What belongs here: reading that file, the names, the column lists and keys the code needs
+(the published table's, the staging tables'), and the column schemas shown in the Dagster UI
 (`dagster/column_schema`, every column described): declared ones for the asset
 definitions, and the ones of a table as written, checked against the declaration (a
 column the declaration lacks fails loudly: a reviewer must never meet an undescribed
@@ -25,6 +27,27 @@ from pipeline.settings import PACKAGE_ROOT, project_paths
 
 STAGING_PATTERN = "staging.*"
 
+# The tables the code names (each declared in config/tables.yaml; tests/test_table_registry.py
+# holds the two together). The published results, and what the masking and the audit write:
+PUBLISHED_TABLE = "published.indicators"
+CANDIDATE_TABLE = "confidential.published_candidate"
+MASKING_LOG_TABLE = "confidential.masking_log"
+MASKING_MEMO_TABLE = "confidential.masking_memo"
+AUDIT_MEMO_TABLE = "confidential.audit_memo"
+# the warehouse (pipeline/defs/warehouse.py)
+INPUTS_TABLE = "confidential.indicator_inputs"
+INDICATORS_TABLE = "confidential.indicators"
+DEFINITIONS_TABLE = "confidential.indicator_definitions"
+EVOLUTION_TABLE = "confidential.indicators_evolution"
+WIDE_VIEW_PATTERN = "confidential.indicators_wide_*"
+# what was received (kept, reduced, when the study closes)
+LEDGER_TABLE = "lineage.ingest_ledger"
+# the publication history (pipeline/releases.py)
+RELEASES_TABLE = "published.releases"
+RELEASE_INDICATORS_TABLE = "published.release_indicators"
+RELEASE_ZONES_TABLE = "published.release_zones"
+RELEASE_VALUES_TABLE = "confidential.release_values"
+
 
 class TablesError(PipelineError, ValueError):
     pass
@@ -36,6 +59,7 @@ class Column:
     type: str
     fr: str
     en: str
+    allowed: tuple[str, ...] | None = None  # the only values (an empty cell aside), if coded
 
     @property
     def description(self) -> str:
@@ -63,14 +87,38 @@ def load_tables(config: Path | None = None) -> dict[str, Table]:
 
 
 def _entry(table: str) -> tuple[str, Table]:
+    """The declaration of `table`: its own, else its schema's pattern (`staging.*`) or its
+    family's (`confidential.indicators_wide_*`)."""
     tables = load_tables()
     if table in tables:
         return table, tables[table]
-    schema = table.split(".", 1)[0]
-    pattern = f"{schema}.*"
-    if pattern in tables:
-        return pattern, tables[pattern]
+    for pattern in sorted((p for p in tables if p.endswith("*")), key=len, reverse=True):
+        if table.startswith(pattern[:-1]):
+            return pattern, tables[pattern]
     raise TablesError(f"{_path()}: the table {table} is not described (add it under `tables`)")
+
+
+def is_declared(table: str) -> bool:
+    try:
+        _entry(table)
+    except TablesError:
+        return False
+    return True
+
+
+def declaration(table: str) -> Table:
+    """The entry of `table` in config/tables.yaml (of `same_columns_as` for the columns and key)."""
+    _, entry = _entry(table)
+    return _entry(entry.same_columns_as)[1] if entry.same_columns_as else entry
+
+
+def is_view(table: str) -> bool:
+    return _entry(table)[1].view
+
+
+def primary_key(table: str) -> list[str]:
+    """The columns whose values identify a row of `table` (empty: no key declared)."""
+    return list(declaration(table).primary_key)
 
 
 def table_description(table: str) -> tuple[str, str]:
@@ -92,14 +140,15 @@ def columns(table: str) -> list[Column]:
         for key in ("type", "fr", "en"):
             if not str(spec.get(key, "")).strip():
                 raise TablesError(f"{_path()}: {name}.{column} has no `{key}`")
-        out.append(Column(column, spec["type"], spec["fr"].strip(), spec["en"].strip()))
+        allowed = tuple(spec["allowed"]) if spec.get("allowed") is not None else None
+        out.append(Column(column, spec["type"], spec["fr"].strip(), spec["en"].strip(), allowed))
     return out
 
 
 def _column(table: str, column: str) -> dict:
     for c in columns(table):
         if c.name == column:
-            return {"type": c.type, "fr": c.fr, "en": c.en}
+            return {"type": c.type, "fr": c.fr, "en": c.en, "allowed": c.allowed}
     raise TablesError(f"{_path()}: {table} has no column {column} to refer to")
 
 
@@ -123,11 +172,24 @@ def column_schema_metadata(table: str) -> dict:
     return {"dagster/table_name": table, "dagster/column_schema": column_schema(table)}
 
 
+def series_column(table: str, name: str) -> Column | None:
+    """A column `<indicator>_<year>` of a wide view, described from its `series_columns`."""
+    series = declaration(table).series_columns
+    head, _, year = name.rpartition("_")
+    if series is None or not head or not (year.isdigit() and len(year) == 4):
+        return None
+    return Column(name, series.type, series.fr.format(indicator=head, year=year).strip(),
+                  series.en.format(indicator=head, year=year).strip())
+
+
 def described_schema(con, table: str):
     """The schema of a table as written (DuckDB's types), every column described from the
     declaration; a column the declaration lacks fails with a message saying where to add it."""
     declared = {c.name: c for c in columns(table)}
     written = con.execute(f"DESCRIBE {table}").fetchall()
+    for row in written:
+        if row[0] not in declared and series_column(table, row[0]):
+            declared[row[0]] = series_column(table, row[0])
     undeclared = [row[0] for row in written if row[0] not in declared]
     if undeclared:
         raise TablesError(f"{table} has column(s) {undeclared} that {_path()} does not describe: describe them there")

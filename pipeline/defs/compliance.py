@@ -12,9 +12,10 @@ import dagster as dg
 
 from pipeline.compliance import JSON_NAME, PAGE_NAME, Output, build_manifest, write_manifest
 from pipeline.resources import GovernedGraph, ProjectResource, WarehouseResource
+from pipeline.tables import PUBLISHED_TABLE
 
 OUTPUTS = [
-    Output("out_indicators", "published.indicators"),
+    Output("out_indicators", PUBLISHED_TABLE),
     Output("out_rapport_excel", "reports/indicateurs_petite_enfance.xlsx"),
     Output("out_rapport_html", "reports/rapport_petite_enfance.html"),
 ]

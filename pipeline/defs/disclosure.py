@@ -13,7 +13,6 @@ Metadata carry counts, hashes, versions and cell keys only, never a value.
 """
 
 import datetime as dt
-import hashlib
 
 import dagster as dg
 import duckdb
@@ -23,27 +22,26 @@ from pipeline.disclosure.audit import audit_published
 from pipeline.disclosure.history import History, Release
 from pipeline.disclosure.policy import PolicyError, check_against_indicators
 from pipeline.disclosure.suppression import PUBLISHED_COLUMNS, MaskingError, mask
-from pipeline.fingerprint import table_fingerprint
+from pipeline.fingerprint import frame_fingerprint, table_fingerprint
 from pipeline.frames import as_text, read_compact
 from pipeline.releases import load_history
-from pipeline.resources import WAREHOUSE_POOL, ProjectResource, WarehouseResource, transaction, write_table
-from pipeline.tables import column_names, column_schema, column_schema_metadata
+from pipeline.resources import WAREHOUSE_POOL, ProjectResource, WarehouseResource, transaction
+from pipeline.table_writer import write_query, write_table
+from pipeline.tables import (
+    AUDIT_MEMO_TABLE,
+    CANDIDATE_TABLE,
+    MASKING_LOG_TABLE,
+    MASKING_MEMO_TABLE,
+    PUBLISHED_TABLE,
+    column_names,
+    column_schema,
+    column_schema_metadata,
+)
 from pipeline.territory import infra_zones
 
-CANDIDATE_TABLE = "confidential.published_candidate"
-MASKING_LOG_TABLE = "confidential.masking_log"
-# what the masking and the audit already decided, by fingerprint (pipeline.disclosure.memo)
-MASKING_MEMO_TABLE = "confidential.masking_memo"
-AUDIT_MEMO_TABLE = "confidential.audit_memo"
-PUBLISHED_TABLE = "published.indicators"
+# The tables (pipeline.tables): the candidate and the masking log, the memos of what the masking
+# and the audit already decided by fingerprint (pipeline.disclosure.memo), the published table.
 AUDIT_CHECK = "audit_secret_statistique"
-
-
-def table_sha256(frame: pd.DataFrame) -> str:
-    """A content hash of a table, independent of row order: what the lineage records."""
-    ordered = frame.sort_values(["level", "zone_code", "indicator", "year"]).reset_index(drop=True)
-    return hashlib.sha256(ordered.to_csv(index=False).encode("utf-8")).hexdigest()
-
 
 PUBLISHED_SCHEMA = column_schema(PUBLISHED_TABLE)  # columns and their descriptions: config/tables.yaml
 
@@ -122,7 +120,8 @@ def core_masking(context: dg.AssetExecutionContext, project: ProjectResource, wa
             "releases_known": len(history.releases),
             "figures_corrected_since_releases": history.corrections,
             "dagster/row_count": len(candidate),
-            "candidate_sha256": table_sha256(candidate),
+            # the fingerprint of the published table (pipeline.fingerprint), the candidate's before the audit
+            "candidate_sha256": frame_fingerprint(candidate),
         }
     )
     # The audit reads back what was stored; nothing of the masking is kept in memory beside it.
@@ -201,8 +200,7 @@ def out_indicators(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     columns = ", ".join(PUBLISHED_COLUMNS + ["study_id"])
     with warehouse.connect() as con:
         with transaction(con):  # copied inside DuckDB: a national table never goes through pandas to be written
-            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{PUBLISHED_TABLE.split(".")[0]}"')
-            con.execute(f"CREATE OR REPLACE TABLE {PUBLISHED_TABLE} AS SELECT {columns} FROM {CANDIDATE_TABLE}")
+            write_query(con, PUBLISHED_TABLE, f"SELECT {columns} FROM {CANDIDATE_TABLE}")
         published = as_text(read_compact(con, f"SELECT * FROM {PUBLISHED_TABLE}"))
         fingerprint = table_fingerprint(con, PUBLISHED_TABLE)
     status = published["status"].value_counts()
@@ -213,7 +211,6 @@ def out_indicators(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "masked": int(status.get("masked", 0)),
             "not_available": int(status.get("not_available", 0)),
             "study_id": str(published["study_id"].iloc[0]) if len(published) else "",
-            "table_sha256": table_sha256(published),
             # the fingerprint the reports, the manifest and the destruction certificate show
             "fingerprint": fingerprint,
         }

@@ -30,13 +30,13 @@ import pandas as pd
 from pipeline.catalog import CatalogError, Source, load_catalog
 from pipeline.extract import IngestError, extract, fingerprint, locate_year
 from pipeline.lifecycle import assert_ingest_allowed
-from pipeline.resources import WAREHOUSE_POOL, ProjectResource, WarehouseResource, transaction, write_rows, write_table
+from pipeline.resources import WAREHOUSE_POOL, ProjectResource, WarehouseResource, transaction
 from pipeline.staging import stage
-from pipeline.tables import STAGING_PATTERN, column_schema, raw_column_schema
+from pipeline.table_writer import write_rows, write_table
+from pipeline.tables import LEDGER_TABLE, STAGING_PATTERN, column_schema, raw_column_schema
 from pipeline.territory import TerritoryError
 from pipeline.validation import validate
 
-LEDGER_TABLE = "lineage.ingest_ledger"
 # `ingest_<source>`: the job of one source's two assets over its years (`make run`, the file sensor)
 INGEST_JOB_PREFIX = "ingest_"
 SCHEMA_CHECK = "schema_valide"

@@ -25,18 +25,23 @@ from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import PipelineError
 from pipeline.indicators import IndicatorSet, load_indicators
 from pipeline.resources import WAREHOUSE_POOL, ProjectResource, WarehouseResource, transaction
-from pipeline.tables import column_schema_metadata, described_schema
+from pipeline.table_writer import write_query
+from pipeline.tables import (
+    DEFINITIONS_TABLE,
+    EVOLUTION_TABLE,
+    INDICATORS_TABLE,
+    INPUTS_TABLE,
+    WIDE_VIEW_PATTERN,
+    column_schema_metadata,
+    described_schema,
+)
 from pipeline.territory import Territory, infra_zones
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 GROUP = "warehouse"
 LEVELS = ("commune", "rpe", "epci")
 
-INPUTS_TABLE = "confidential.indicator_inputs"
-INDICATORS_TABLE = "confidential.indicators"
-DEFINITIONS_TABLE = "confidential.indicator_definitions"
-EVOLUTION_TABLE = "confidential.indicators_evolution"
-WIDE_VIEWS = {level: f"confidential.indicators_wide_{level}" for level in LEVELS}
+WIDE_VIEWS = {level: WIDE_VIEW_PATTERN.replace("*", level) for level in LEVELS}
 STAGING_COLUMNS = ("year", "level", "zone_code", "measure", "value", "flag")
 
 
@@ -258,8 +263,7 @@ def build_indicator_inputs(
     register_staging(con, indicators)
     report = inspect_staging(con)
     with transaction(con):
-        con.execute("CREATE SCHEMA IF NOT EXISTS confidential")
-        con.execute(f"CREATE OR REPLACE TABLE {INPUTS_TABLE} AS\n" + read_sql("indicator_inputs.sql"))
+        write_query(con, INPUTS_TABLE, read_sql("indicator_inputs.sql"))
     return report
 
 
@@ -287,13 +291,12 @@ def build_indicators(con: duckdb.DuckDBPyConnection, indicators: IndicatorSet) -
     views from confidential.indicator_inputs, in one transaction."""
     register_definitions(con, indicators)
     with transaction(con):
-        con.execute(f"CREATE OR REPLACE TABLE {INDICATORS_TABLE} AS\n" + read_sql("indicators.sql"))
-        con.execute(
-            f"""CREATE OR REPLACE TABLE {DEFINITIONS_TABLE} AS
-                SELECT d.* EXCLUDE (alloc_source, alloc_measure),
-                       list(y.year ORDER BY y.year) AS years
-                FROM indicator_defs d JOIN indicator_years y USING (indicator)
-                GROUP BY ALL ORDER BY d.indicator_order"""
+        write_query(con, INDICATORS_TABLE, read_sql("indicators.sql"))
+        write_query(
+            con, DEFINITIONS_TABLE,
+            """SELECT d.* EXCLUDE (alloc_source, alloc_measure), list(y.year ORDER BY y.year) AS years
+               FROM indicator_defs d JOIN indicator_years y USING (indicator)
+               GROUP BY ALL ORDER BY d.indicator_order""",
         )
         for level in LEVELS:
             con.execute(wide_view_sql(indicators, level))
@@ -327,7 +330,7 @@ def build_evolution(con: duckdb.DuckDBPyConnection, indicators: IndicatorSet) ->
     """Write confidential.indicators_evolution from confidential.indicators."""
     register_definitions(con, indicators)
     with transaction(con):
-        con.execute(f"CREATE OR REPLACE TABLE {EVOLUTION_TABLE} AS\n" + read_sql("indicators_evolution.sql"))
+        write_query(con, EVOLUTION_TABLE, read_sql("indicators_evolution.sql"))
 
 
 def iris_not_adding_up(con: duckdb.DuckDBPyConnection, tolerance: float = 0.001) -> list[str]:

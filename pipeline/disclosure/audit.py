@@ -54,10 +54,11 @@ from pipeline.disclosure.policy import Policy
 from pipeline.disclosure.reader import CellKey, Observation, ReaderModel, YearSystem
 from pipeline.frames import as_text
 from pipeline.indicators import IndicatorSet
+from pipeline.tables import PUBLISHED_TABLE, primary_key
 
-INTERVAL_COLUMNS = ["level", "zone_code", "indicator", "year", "low", "high"]
+INTERVAL_COLUMNS = [*primary_key(PUBLISHED_TABLE), "low", "high"]
 # what a reader reads of the published table: the audit's fingerprints are of these columns
-AUDITED_COLUMNS = ["level", "zone_code", "indicator", "year", "value", "status"]
+AUDITED_COLUMNS = [*primary_key(PUBLISHED_TABLE), "value", "status"]
 ALL_SUBSETS_UP_TO = 6  # sums with at most this many hidden figures: every subset is checked
 PAIRS_UP_TO = 16  # beyond that, the whole set and the pairs only up to this many
 

@@ -36,6 +36,7 @@ import pandas as pd
 
 from pipeline.disclosure.reader import Observation
 from pipeline.indicators import IndicatorSet
+from pipeline.tables import PUBLISHED_TABLE, primary_key
 
 COMMUNE = "commune"
 
@@ -187,7 +188,7 @@ class History:
             history.level_of.append({labels[c]: lv for c, lv in tree.level_of.items()})
             history.relations.append([(labels[p], tuple(labels[k2] for k2 in kids))
                                       for p, kids in tree.children.items() if p in labels])
-            table = release.published[["level", "zone_code", "indicator", "year", "value", "status"]].copy()
+            table = release.published[[*primary_key(PUBLISHED_TABLE), "value", "status"]].copy()
             table["zone_code"] = table["zone_code"].astype(str).map(labels).fillna(table["zone_code"].astype(str))
             history.tables.append(table)
             # figures whose CAF data differ from today's (or from the release that named their zone)

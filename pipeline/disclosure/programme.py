@@ -21,10 +21,11 @@ from scipy.sparse import coo_matrix
 from pipeline.disclosure.policy import Policy, count_pairs, linked_counts
 from pipeline.errors import PipelineError
 from pipeline.indicators import IndicatorSet
+from pipeline.tables import PUBLISHED_TABLE, primary_key
 
 FREE, PRIMARY, SECRET, UNAVAILABLE = "free", "primary", "secret_at_source", "not_available"
 PROTECTED = (FREE, PRIMARY, SECRET)  # cells whose masking must hold (not those merely missing)
-KEYS = ["level", "zone_code", "indicator", "year"]
+KEYS = primary_key(PUBLISHED_TABLE)  # a cell: config/tables.yaml
 # The cost of masking again a cell the last release masked, against masking a new one: its
 # pattern is kept where it still protects, since a new mask beside an old one is what a
 # reader of both releases subtracts.

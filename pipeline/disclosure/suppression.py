@@ -68,11 +68,11 @@ from pipeline.disclosure.programme import (  # noqa: F401 (MaskingError: this mo
 from pipeline.disclosure.reader import ReaderModel
 from pipeline.frames import as_text
 from pipeline.indicators import IndicatorSet
-from pipeline.tables import column_names
+from pipeline.tables import PUBLISHED_TABLE, column_names
 from pipeline.territory import departement_of
 
 # the published table's columns (config/tables.yaml) but the study's id, which out_indicators adds
-PUBLISHED_COLUMNS = [c for c in column_names("published.indicators") if c != "study_id"]
+PUBLISHED_COLUMNS = [c for c in column_names(PUBLISHED_TABLE) if c != "study_id"]
 # Below this many cells to solve, sub-problems are solved in this process (no pool).
 PARALLEL_MIN_CELLS = 4_000  # the audit's whole-number questions make a sub-problem of the sample cost seconds
 
@@ -589,7 +589,7 @@ def _masking_log(
         "level": cells["level"].to_numpy(), "zone_code": cells["zone_code"].to_numpy(),
         "indicator": cells["indicator"].to_numpy(), "year": [int(y) for y in cells["year"]],
         "reason": reason, "rule": rule, "protects": shields,
-    }, columns=["level", "zone_code", "indicator", "year", "reason", "rule", "protects"])
+    }, columns=[*KEYS, "reason", "rule", "protects"])
     if len(audit.intervals) == 0:
         return log.assign(low=np.nan, high=np.nan)
     return _with_intervals(log, audit.intervals)

@@ -31,10 +31,9 @@ from pipeline.indicators import Indicator, IndicatorSet, load_indicators
 from pipeline.settings import Paths, project_paths
 from pipeline.study import StudyError
 from pipeline.study import load_study as read_study
-from pipeline.tables import column_names
+from pipeline.tables import PUBLISHED_TABLE, column_names, primary_key
 from pipeline.territory import Territory, load_territory
 
-PUBLISHED_TABLE = "published.indicators"
 PUBLISHED_COLUMNS = tuple(column_names(PUBLISHED_TABLE))  # declared in config/tables.yaml
 STATUSES = ("published", "masked", "not_available")
 LEVELS = ("epci", "rpe", "commune", "iris")
@@ -216,7 +215,7 @@ def check_published(frame: pd.DataFrame, indicators: IndicatorSet | None = None)
     published_without = int(((out["status"] == "published") & out["value"].isna()).sum())
     if published_without:
         problems.append(f"{published_without} published row(s) have no value")
-    dups = int(out.duplicated(["level", "zone_code", "indicator", "year"]).sum())
+    dups = int(out.duplicated(primary_key(PUBLISHED_TABLE)).sum())
     if dups:
         problems.append(f"{dups} duplicated (level, zone, indicator, year) row(s)")
     if indicators is not None:
