@@ -4,13 +4,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run test lint ui ui-server sample validate schemas bench release destroy clean-venv
+.PHONY: run test lint ui ui-server sample validate schemas bench release destroy clean-venv lock
 
-$(BIN)/.installed: pyproject.toml
+# The locked versions first, each file checked against its hash (requirements.lock, `make lock`),
+# then the project itself: its dependencies are all there, at those versions.
+$(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e '.[test,bench]'
+	$(BIN)/pip check
 	touch $@
+
+# requirements.lock from pyproject.toml (README, "Installs"): the versions already locked are kept;
+# `make lock UPGRADE=--upgrade` (or UPGRADE='--upgrade-package duckdb') moves them.
+lock:
+	test -x $(BIN)/uv || $(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra bench --python-version 3.11 --generate-hashes \
+		--custom-compile-command "make lock" $(UPGRADE) -o requirements.lock
 
 sample: $(BIN)/.installed
 	@if [ -z "$$(find raw -type f ! -name 'README*' ! -name '.*' -print -quit)" ]; then \
@@ -64,7 +75,6 @@ destroy: $(BIN)/.installed
 
 # Benchmarks (bench/README.md): not tests, nothing is timed against a limit.
 bench: $(BIN)/.installed
-	$(BIN)/pip install --quiet -e '.[test,bench]'
 	@if [ -f bench/__main__.py ]; then $(BIN)/python -m bench; else $(BIN)/python -m bench.tauargus_compare; fi
 
 clean-venv:
