@@ -38,8 +38,13 @@ def test_published_table_from_the_sample(built_project):
 def test_audit_check_passes_and_records_the_policy(built_project):
     result = materialize(["core_masking", "out_indicators"])
     assert result.success
-    (evaluation,) = result.get_asset_check_evaluations()
-    assert evaluation.passed and evaluation.check_name == "audit_secret_statistique"
+    evaluations = result.get_asset_check_evaluations()
+    # the audit, and the derived shape checks of the candidate and the published table (all passed)
+    assert sorted((e.asset_key.to_user_string(), e.check_name) for e in evaluations) == [
+        ("core_masking", "audit_secret_statistique"), ("core_masking", "forme_declaree"),
+        ("out_indicators", "forme_declaree")]
+    assert all(e.passed for e in evaluations)
+    (evaluation,) = [e for e in evaluations if e.check_name == "audit_secret_statistique"]
     assert evaluation.metadata["sums_checked"].value > 0
     masking = result.asset_materializations_for_node("core_masking")[0]
     assert len(masking.metadata["policy_sha256"].value) == 64

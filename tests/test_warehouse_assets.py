@@ -116,7 +116,11 @@ def test_sample_through_ingest_and_warehouse(built_project):
     warehouse = WarehouseResource()  # CAF_PROJECT_DIR points at the isolated project
     result = materialize(["core_indicator_inputs", "core_indicators", "core_indicators_evolution"])
     assert result.success
-    assert [e.check_name for e in result.get_asset_check_evaluations()] == ["caf_aggregates_match_communes"]
+    # the reconciliation, and each table's shape as config/tables.yaml declares it (pipeline/defs/shapes.py)
+    evaluations = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
+    assert set(evaluations) == {("core_indicator_inputs", "caf_aggregates_match_communes")} | {
+        (a, "forme_declaree") for a in ("core_indicator_inputs", "core_indicators", "core_indicators_evolution")}
+    assert all(passed for (_, name), passed in evaluations.items() if name == "forme_declaree")
 
     territory = load_territory()
     with warehouse.connect(read_only=True) as c:
