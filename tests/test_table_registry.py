@@ -175,3 +175,20 @@ def test_the_lock_file_pins_every_dependency_of_pyproject_with_hashes():
               for m in re.finditer(r"^([A-Za-z0-9_.\-]+)==(\S+) \\$", lock, re.M)}
     assert sorted(wanted - set(pinned)) == []
     assert lock.count("--hash=sha256:") >= len(pinned)  # each pin with the hashes of its files
+
+
+def test_a_zone_level_of_the_catalog_that_the_tables_do_not_allow_is_refused_by_validate(tmp_path):
+    import shutil
+
+    from pipeline.config_models.project import check_config
+    from pipeline.settings import Paths
+
+    shutil.copytree(PACKAGE_ROOT / "config", tmp_path / "config")
+    path = tmp_path / "config" / "tables.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("allowed: [commune, rpe, epci, iris]",
+                                                             "allowed: [commune, rpe, epci]"), encoding="utf-8")
+    paths = Paths(root=tmp_path, config=tmp_path / "config", raw=tmp_path / "raw",
+                  warehouse=tmp_path / "w.duckdb", reports=tmp_path / "reports")
+    problems = check_config(paths)
+    assert f"config/tables.yaml: {PUBLISHED_TABLE}.level does not allow the zone level iris of " \
+           "config/catalog.yaml (add it to `allowed`)" in problems

@@ -49,12 +49,13 @@ class ConfigSet(BaseModel):
     policy: Any
     governance: Any
     report: ReportFile
+    tables: Any = None  # config/tables.yaml's entries (pipeline.tables.load_tables)
 
     @model_validator(mode="after")
     def _coherent(self) -> ConfigSet:
         problems = [f"config/indicators.yaml and config/catalog.yaml: {p}" for p in self._indicators_and_catalog()]
         problems += [f"config/disclosure.yaml and config/indicators.yaml: {p}" for p in self._policy_and_indicators()]
-        problems += self._levels() + self._report_keys() + self._classifications()
+        problems += self._levels() + self._report_keys() + self._classifications() + self._coded_levels()
         if problems:
             raise PydanticCustomError("incoherent", "the config files disagree", {"problems": problems})
         return self
@@ -78,6 +79,21 @@ class ConfigSet(BaseModel):
         known = [*COMMUNAL_LEVELS, *sorted(below)]
         problems += [f"config/disclosure.yaml: protection.cost_by_level names {level}, which is none of the levels "
                      f"{', '.join(known)}" for level in self.policy.cost_by_level if level not in known]
+        return problems
+
+    def _coded_levels(self) -> list[str]:
+        """Every zone level of the catalog is a value the tables' `level` columns allow (else the
+        first write of an IRIS-like level would be refused, in a run instead of here)."""
+        from pipeline.tables import PUBLISHED_TABLE, STAGING_PATTERN
+
+        problems = []
+        for table in (PUBLISHED_TABLE, STAGING_PATTERN):
+            entry = (self.tables or {}).get(table)
+            column = entry.columns.get("level") if entry else None
+            allowed = set(column.allowed or ()) if column else set()
+            problems += [f"config/tables.yaml: {table}.level does not allow the zone level {level} of "
+                         "config/catalog.yaml (add it to `allowed`)"
+                         for level in sorted(set(self.catalog.zone_levels) - allowed) if allowed]
         return problems
 
     def _report_keys(self) -> list[str]:
