@@ -23,10 +23,10 @@ lock:
 	$(BIN)/uv pip compile pyproject.toml --extra test --extra bench --python-version 3.11 --generate-hashes \
 		--custom-compile-command "make lock" $(UPGRADE) -o requirements.lock
 
+# The sample goes to the project's raw/ only while it holds no data file, and never once the study
+# is closed or its data destroyed (fake files there would be taken for, and destroyed as, CAF data).
 sample: $(BIN)/.installed
-	@if [ -z "$$(find raw -type f ! -name 'README*' ! -name '.*' -print -quit)" ]; then \
-		$(BIN)/python -m pipeline sample --out raw; \
-	else echo "raw/ already holds files: no sample generated"; fi
+	@$(BIN)/python -m pipeline sample --if-empty
 
 run: sample
 	$(BIN)/python -m pipeline run
@@ -69,9 +69,13 @@ release: $(BIN)/.installed
 
 # End of the study (convention art. 2 and 7): destroy the CAF data, then the residue scan and the
 # certificate in reports/. Needs status: closed and published_on in config/study.yaml. Never part of `run`.
+# OPERATOR is required (the certificate names who asked); SENTINEL, a text known to be in the files
+# the CAF sent, lets the residue scan prove something when none can be derived from the data. It goes
+# to the command in the environment, and the command line is not echoed: the value never shows.
 destroy: $(BIN)/.installed
-	@test -n "$(STUDY_ID)" || { echo "usage: make destroy STUDY_ID=<study_id of config/study.yaml> [OPERATOR='Name, role']" >&2; exit 2; }
-	$(BIN)/python -m pipeline destroy --study-id "$(STUDY_ID)" --operator "$(OPERATOR)"
+	@test -n "$(STUDY_ID)" || { echo "usage: make destroy STUDY_ID=<study_id of config/study.yaml> OPERATOR='Name, role' [SENTINEL='a text of the CAF files']" >&2; exit 2; }
+	@test -n "$(OPERATOR)" || { echo "make destroy: OPERATOR is required: the certificate names who asks for the destruction, e.g. OPERATOR='Prénom Nom, Service Petite Enfance'" >&2; exit 2; }
+	@SENTINEL="$(SENTINEL)" $(BIN)/python -m pipeline destroy --study-id "$(STUDY_ID)" --operator "$(OPERATOR)"
 
 # Benchmarks (bench/README.md): not tests, nothing is timed against a limit.
 bench: $(BIN)/.installed

@@ -14,9 +14,10 @@
 - `release [--operator NAME] [--note TEXT]`: launch the `release` job: record the current
   `published.indicators` in the immutable publication history (`make release`); prints
   `released R<n>: <rows> rows, fingerprint <12 hex>`, or why it is refused (exit 1).
-- `destroy --study-id ID [--operator NAME] [--sentinel TEXT]...`: launch the `destruction`
+- `destroy --study-id ID --operator NAME [--sentinel TEXT]...`: launch the `destruction`
   job: destroy the closed study's data (convention art. 2) and issue the certificate
-  (`make destroy STUDY_ID=ID`).
+  (`make destroy STUDY_ID=ID OPERATOR=NAME [SENTINEL=TEXT]`); prints `ok:`, `done, NOT
+  VERIFIED:` (nothing of the data to search for) or `FAILED:` and only the refusal.
 
 This module only parses arguments, launches jobs and prints one line per run and one
 message per failing file (a config problem: `error: <file>: <key> <what was expected>`).
@@ -149,8 +150,27 @@ def destroy_study(study_id: str, operator: str, sentinels: list[str]) -> int:
         launched = launch_destruction(instance, study_id, operator=operator, sentinels=sentinels)
     if launched.success:
         done = launched.result.output_for_node(OP_NAME)
-        print(f"ok: destruction of study {study_id} complete (run {launched.run_id[:8]})")
-        print(f"certificate: {done['certificate_html']}\n             {done['certificate_json']}")
+        where = f"certificate: {done['certificate_html']}\n             {done['certificate_json']}"
+        if done.get("already_destroyed_on"):
+            late = done.get("late_raw_files_destroyed", 0)
+            print(f"ok: the data of study {study_id} were destroyed on {done['already_destroyed_on']}; "
+                  + (f"{late} file(s) found in raw/ since were destroyed too (the certificate lists them); "
+                     if late else "")
+                  + f"checked again (run {launched.run_id[:8]}): "
+                  + ("no trace found" if done["residue_scan_conclusive"] else
+                     "NOT CONCLUSIVE, nothing of the data to search for (give SENTINEL='...')"))
+        elif not done["residue_scan_conclusive"]:
+            # the data are gone, but a scan with nothing to search for proves nothing: say so first
+            print(f"done, NOT VERIFIED: the data of study {study_id} were destroyed (run {launched.run_id[:8]}), but "
+                  "the residue scan had no value of the data to search for (none given, none derived: the "
+                  "certificate says why); it only looked for identical copies of the files received and found none."
+                  f"\n  To verify: make destroy STUDY_ID={study_id} OPERATOR='...' SENTINEL='<a text you know the "
+                  "CAF files held>'")
+        else:
+            print(f"ok: destruction of study {study_id} complete (run {launched.run_id[:8]}): "
+                  f"{done['residue_scan_sentinels_given'] + done['residue_scan_sentinels_derived']} value(s) of the "
+                  "data searched for, no trace found")
+        print(where)
         return 0
     print(f"FAILED: destruction of study {study_id} (run {launched.run_id[:8]})", file=sys.stderr)
     for message in failure_messages(launched.result):
@@ -169,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--scale", choices=["cabbalr", "national"], default="cabbalr",
                         help="national: a synthetic France, its referential written to ../config beside --out")
     sample.add_argument("--communes", type=int, help="with --scale national: how many communes")
+    sample.add_argument("--if-empty", action="store_true",
+                        help="only if the folder holds no data file yet (make run on a fresh clone)")
     check = commands.add_parser("validate", help="validate config/, and files before dropping them in raw/")
     check.add_argument("files", nargs="*", type=Path)
     schema = commands.add_parser("schemas", help="write the JSON Schemas of config/ from their models")
@@ -180,15 +202,29 @@ def main(argv: list[str] | None = None) -> int:
     release.add_argument("--note", default="", help="a note kept with the release (never a figure)")
     destroy = commands.add_parser("destroy", help="destroy the closed study's data and issue the certificate")
     destroy.add_argument("--study-id", required=True, help="the study_id of config/study.yaml, repeated")
-    destroy.add_argument("--operator", default="", help="who asks for the destruction (for the certificate)")
+    destroy.add_argument("--operator", default=os.environ.get("OPERATOR", ""),
+                         help="who asks for the destruction (name, role), required: the certificate names them; "
+                         "default: the OPERATOR environment variable")
     destroy.add_argument("--sentinel", action="append", default=[],
                          help="a known value to search for after destruction (repeatable)")
     args = parser.parse_args(argv)
 
     try:
         if args.command == "sample":
+            from pipeline.lifecycle import ingest_refusal
             from pipeline.sample import generate
 
+            # raw/ is where the CAF's files arrive: once the study is closed or its data destroyed,
+            # fake ones there would be taken for received data (and destroyed as such)
+            why = ingest_refusal() if args.out.resolve() == project_paths().raw.resolve() else None
+            if why:
+                print(f"no sample written to {args.out}: {why.removeprefix('ingest refused: ')}")
+                return 0
+            if args.if_empty and args.out.is_dir() and any(
+                    p.is_file() and not p.name.startswith(".") and not p.name.upper().startswith("README")
+                    for p in args.out.rglob("*")):
+                print(f"{args.out} already holds files: no sample generated")
+                return 0
             written = generate(args.out, seed=args.seed, bundle=args.bundle, sentinel=args.sentinel,
                                scale=args.scale, n_communes=args.communes)
             print(f"{len(written)} sample files written to {args.out}")
@@ -206,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(args.files) - bad} of {len(args.files)} file(s) valid")
             return 1 if bad else 0
         if args.command == "run":
+            from pipeline.lifecycle import ingest_refusal
+
+            if why := ingest_refusal():  # a closed or destroyed study: every run would fail on it
+                print(f"error: nothing was run: {why}", file=sys.stderr)
+                return 1
             failed = run_all()
             paths = project_paths()
             print(f"warehouse: {paths.warehouse}\nreports:   {paths.reports}")
@@ -213,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "release":
             return release_study(args.operator, args.note)
         if args.command == "destroy":
-            return destroy_study(args.study_id, args.operator, args.sentinel)
+            # `make destroy SENTINEL=...` passes it in the environment: never on a command line `ps` shows
+            given = args.sentinel + ([os.environ["SENTINEL"]] if os.environ.get("SENTINEL") else [])
+            return destroy_study(args.study_id, args.operator, given)
     except PipelineError as exc:  # the project's own errors: a message for the user, never a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2

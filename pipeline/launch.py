@@ -200,7 +200,9 @@ def destruction_run_config(study_id: str, operator: str = "", sentinels: list[st
                 }
             }
         },
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        # the console gets the CLI's lines only (a refusal is not a traceback); every event,
+        # warnings included, is in the instance (the UI's run page)
+        **QUIET,
     }
 
 

@@ -54,7 +54,7 @@ def study_data_destruction(
 
     try:
         study = project.study()
-        problems = destruction_problems(study, config.study_id, dict(context.run.tags))
+        problems = destruction_problems(study, config.study_id, dict(context.run.tags), operator=config.operator)
         sentinels = decode_sentinels(config.sentinels)
     except (StudyError, DestructionError) as exc:
         raise dg.Failure(description=f"destruction refused: {exc}", allow_retries=False) from None
@@ -86,6 +86,10 @@ def study_data_destruction(
         "certificate_html": dg.MetadataValue.path(show(outcome.certificate_html)),
         "certificate_json": dg.MetadataValue.path(show(outcome.certificate_json)),
         "residue_scan_clean": scan.clean,
+        "residue_scan_conclusive": scan.conclusive,
+        "residue_scan_verdict": scan.verdict,
+        "residue_scan_not_checked": dg.MetadataValue.json(scan.not_checked),
+        "residue_scan_copies_searched": scan.copies_searched,
         "residue_scan_files": scan.files_scanned,
         "residue_scan_bytes": scan.bytes_scanned,
         "residue_scan_tables": scan.tables_scanned,
@@ -95,6 +99,9 @@ def study_data_destruction(
     }
     if outcome.already_done:
         metadata["already_destroyed_on"] = str(outcome.journal.data.get("completed_at", ""))
+        late = outcome.journal.data["verifications"][-1]["raw_files_destroyed"]
+        metadata["late_raw_files_destroyed"] = len(late)
+        metadata["late_raw_files"] = dg.MetadataValue.json([{k: f[k] for k in ("path", "sha256")} for f in late])
     cert = outcome.certificate
     if cert:
         destroyed = cert["detruit"]
@@ -119,7 +126,7 @@ def study_data_destruction(
                 + [{"path": r["path"], "sha256": r["sha256"], "reason": r["reason"]} for r in cert["conserve"]["rapports"]]
             ),
         })
-    if not scan.clean:
+    if scan.hits:
         where = "\n".join(f"- {h['path']} ({h['form']}, {h['origin']}): {h['count']}" for h in scan.hits[:50])
         raise dg.Failure(
             description=(
@@ -130,7 +137,11 @@ def study_data_destruction(
             metadata=metadata,
             allow_retries=False,
         )
-    context.log.info(f"destruction complete; certificate: {show(outcome.certificate_html)}")
+    if not scan.conclusive:
+        context.log.warning(f"destruction done, NOT VERIFIED: {scan.no_value_reason}; certificate: "
+                            f"{show(outcome.certificate_html)}")
+    else:
+        context.log.info(f"destruction complete; certificate: {show(outcome.certificate_html)}")
     # the run's output (the CLI prints from it); its metadata shows in the UI's run page
     return dg.Output({k: getattr(v, "value", v) for k, v in metadata.items()}, metadata=metadata)
 

@@ -16,17 +16,61 @@ from pipeline.lifecycle.journal import os_user
 from pipeline.lifecycle.rules import CERTIFICATE_REASON
 from pipeline.lifecycle.scanner import ScanReport
 from pipeline.lifecycle.shredder import sha256_file, write_json_atomic
+from pipeline.lifecycle.verification import postgres_done
 from pipeline.lifecycle.warehouse import warehouse_inventory_empty
 
-DAGSTER_METHOD = {
-    "sqlite": "suppression des runs ayant lu ou produit les données (événements, journaux, sorties "
-              "capturées), effacement de l'historique des actifs, reconstruction (VACUUM) des bases SQLite",
-    "postgres": "suppression des runs ayant lu ou produit les données (événements, journaux, sorties "
-                "capturées), effacement de l'historique des actifs ; dans la base PostgreSQL, reconstruction "
-                "(VACUUM FULL) des tables concernées, point de contrôle (CHECKPOINT) et changements de segment du "
-                "journal d'écriture (WAL) jusqu'à ce que les segments qui contenaient les lignes supprimées soient "
-                "réécrits ou retirés",
-}
+DAGSTER_PURGE = ("suppression des runs ayant lu ou produit les données (événements, journaux, sorties "
+                 "capturées), effacement de l'historique des actifs")
+DONE, UNVERIFIED, FAILED = "TERMINÉE", "NON VÉRIFIÉE", "ÉCHEC"
+NOT_GIVEN = "non renseigné"
+
+
+def dagster_method(res: dict) -> str:
+    """How Dagster's storage was purged, from what the compaction did (a step the server refused
+    is named as refused, never claimed)."""
+    if res.get("storage") == "postgres":
+        return DAGSTER_PURGE + " ; dans la base PostgreSQL : " + postgres_done(res.get("postgres"))
+    return DAGSTER_PURGE + ", reconstruction (VACUUM) des bases SQLite"
+
+
+def status_of(scan: ScanReport) -> str:
+    """ÉCHEC when something was found; NON VÉRIFIÉE when no value of the data could be searched
+    for (finding nothing then proves nothing); TERMINÉE otherwise."""
+    return FAILED if scan.hits else (DONE if scan.conclusive else UNVERIFIED)
+
+
+def _explanation(status: str, scan: ScanReport) -> str:
+    if status == FAILED:
+        return ("ÉCHEC : des traces des données ont été trouvées après la destruction. Ce document NE DOIT PAS "
+                "être transmis à la CAF tant que la destruction n'a pas été reprise avec succès.")
+    copies = (f" et des copies à l'identique des {scan.copies_searched} fichiers reçus" if scan.copies_searched
+              else "")
+    if status == DONE:
+        return (f"Destruction terminée ; le contrôle de non-persistance a recherché "
+                f"{scan.sentinels_given + scan.sentinels_derived} valeur(s) des données{copies} : aucune trouvée.")
+    return (f"Destruction effectuée, NON VÉRIFIÉE : {scan.no_value_reason}. "
+            + (f"Seules des copies à l'identique des {scan.copies_searched} fichiers reçus ont été recherchées "
+               "(aucune trouvée) : " if scan.copies_searched else "Rien n'a donc été recherché : ")
+            + "ce contrôle ne prouve pas l'absence d'autres traces (extraits, exports, copies modifiées). Pour le "
+            "compléter, reprendre la commande en donnant un texte connu des fichiers reçus : "
+            "make destroy STUDY_ID=… OPERATOR=… SENTINEL='…'.")
+
+
+def _scan_explanation(scan: ScanReport, postgres: bool) -> str:
+    places = ("chaque octet de chaque fichier des dossiers ci-dessous (y compris le contenu décompressé des archives "
+              "zip/xlsx et gzip)")
+    if not scan.conclusive:
+        return (f"Après la destruction, {places} a été lu à la recherche de copies à l'identique des fichiers reçus "
+                f"(empreinte SHA-256). Aucune valeur des données n'a été recherchée : {scan.no_value_reason}. "
+                "Le détail de ce qui a été parcouru, comment, et de ce qui n'a pas pu être vérifié figure ci-dessous.")
+    return (f"Après la destruction, {places} a été recherché pour les valeurs sentinelles, sous les encodages listés, "
+            "et pour les copies à l'identique des fichiers reçus ; les tables restantes de la base DuckDB ont en outre "
+            "été interrogées"
+            + (", ainsi que chaque table de la base PostgreSQL de l'orchestrateur et, quand ce compte peut les "
+               "lire, les fichiers du cluster PostgreSQL" if postgres else "")
+            + ". Le détail de ce qui a été parcouru, comment, et de ce qui n'a pas pu être vérifié figure ci-dessous. "
+            "Les valeurs « dérivées » sont des textes distinctifs tirés des données avant leur destruction, "
+            "gardés en mémoire seulement et jamais écrits ; ce document n'en donne que le nombre.")
 POSTGRES_LIMITS = [
     "Base PostgreSQL de l'orchestrateur : ses sauvegardes, ses archives du journal WAL (archive_mode), ses "
     "réplicas et le journal du serveur hors de son dossier de données ne sont pas atteints par ce traitement ; "
@@ -47,17 +91,12 @@ def build_certificate(d, scan: ScanReport, finished: dt.datetime) -> dict:
     for item in inv.get("reports_kept", []):
         path = d.resolve(item["path"])
         reports_after[item["path"]] = sha256_file(path) if path.exists() else ""
-    status = "TERMINÉE" if scan.clean else "ÉCHEC"
+    status = status_of(scan)
     return {
         "document": "Procès-verbal de destruction des données",
         "fichiers": {"html": d.show(d.html_path), "json": d.show(d.json_path)},
         "status": status,
-        "statut_explication": (
-            "Destruction terminée ; le contrôle de non-persistance n'a trouvé aucune trace des données."
-            if scan.clean else
-            "ÉCHEC : des traces des données ont été trouvées après la destruction. Ce document NE DOIT PAS "
-            "être transmis à la CAF tant que la destruction n'a pas été reprise avec succès."
-        ),
+        "statut_explication": _explanation(status, scan),
         "etude": {
             "identifiant": study.study_id,
             "titre": study.title,
@@ -77,9 +116,10 @@ def build_certificate(d, scan: ScanReport, finished: dt.datetime) -> dict:
         },
         "operation": {
             "debut": first.get("started_at", ""),
-            "fin": iso(finished),
+            "fin": journal.get("completed_at") or iso(finished),  # a later check does not move it
             "executee_par": first.get("executed_by", os_user()),
-            "operateur_declare": d.operator or first.get("operator", ""),
+            # who asked for the destruction (the first attempt's); later checks are listed apart
+            "operateur_declare": first.get("operator") or d.operator or NOT_GIVEN,
             "machine": first.get("host", socket.gethostname()),
             "run_dagster": d.run_id,
             "tentatives": journal["attempts"],
@@ -88,7 +128,7 @@ def build_certificate(d, scan: ScanReport, finished: dt.datetime) -> dict:
                             "disque (fsync), puis suppression",
                 "base_duckdb": "copie des seules tables conservées dans un fichier neuf ; l'ancien fichier est "
                                "écrasé puis remplacé par la copie, de sorte que les pages libérées ne gardent rien",
-                "dagster": DAGSTER_METHOD[dagster_res.get("storage", "sqlite")],
+                "dagster": dagster_method(dagster_res),
             },
         },
         "detruit": {
@@ -132,17 +172,12 @@ def build_certificate(d, scan: ScanReport, finished: dt.datetime) -> dict:
         },
         "controle_de_non_persistance": dict(
             scan.to_dict(),
-            explication=(
-                "Après la destruction, chaque octet de chaque fichier des dossiers ci-dessus (y compris le "
-                "contenu décompressé des archives zip/xlsx et gzip) a été recherché pour les valeurs sentinelles, "
-                "sous les encodages listés ; les tables restantes de la base DuckDB ont en outre été interrogées"
-                + (", ainsi que chaque table de la base PostgreSQL de l'orchestrateur et, quand ce compte peut les "
-                   "lire, les fichiers du cluster PostgreSQL" if dagster_res.get("storage") == "postgres" else "")
-                + ". Le détail de ce qui a été parcouru et comment figure ci-dessous. "
-                "Les valeurs « dérivées » sont des textes distinctifs tirés des données avant leur destruction, "
-                "gardés en mémoire seulement et jamais écrits ; ce document n'en donne que le nombre."
-            ),
+            explication=_scan_explanation(scan, dagster_res.get("storage") == "postgres"),
             derived_in_earlier_attempts=journal.get("scan", {}).get("derived_in_earlier_attempts", 0),
+            # the checks run again after the destruction (make destroy once more), each as it went
+            verifications=[{k: v.get(k) for k in ("at", "operator", "verdict", "sentinels_given", "files_scanned")}
+                           | {"raw_files_destroyed": v.get("raw_files_destroyed", [])}
+                           for v in journal.get("verifications", [])],
         ),
         "limites": [
             "Les copies des fichiers hors de ce projet (messagerie, dossier Téléchargements, sauvegardes, "
@@ -195,14 +230,14 @@ def render_certificate_html(cert: dict) -> str:
         "cert": cert, "etude": etude, "conv": conv, "op": op, "det": det, "kept": kept, "scan": scan, "dag": dag,
         "provider": str(parties.get("data_provider", "la CAF")),
         "partner": str(parties.get("partner", "le partenaire")),
-        "ok": cert["status"] == "TERMINÉE",
+        "ok": cert["status"] == DONE, "unverified": cert["status"] == UNVERIFIED,
         "signed": fr_date(_day(conv["signee_le"])),
         "decision": fr_date(_day(conv["decision_du"])) if conv["decision_du"] else "",
         "published": fr_date(_day(etude["date_de_publication"])),
         "start": fr_datetime(start) if start else "", "end": fr_datetime(dt.datetime.fromisoformat(op["fin"])),
         "run_files": run_files, "n_hits": sum(h["count"] for h in scan["hits"]),
         "reasons": [(chr(ord("a") + i), r) for i, r in enumerate(reasons)],
-        "pg": dag.get("postgresql"),
+        "pg": dag.get("postgresql"), "pg_done": postgres_done(dag.get("postgresql")),
         "summary": _table(["Nature", "Nombre", "Volume"], [
             ["Fichiers reçus (dossier raw/)", len(det["fichiers_bruts"]),
              fr_bytes(sum(f["size_bytes"] for f in det["fichiers_bruts"]))],

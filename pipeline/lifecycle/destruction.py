@@ -20,14 +20,15 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from pipeline.lifecycle.certificate import write_certificate
+from pipeline.lifecycle import verification
+from pipeline.lifecycle.certificate import status_of, write_certificate
 from pipeline.lifecycle.dagster_storage import DagsterStorage
 from pipeline.lifecycle.dates import iso, now
 from pipeline.lifecycle.gate import DestructionError, certificate_paths, destruction_record, journal_path, marker_path
 from pipeline.lifecycle.journal import Journal, os_user
 from pipeline.lifecycle.markers import destroyed_observation, restated_materialization, restatements
 from pipeline.lifecycle.rules import REPORT_REASON, purged_asset_keys, touched_asset_keys
-from pipeline.lifecycle.scanner import ScanReport, Sentinel, public_text, residue_scan
+from pipeline.lifecycle.scanner import ScanReport, Sentinel, public_text
 from pipeline.lifecycle.shredder import (
     fsync_dir,
     overwrite_file,
@@ -40,7 +41,6 @@ from pipeline.lifecycle.warehouse import (
     copy_kept,
     derive_sentinels,
     kept_text_values,
-    scan_duckdb_tables,
     table_digests,
     warehouse_inventory,
     warehouse_inventory_empty,
@@ -175,16 +175,34 @@ class Destruction:
             attempt["outcome"] = "interrompue"
 
     def verify_again(self) -> Outcome:
-        """Already destroyed: only the residue scan again (the certificate is not rewritten)."""
+        """Already destroyed: files found in raw/ since (a copy of CAF data has no place in a
+        closed study: a `make run` that once generated the sample there, a file dropped late) are
+        destroyed as the others were, then the residue scan again, their fingerprints included.
+        The certificate is written again only when what it says changes (files destroyed, a NON
+        VÉRIFIÉE one verified with given values, traces found since), so that a document already
+        sent is not rewritten for nothing; the journal keeps each check."""
+        check = {"run_id": self.run_id, "at": iso(), "operator": self.operator, "raw_files_destroyed": []}
+        self.journal.data.setdefault("verifications", []).append(check)
+        for path in self.raw_files():
+            item = self.file_item(path)
+            check["raw_files_destroyed"].append(item)
+            self.journal.save()  # its fingerprint first: a copy of it is searched for below
+            shred_file(path)
+            item["destroyed_at"] = iso()
+        self.remove_empty_raw_folders()
+        if check["raw_files_destroyed"]:
+            self.log.warning(f"raw/: {len(check['raw_files_destroyed'])} file(s) that came after the destruction "
+                             "overwritten then deleted")
         scan = self.scan(self.given_sentinels())
-        self.journal.data.setdefault("verifications", []).append(
-            {"run_id": self.run_id, "at": iso(), "clean": scan.clean, "hits": scan.hits,
-             "files_scanned": scan.files_scanned}
-        )
+        check.update({"verdict": scan.verdict, "clean": scan.clean, "conclusive": scan.conclusive,
+                      "sentinels_given": scan.sentinels_given, "hits": scan.hits, "files_scanned": scan.files_scanned})
         self.journal.save()
+        previous = json.loads(self.json_path.read_text(encoding="utf-8")) if self.json_path.exists() else {}
+        changed = bool(check["raw_files_destroyed"]) or (
+            status_of(scan) != previous.get("status") and (scan.conclusive or bool(scan.hits)))
+        certificate = write_certificate(self, scan, now()) if changed or not previous else previous
         return Outcome(self.study, self.journal, scan, self.html_path, self.json_path, already_done=True,
-                       certificate=json.loads(self.json_path.read_text(encoding="utf-8"))
-                       if self.json_path.exists() else {})
+                       certificate=certificate)
 
     def given_sentinels(self) -> list[Sentinel]:
         return [Sentinel(t, "fourni") for t in self.given]
@@ -229,6 +247,8 @@ class Destruction:
     # -- step 2: values to scan for, derived from the data (memory only) --
     def step_derive(self) -> None:
         if not self.db.exists():
+            self.journal.results["derivation"] = {"state": "no_warehouse"}
+            self.journal.save()
             return
         baseline = self.baseline_text()
         try:
@@ -240,11 +260,12 @@ class Destruction:
                     def exclude(value: str) -> bool:
                         return value in kept or value in baseline
 
-                    self.derived = derive_sentinels(con, exclude)
+                    self.derived, self.journal.results["derivation"] = derive_sentinels(con, exclude)
                 finally:
                     con.close()
         except duckdb.Error:
             self.derived = []
+            self.journal.results["derivation"] = {"state": "unreadable"}
             self.log.warning("derived sentinels: the warehouse is being rewritten by an earlier attempt; "
                              "only the given sentinels are searched in this attempt")
         self.journal.results.setdefault("derived_sentinels_first_attempt", len(self.derived))
@@ -275,6 +296,11 @@ class Destruction:
             item["destroyed_at"] = iso()
             self.journal.save()
             self.checkpoint(f"raw_file:{n}")
+        self.journal.results["raw_folders_removed"] = self.remove_empty_raw_folders()
+        self.log.info(f"raw files: {len(items)} overwritten then deleted")
+        self.journal.mark("raw_files")
+
+    def remove_empty_raw_folders(self) -> list[str]:
         removed = []
         raw = self.paths.raw
         if raw.exists():
@@ -282,9 +308,7 @@ class Destruction:
                 if not any(folder.iterdir()):
                     folder.rmdir()
                     removed.append(self.show(folder))
-        self.journal.results["raw_folders_removed"] = removed
-        self.log.info(f"raw files: {len(items)} overwritten then deleted")
-        self.journal.mark("raw_files")
+        return removed
 
     def resolve(self, shown: str) -> Path:
         if shown.startswith("DAGSTER_HOME/"):
@@ -440,63 +464,9 @@ class Destruction:
                 con.close()
         return out
 
-    # -- step 7: the residue scan --
-    def scan_roots(self) -> list[Path]:
-        roots = [self.paths.root, self.paths.raw, self.db.parent, self.paths.reports, self.home]
-        env_home = os.environ.get("DAGSTER_HOME")
-        if env_home:
-            roots.append(Path(env_home))
-        out: list[Path] = []
-        for root in roots:
-            root = root.resolve()
-            if root.exists() and not any(root.is_relative_to(r) for r in out):
-                out = [r for r in out if not r.is_relative_to(root)] + [root]
-        return out
-
+    # -- step 7: the residue scan (`pipeline.lifecycle.verification`) --
     def scan(self, sentinels: list[Sentinel]) -> ScanReport:
-        """Every file under the project and DAGSTER_HOME; the tables of the DuckDB file; with a
-        PostgreSQL instance, its database's tables and the cluster's files where readable."""
-        roots = self.scan_roots()
-        report = residue_scan(roots, sentinels, display=self.show)
-        report.scopes.append({
-            "what": "fichiers : " + ", ".join({".": "dossier du projet", "DAGSTER_HOME/.": "DAGSTER_HOME"}.get(
-                self.show(r), self.show(r)) for r in roots),
-            "how": "lecture de chaque octet, y compris le contenu décompressé des archives zip/xlsx et gzip",
-        })
-        if self.db.exists():
-            with self.lock():
-                try:
-                    n, hits = scan_duckdb_tables(self.db, sentinels, self.show(self.db))
-                except duckdb.Error as exc:
-                    n, hits = 0, []
-                    report.unreadable.append(f"{self.show(self.db)} ({exc.__class__.__name__})")
-            report.tables_scanned = n
-            report.hits.extend(hits)
-            report.scopes.append({"what": f"base DuckDB {self.show(self.db)} ({n} tables)",
-                                  "how": "requête SQL de chaque colonne texte de chaque table"})
-        if self.storage.kind == "postgres":
-            scope, hits = self.storage.scan_database(sentinels)
-            report.scopes.append(scope)
-            report.hits.extend(hits)
-            cluster = self.storage.data_directory()
-            if cluster is None:
-                report.scopes.append({
-                    "what": "fichiers du cluster PostgreSQL",
-                    "how": "non parcourus : le serveur ne donne pas son dossier à ce compte ou ce compte ne peut "
-                           "pas le lire (serveur distant, droits) ; à vérifier par l'administrateur de la base",
-                })
-            else:
-                files = residue_scan([cluster], sentinels, display=lambda p: "PGDATA/" + str(p.relative_to(cluster)))
-                report.files_scanned += files.files_scanned
-                report.bytes_scanned += files.bytes_scanned
-                report.hits.extend(files.hits)
-                report.unreadable.extend(files.unreadable)
-                report.scopes.append({
-                    "what": f"fichiers du cluster PostgreSQL ({cluster}) : tables, index, journal WAL",
-                    "how": f"lecture de chaque octet de {files.files_scanned} fichiers, après VACUUM FULL, "
-                           "CHECKPOINT et changement de segment WAL",
-                })
-        return report
+        return verification.scan(self, sentinels)
 
     def step_scan(self) -> ScanReport:
         sentinels = self.given_sentinels() + [Sentinel(t, "dérivé") for t in self.derived]
@@ -508,11 +478,14 @@ class Destruction:
         )
         self.journal.save()
         if not sentinels:
-            self.log.warning("residue scan: no sentinel to search for (none given, none derived)")
+            self.log.warning("residue scan: no value of the data to search for (none given, none derived): "
+                             "not conclusive, the certificate says so")
         self.log.info(
             f"residue scan: {report.files_scanned} file(s), {report.bytes_scanned} bytes, "
-            f"{report.tables_scanned} table(s), {len(sentinels)} sentinel(s): "
-            + ("no residue" if report.clean else f"{sum(h['count'] for h in report.hits)} HIT(S)")
+            f"{report.tables_scanned} table(s), {len(sentinels)} sentinel(s), {report.copies_searched} file "
+            "fingerprint(s): "
+            + (f"{sum(h['count'] for h in report.hits)} HIT(S)" if report.hits else
+               "no residue" if report.conclusive else "nothing found, NOT CONCLUSIVE")
         )
         return report
 
@@ -520,7 +493,9 @@ class Destruction:
     def step_certificate(self, scan: ScanReport) -> Outcome:
         finished = now()
         cert = write_certificate(self, scan, finished)
-        if scan.clean:
+        # destroyed once no trace is found, even if nothing could be searched for: the data are
+        # gone, the certificate says the check was not conclusive, a re-run with values verifies
+        if not scan.hits:
             self.journal.data["completed_at"] = iso(finished)
             self.journal.mark("certificate")
             write_json_atomic(marker_path(self.study.study_id, self.paths), {

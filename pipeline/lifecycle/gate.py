@@ -115,9 +115,19 @@ AUTOMATED_RUN_TAGS = (
 )
 
 
-def destruction_problems(study: Study, requested_study_id: str, run_tags: dict | None = None) -> list[str]:
-    """Everything that forbids the destruction now; empty when it may proceed."""
+OPERATOR_MISSING = (
+    "the operator is not named: the certificate says who asked for the destruction (name and role), "
+    "the computer account alone is not an answer: make destroy STUDY_ID=<study_id> OPERATOR='Prénom Nom, fonction'"
+)
+
+
+def destruction_problems(study: Study, requested_study_id: str, run_tags: dict | None = None,
+                         operator: str | None = None) -> list[str]:
+    """Everything that forbids the destruction now; empty when it may proceed (`operator`:
+    None when the caller does not check it)."""
     problems = []
+    if operator is not None and not operator.strip():
+        problems.append(OPERATOR_MISSING)
     automated = sorted(t for t in AUTOMATED_RUN_TAGS if t in (run_tags or {}))
     if automated:
         problems.append(
@@ -128,7 +138,7 @@ def destruction_problems(study: Study, requested_study_id: str, run_tags: dict |
     if not requested:
         problems.append(
             "the run config must repeat the study id: "
-            f"ops: {{study_data_destruction: {{config: {{study_id: {study.study_id}}}}}}}"
+            f"ops: {{study_data_destruction: {{config: {{study_id: {study.study_id}, operator: <name, role>}}}}}}"
         )
     elif requested != study.study_id:
         problems.append(

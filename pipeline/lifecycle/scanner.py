@@ -3,12 +3,15 @@ values, in every encoding they may take on disk, inside zip/xlsx and gzip member
 
 A sentinel is a text known to be of the data (given by the operator, or derived from the
 data before they go, kept in memory only); reports name the file and the form, never the
-value.
+value. The scan also looks for identical copies of the files received (by their SHA-256),
+which needs no sentinel. A scan that had no sentinel to search for is not "clean": it is
+not conclusive (`ScanReport.conclusive`), and says so.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -64,10 +67,23 @@ class ScanReport:
     finished_at: str = ""
     # what was searched and how, one entry per kind of place (files, DuckDB, the instance's database...)
     scopes: list[dict] = field(default_factory=list)
+    copies_searched: int = 0  # fingerprints of received files looked for (identical copies)
+    not_checked: list[str] = field(default_factory=list)  # what could not be checked, and why
+    no_value_reason: str = ""  # why no value of the data was searched, when none was
+
+    @property
+    def conclusive(self) -> bool:
+        """Whether a value of the data was searched for: without one, finding nothing proves nothing."""
+        return bool(self.sentinels_given or self.sentinels_derived)
 
     @property
     def clean(self) -> bool:
-        return not self.hits
+        """Values of the data were searched for and none was found (nor a copy of a received file)."""
+        return self.conclusive and not self.hits
+
+    @property
+    def verdict(self) -> str:
+        return "traces trouvées" if self.hits else ("aucune trace trouvée" if self.conclusive else "non concluant")
 
     def to_dict(self) -> dict:
         return {
@@ -75,6 +91,8 @@ class ScanReport:
             "archive_members_scanned": self.archive_members_scanned, "sentinels_given": self.sentinels_given,
             "sentinels_derived": self.sentinels_derived, "encodings": self.encodings, "hits": self.hits,
             "tables_scanned": self.tables_scanned, "unreadable": self.unreadable, "clean": self.clean,
+            "conclusive": self.conclusive, "verdict": self.verdict, "copies_searched": self.copies_searched,
+            "not_checked": self.not_checked, "no_value_reason": self.no_value_reason,
             "finished_at": self.finished_at, "scopes": self.scopes,
         }
 
@@ -130,14 +148,22 @@ def expand_archive(data: bytes) -> Iterator[tuple[str, bytes]]:
             return
 
 
-def residue_scan(roots: Iterable[Path], sentinels: list[Sentinel], display: Callable[[Path], str] = str) -> ScanReport:
+COPY_FORM = "copie à l'identique (SHA-256)"
+
+
+def residue_scan(roots: Iterable[Path], sentinels: list[Sentinel], display: Callable[[Path], str] = str,
+                 copies: dict[str, str] | None = None) -> ScanReport:
     """Search every file under `roots` (not following links; .venv and .git skipped) for
-    every sentinel in every byte form of `sentinel_patterns`, inside zip/gzip members too."""
+    every sentinel in every byte form of `sentinel_patterns`, inside zip/gzip members too,
+    and for identical copies of the files whose SHA-256 are the keys of `copies` (a file, or
+    a member of an archive; the value names what it is a copy of, e.g. 'fichier reçu')."""
     roots = list(roots)
+    copies = dict(copies or {})
     report = ScanReport(
         roots=[str(r) for r in roots],
         sentinels_given=sum(s.origin == "fourni" for s in sentinels),
         sentinels_derived=sum(s.origin == "dérivé" for s in sentinels),
+        copies_searched=len(copies),
     )
     prepared = [(s, sentinel_patterns(s.text)) for s in sentinels]
     report.encodings = list(ENCODINGS)
@@ -149,6 +175,10 @@ def residue_scan(roots: Iterable[Path], sentinels: list[Sentinel], display: Call
             key = (path_label, label, sentinel.origin)
             hits[key] = hits.get(key, 0) + n
 
+    def copy_of(path_label: str, data: bytes) -> None:
+        if copies and (what := copies.get(hashlib.sha256(data).hexdigest())):
+            hits[(path_label, COPY_FORM, what)] = hits.get((path_label, COPY_FORM, what), 0) + 1
+
     for path in walk_files(roots):
         try:
             size = path.stat().st_size
@@ -157,15 +187,25 @@ def residue_scan(roots: Iterable[Path], sentinels: list[Sentinel], display: Call
             if size <= (256 << 20):
                 data = path.read_bytes()
                 add(display(path), _count_forms(data, prepared))
+                copy_of(display(path), data)
                 for member, content in expand_archive(data):
                     report.archive_members_scanned += 1
                     add(f"{display(path)}!{member}", _count_forms(content, prepared))
+                    copy_of(f"{display(path)}!{member}", content)
             else:
+                digest, head = hashlib.sha256(), b""
                 with open(path, "rb") as handle:
                     tail = b""
                     while block := handle.read(64 << 20):
+                        head = head or block[:4]
                         add(display(path), _count_forms(tail + block, prepared))
+                        digest.update(block)
                         tail = block[-(max_len - 1):] if max_len > 1 else b""
+                if copies and (what := copies.get(digest.hexdigest())):
+                    hits[(display(path), COPY_FORM, what)] = 1
+                if head == b"PK\x03\x04" or head[:2] == b"\x1f\x8b":  # too big to expand in memory
+                    report.not_checked.append(f"{display(path)} : archive de plus de 256 Mo, lue octet par octet "
+                                              "mais non décompressée")
         except OSError as exc:
             report.unreadable.append(f"{display(path)} ({exc.__class__.__name__})")
     report.hits = [

@@ -109,10 +109,11 @@ def warehouse_inventory(con: duckdb.DuckDBPyConnection) -> dict:
     return out
 
 
-def derive_sentinels(con: duckdb.DuckDBPyConnection, exclude: Callable[[str], bool]) -> list[str]:
+def derive_sentinels(con: duckdb.DuckDBPyConnection, exclude: Callable[[str], bool]) -> tuple[list[str], dict]:
     """Distinctive text cells of the raw tables, i.e. of the files the CAF sent (labels, extra
     columns; length >= 6; not numbers, hashes or ids; not anywhere in what is kept or public,
-    which `exclude` says): kept in memory only."""
+    which `exclude` says): kept in memory only. With what was met, in counts (for the
+    certificate to say why there are none, when there are none)."""
     found: set[str] = set()
     columns = con.execute(
         "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
@@ -125,6 +126,7 @@ def derive_sentinels(con: duckdb.DuckDBPyConnection, exclude: Callable[[str], bo
             "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()"
         ).fetchall()
     }
+    raw_tables = {(s, t) for s, t in base_tables if s in DERIVE_FROM_SCHEMAS}
     for schema, table, column in columns:
         if (schema, table) not in base_tables or column.startswith("_"):  # _file, _sheet: provenance
             continue
@@ -135,7 +137,8 @@ def derive_sentinels(con: duckdb.DuckDBPyConnection, exclude: Callable[[str], bo
         for (value,) in values:
             if value and not _NUMBERISH.match(value) and not _IDENTIFIER.match(value):
                 found.add(value)
-    return sorted(v for v in found if not exclude(v))[:MAX_DERIVED]
+    derived = sorted(v for v in found if not exclude(v))[:MAX_DERIVED]
+    return derived, {"state": "ok", "raw_tables": len(raw_tables), "candidates": len(found), "derived": len(derived)}
 
 
 def kept_text_values(con: duckdb.DuckDBPyConnection) -> set[str]:
