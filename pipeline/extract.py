@@ -230,21 +230,42 @@ def _read_workbook(path: Path, sheet: str | None) -> list[list[str | None]]:
     return [[_cell_text(v) for v in row] for row in rows]
 
 
+def _utf16(data: bytes) -> str | None:
+    """The UTF-16 codec a text file is in (Excel's "Unicode text" export, some CAF extractions):
+    its byte-order mark, or, without one, a NUL beside every ASCII character. None otherwise."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    head = data[:512]
+    if len(head) >= 8 and head.count(0) * 3 >= len(head):  # one byte in three NUL: not 8-bit text
+        if head[1::2].count(0) * 2 >= len(head[1::2]):
+            return "utf-16-le"
+        if head[0::2].count(0) * 2 >= len(head[0::2]):
+            return "utf-16-be"
+    return None
+
+
 def _read_csv(path: Path, encoding: str | None) -> list[list[str | None]]:
     data = path.read_bytes()
-    candidates = [encoding] if encoding else ["utf-8-sig", "cp1252"]
+    # UTF-16 is told apart by its bytes, whatever the catalog declares: read as 8-bit text it
+    # would be one NUL in two ("binary data", as a user met it)
+    utf16 = _utf16(data)
+    candidates = [utf16] if utf16 else [encoding] if encoding else ["utf-8-sig", "cp1252"]
     for candidate in candidates:
         try:
-            text = data.decode(candidate)
+            text = data.decode(candidate).removeprefix("\ufeff")
             break
         except UnicodeDecodeError:
             continue
     else:
+        if utf16:
+            raise IngestError(path, "the file looks like UTF-16 text but cannot be decoded as such; "
+                              "save it again as CSV UTF-8")
         raise IngestError(path, f"the file is not encoded in {' or '.join(candidates)}")
     if "\x00" in text:
         raise IngestError(path, "the file holds binary data, not CSV text")
     first_line = text.split("\n", 1)[0]
-    delimiter = ";" if first_line.count(";") >= first_line.count(",") else ","
+    # semicolons (French Excel), commas, or tabs (Excel's "Unicode text" export)
+    delimiter = max((";", ",", "\t"), key=lambda d: (first_line.count(d), d == ";"))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     return [[cell if cell and not cell.isspace() else None for cell in row] for row in reader]
 

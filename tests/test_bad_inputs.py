@@ -172,3 +172,29 @@ def test_xml_bomb_is_refused(bca_2017, capsys):
     with pytest.raises(ValueError):  # openpyxl's "Unable to read workbook", from defusedxml's EntitiesForbidden
         openpyxl.load_workbook(bca_2017)
     assert defusedxml
+
+
+@pytest.mark.parametrize("codec, tabs", [("utf-16", False), ("utf-16", True), ("utf-16-le", False)],
+                         ids=["utf-16 with BOM", "Excel unicode text (tabs)", "utf-16-le without BOM"])
+def test_a_utf16_csv_is_read_as_text(capsys, sample_project, codec, tabs):
+    """Excel's "Unicode text" export (UTF-16, tab-separated) or a UTF-16 extraction used to fail
+    with "the file holds binary data, not CSV text": it is read, with the same figures."""
+    path = sample_project / "raw" / "base_scolarisation_2017.csv"
+    text = path.read_bytes().decode("utf-8-sig")
+    code, output = validate_cli(capsys, path)
+    assert code == 0, output
+    utf8_line = next(line for line in output.splitlines() if line.startswith("ok:"))
+    path.write_bytes((text.replace(";", "\t") if tabs else text).encode(codec))
+    code, output = validate_cli(capsys, path)
+    assert code == 0 and "binary data" not in output, output
+    assert next(line for line in output.splitlines() if line.startswith("ok:")) == utf8_line
+    result = materialize(["raw_scolarisation", "stg_scolarisation"], "2017")
+    assert result.success, failure_message(result)
+    assert query(sample_project, "SELECT count(*) FROM staging.scolarisation WHERE year = 2017")[0][0] > 0
+
+
+def test_a_file_of_nul_bytes_named_csv_is_still_refused(capsys, sample_project):
+    path = sample_project / "raw" / "base_scolarisation_2017.csv"
+    path.write_bytes(b"CODGEO;LIBGEO\n62023;\x00\x01\x02\x03binary\xff\x00\n" * 3)
+    code, output = validate_cli(capsys, path)
+    assert code == 1 and "binary data" in output
