@@ -294,8 +294,19 @@ def _excused(published: pd.DataFrame, findings: list[Finding], zones, indicators
     keys = list(zip(published["level"], published["zone_code"], published["indicator"]))
     blank = published.assign(status=["masked" if k in named else "not_available" for k in keys], value=np.nan)
     before = audit_table(blank, zones, indicators, policy, sums, witnesses, relaxed, prior, excuse=False)
-    known = {(f.year, f.cells, f.term, f.relation) for f in before.findings if f.problem != "inconsistent"}
-    kept = [f for f in findings if f.problem == "inconsistent" or (f.year, f.cells, f.term, f.relation) not in known]
+    known: dict[tuple, set[str]] = defaultdict(set)
+    for f in before.findings:
+        if f.problem != "inconsistent":
+            known[(f.year, f.cells, f.term, f.relation)].add(f.problem)
+
+    def given(f: Finding) -> bool:
+        # only as strong a finding is given: earlier releases proving a figure below the
+        # threshold do not excuse the new table for pinning it (a total published now, less
+        # a sibling published before, is the commune)
+        was = known.get((f.year, f.cells, f.term, f.relation), set())
+        return f.problem in was or "pinned" in was
+
+    kept = [f for f in findings if f.problem == "inconsistent" or not given(f)]
     return kept, len(findings) - len(kept)
 
 

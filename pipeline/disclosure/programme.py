@@ -201,30 +201,59 @@ def solve(problem: YearProblem, policy: Policy) -> np.ndarray:
     if problem.programme is None:
         problem.programme = _programme(problem, policy)
         problem.base_entries = _entries(problem.programme[2])
-    cost, lower, base = problem.programme
-    n = len(cost)
-    upper = np.ones(n) if problem.known_before is None else \
+    cost, lower, _base = problem.programme
+    upper = np.ones(len(cost)) if problem.known_before is None else \
         np.where((problem.cells["state"].to_numpy() == FREE) & problem.known_before, 0.0, 1.0)
-    if base or problem.cuts:
-        # the base rows' entries as arrays, made once: the cuts are the only rows a round adds
-        # (building every row's entries in Python each round cost more than HiGHS on a small table)
-        rows, cols, data, rhs = problem.base_entries
-        cuts = [list(dict.fromkeys(cut)) for cut in problem.cuts]  # each cut: sum over its cells >= 1
-        sizes = np.array([len(cut) for cut in cuts], dtype=np.int64)
-        rows = np.concatenate([rows, np.repeat(np.arange(len(base), len(base) + len(cuts)), sizes)])
-        cols = np.concatenate([cols, np.array([c for cut in cuts for c in cut], dtype=np.int64)])
-        data = np.concatenate([data, np.ones(int(sizes.sum()))])
-        matrix = coo_matrix((data, (rows, cols)), shape=(len(base) + len(cuts), n)).tocsr()
-        constraints = [LinearConstraint(matrix, np.concatenate([rhs, np.ones(len(cuts))]), np.inf)]
-    else:
-        constraints = []
-    result = milp(
-        c=cost, integrality=np.ones(n), bounds=Bounds(lower, upper), constraints=constraints,
-        options={"disp": False, "mip_rel_gap": 0.0},
-    )
+    cuts = [list(dict.fromkeys(cut)) for cut in problem.cuts]  # each cut: sum over its cells >= 1
+    result = _milp(cost, lower, upper, _satisfiable(problem.base_entries, lower, upper), cuts)
+    if (result.status != 0 or result.x is None) and problem.known_before is not None and problem.known_before.any():
+        # The base rows are the programme's own foresight (a masked cell needs company, hidden
+        # mass under a known total); beside figures published before, several of them and the
+        # audit's cuts can ask together what no mask gives (a cell the audit needs masked whose
+        # total and siblings an earlier release published). The rows that count on a known cell
+        # then give way to the cuts: the audit, which judges every round, decides.
+        fresh = _satisfiable(problem.base_entries, lower, upper, apart=problem.known_before)
+        result = _milp(cost, lower, upper, fresh, cuts)
     if result.status != 0 or result.x is None:
         raise MaskingError(f"the suppression programme has no solution ({result.message})")
     return np.round(result.x).astype(int)
+
+
+def _milp(cost: np.ndarray, lower: np.ndarray, upper: np.ndarray, entries, cuts: list[list[int]]):
+    """The whole-number programme of the base rows' `entries` (row, column, coefficient, right-hand
+    sides) and the cuts."""
+    n = len(cost)
+    rows, cols, data, rhs = entries
+    constraints = []
+    if len(rhs) or cuts:
+        # the base rows' entries as arrays, made once: the cuts are the only rows a round adds
+        # (building every row's entries in Python each round cost more than HiGHS on a small table)
+        sizes = np.array([len(cut) for cut in cuts], dtype=np.int64)
+        rows = np.concatenate([rows, np.repeat(np.arange(len(rhs), len(rhs) + len(cuts)), sizes)])
+        cols = np.concatenate([cols, np.array([c for cut in cuts for c in cut], dtype=np.int64)])
+        data = np.concatenate([data, np.ones(int(sizes.sum()))])
+        matrix = coo_matrix((data, (rows, cols)), shape=(len(rhs) + len(cuts), n)).tocsr()
+        constraints = [LinearConstraint(matrix, np.concatenate([rhs, np.ones(len(cuts))]), np.inf)]
+    return milp(c=cost, integrality=np.ones(n), bounds=Bounds(lower, upper), constraints=constraints,
+                options={"disp": False, "mip_rel_gap": 0.0})
+
+
+def _satisfiable(entries, lower: np.ndarray, upper: np.ndarray, apart: np.ndarray | None = None):
+    """The base rows that some mask within the bounds satisfies (and, with `apart`, that hold
+    none of those cells), renumbered. A row no mask can satisfy asks a protection only cells an
+    earlier release published could give (a figure that a stricter threshold makes primary,
+    beside totals and siblings all published before): nothing can give it, and the audit judges
+    what the reader then knows (a finding the earlier releases alone give is theirs)."""
+    rows, cols, data, rhs = entries
+    best = np.bincount(rows, weights=np.maximum(data * lower[cols], data * upper[cols]), minlength=len(rhs))
+    keep = best >= rhs - 1e-9
+    if apart is not None:
+        keep &= np.bincount(rows, weights=apart[cols].astype(float), minlength=len(rhs)) == 0
+    if keep.all():
+        return entries
+    renumber = np.cumsum(keep) - 1
+    inside = keep[rows]
+    return renumber[rows[inside]], cols[inside], data[inside], rhs[keep]
 
 
 def _entries(rows: list[tuple[dict[int, float], float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
