@@ -84,11 +84,35 @@ def tables_on_disk(con: duckdb.DuckDBPyConnection) -> list[dict]:
 
 
 def _published_fingerprint(con: duckdb.DuckDBPyConnection) -> dict:
-    """The published table's fingerprint, as out_indicators, the reports and the certificate give it."""
+    """The published table's fingerprint, as out_indicators, the reports and the certificate give
+    it, and its masked cells as the table counts them (the audit's own count is another thing:
+    every protected value it judged, see `render_page`)."""
     if not _has_table(con, *PUBLISHED_TABLE.split(".")):
         return {"table": PUBLISHED_TABLE, "exists": False}
     rows, digest = table_digest(con, PUBLISHED_TABLE)
-    return {"table": PUBLISHED_TABLE, "exists": True, "rows": rows, "fingerprint": digest}
+    masked = con.execute(f"SELECT count(*) FROM {PUBLISHED_TABLE} WHERE status = 'masked'").fetchone()[0]
+    return {"table": PUBLISHED_TABLE, "exists": True, "rows": rows, "fingerprint": digest, "masked_cells": masked}
+
+
+def column_lineage(graph) -> list[dict]:
+    """Which upstream columns each column of each table is computed from, as declared on the
+    assets (`dagster/column_lineage`, `pipeline.lineage`): the open-source UI does not show it,
+    so the manifest does."""
+    out = []
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        lineage = (node.metadata or {}).get("dagster/column_lineage")
+        lineage = getattr(lineage, "value", lineage)
+        if lineage is None:
+            continue
+        table = (node.metadata or {}).get("dagster/table_name")
+        out.append({
+            "asset": key.to_user_string(),
+            "table": str(getattr(table, "value", table) or ""),
+            "columns": {column: sorted(f"{d.asset_key.to_user_string()}.{d.column_name}" for d in deps)
+                        for column, deps in lineage.deps_by_column.items()},
+        })
+    return out
 
 
 def build_manifest(
@@ -133,7 +157,7 @@ def build_manifest(
             "run_id": record.run_id,
             "at": _iso(record.create_timestamp),
             **{k: _metadata_text(record.evaluation.metadata, k)
-               for k in ("masked_cells_checked", "sums_checked", "findings")},
+               for k in ("masked_cells_checked", "sums_checked", "findings", "releases_known")},
         })
 
     published = _published_fingerprint(con)
@@ -175,6 +199,7 @@ def build_manifest(
         "published_table": {**published, "release": publications["current_release"]},
         "publications": publications,
         "assets": assets,
+        "column_lineage": column_lineage(graph),
     }
 
 
@@ -223,11 +248,14 @@ def render_page(m: dict) -> str:
         f"- Politique de secret statistique (`config/disclosure.yaml`) : version {m['disclosure_policy']['version']}, "
         f"sha256 `{m['disclosure_policy']['sha256']}`",
         f"- Audit indépendant ({audit['check']}) : **{audit_text}**"
-        + (f", exécution `{audit['run_id']}` le {audit.get('at')}, "
-           f"{audit.get('masked_cells_checked')} cellules masquées "
-           f"et {audit.get('sums_checked')} sommes vérifiées" if audit["run_id"] else ""),
+        + (f", exécution `{audit['run_id']}` le {audit.get('at')} : {audit.get('masked_cells_checked')} valeurs "
+           "protégées vérifiées (chaque cellule masquée, et les termes cachés — numérateur, dénominateur, "
+           "complément — des taux qu'elle touche"
+           + (", y compris ceux des publications antérieures" if audit.get("releases_known") not in (None, "0")
+              else "") + f") et {audit.get('sums_checked')} sommes" if audit["run_id"] else ""),
         (f"- Version des données (empreinte de `{m['published_table']['table']}`) : "
-         + (f"`{m['published_table']['fingerprint']}`, {m['published_table']['rows']} lignes"
+         + (f"`{m['published_table']['fingerprint']}`, {m['published_table']['rows']} lignes dont "
+            f"{m['published_table'].get('masked_cells')} cellules masquées"
             if m["published_table"].get("exists") else "table absente")),
         "- Publication : " + _publication_text(m),
         "",
@@ -276,5 +304,14 @@ def render_page(m: dict) -> str:
             f"| `{name}` | {a['group']} | {a['classification']} | {a['convention_articles']} | {a['sources'] or ''} | "
             f"{', '.join(a['owners'])} | `{a['code_version']}` | {last.get('run_id', '—') or '—'} |"
         )
+    lines += ["", "## Lignage des colonnes", "",
+              "De quelles colonnes en amont chaque colonne de chaque table est calculée (déclaré sur chaque étape, "
+              "`pipeline/lineage.py` ; l'interface Dagster open source ne l'affiche pas).", ""]
+    for item in m.get("column_lineage", []):
+        lines += [f"### `{item['asset']}`" + (f" — `{item['table']}`" if item["table"] else ""), "",
+                  "| colonne | calculée à partir de |", "|---|---|"]
+        lines += [f"| `{column}` | {', '.join(f'`{d}`' for d in deps) or '—'} |"
+                  for column, deps in item["columns"].items()]
+        lines.append("")
     lines += ["", "Source des données : CAF du Pas-de-Calais (convention du 4 août 2022), Cnaf, Insee.", ""]
     return "\n".join(lines)

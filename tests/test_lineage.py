@@ -128,3 +128,31 @@ def test_dagster_storage_holds_no_value_of_the_data(project):
     assert any(p.suffix == ".db" for p in files)
     hits = [str(p) for p in files if sentinel.encode() in p.read_bytes()]
     assert hits == []
+
+
+def test_manifest_counts_the_masked_cells_of_the_table_and_shows_the_column_lineage(built_warehouse):
+    """The manifest of a full run said "2256 cellules masquées" beside a table holding 1,602: it
+    gave the audit's count of every protected value it judged (the masked cells and the hidden
+    terms of the rates they touch) as the table's. The column lineage promised to the reviewer
+    was in Dagster's metadata only, which the open-source UI does not show."""
+    import duckdb
+
+    reports = built_warehouse.parent.parent / "reports"  # what the run wrote, as `make run` does
+    manifest = json.loads((reports / "manifeste_conformite.json").read_text(encoding="utf-8"))
+    page = (reports / "manifeste_conformite.md").read_text(encoding="utf-8")
+    con = duckdb.connect(str(built_warehouse), read_only=True)
+    try:
+        masked = con.execute("SELECT count(*) FROM published.indicators WHERE status = 'masked'").fetchone()[0]
+    finally:
+        con.close()
+    assert manifest["published_table"]["masked_cells"] == masked
+    assert f"dont {masked} cellules masquées" in page
+    checked = manifest["audit"]["masked_cells_checked"]
+    assert checked and int(checked) != masked  # two counts, each named for what it counts
+    assert f"{checked} cellules masquées" not in page and f"{checked} valeurs protégées vérifiées" in page
+
+    lineage = {item["asset"]: item for item in manifest["column_lineage"]}
+    assert lineage["out_indicators"]["table"] == "published.indicators"
+    assert lineage["out_indicators"]["columns"]["value"] == ["core_masking.value"]
+    assert any(d.startswith("raw_bca.") for d in lineage["stg_bca"]["columns"]["value"])
+    assert "## Lignage des colonnes" in page and "| `value` | `core_masking.value` |" in page
