@@ -42,8 +42,8 @@ class _Propagator:
         if m.integer[i]:
             lo = math.ceil(lo - EPS) if lo > -INF else lo
             hi = math.floor(hi + EPS) if hi < INF else hi
-        if m.disjunctive[i]:
-            T = m.threshold
+        T = self.hole(i)
+        if T:
             if 1 <= hi <= T - 1:
                 hi = 0.0
             if 1 <= lo <= T - 1:
@@ -125,8 +125,13 @@ class _Propagator:
             i, lo, hi = self.trail.pop()
             self.lo[i], self.hi[i] = lo, hi
 
+    def hole(self, i: int) -> float:
+        """T when x_i is 0 or at least T (a published figure under the primary rule), else 0."""
+        return float(self.m.threshold) if self.m.disjunctive[i] else 0.0
+
     def undecided(self, i: int) -> bool:
-        return self.m.disjunctive[i] and self.lo[i] <= 0 and self.hi[i] >= self.m.threshold
+        T = self.hole(i)
+        return bool(T) and self.lo[i] <= 0 and self.hi[i] >= T
 
     def refuted(self, i: int, a: float, b: float, splits: int = 8) -> bool:
         """True when x_i in [a, b] contradicts the facts (x_i's other values survive)."""
@@ -146,15 +151,15 @@ class _Propagator:
             for j in touched[:splits]:
                 if not self.undecided(j):
                     continue
+                T = self.hole(j)
                 mark = len(self.trail)
                 zero_ok = self._restrict(j, -INF, 0.0)
                 self._undo(mark)
-                high_ok = self._restrict(j, float(self.m.threshold), INF)
+                high_ok = self._restrict(j, T, INF)
                 self._undo(mark)
                 if not zero_ok and not high_ok:
                     return True
-                branch = ((-INF, 0.0) if zero_ok and not high_ok
-                          else (self.m.threshold, INF) if high_ok and not zero_ok else None)
+                branch = (-INF, 0.0) if zero_ok and not high_ok else (T, INF) if high_ok and not zero_ok else None
                 if branch and not self._restrict(j, *branch):
                     return True
             return False
@@ -199,27 +204,7 @@ def propagation_attack(published: pd.DataFrame, zones: pd.DataFrame, indicators,
     intervals = {}
     for t in model.targets:
         i = t.var
-        if p.hi[i] >= T and p.lo[i] <= T - 1 and p.refuted(i, T, INF):
-            p.commit(i, -INF, T - 1)
-        if p.lo[i] <= 0 < p.hi[i]:
-            if p.refuted(i, 1, INF):
-                p.commit(i, -INF, 0)
-            elif p.lo[i] <= -1 and p.refuted(i, -INF, -1):
-                p.commit(i, 0, INF)
-        if model.integer[i] and p.lo[i] < p.hi[i]:
-            # shave the ends one value at a time: all of a narrow interval, a few values else
-            width = p.hi[i] - p.lo[i]
-            shave = int(width) if width <= 2 * T else shave
-            for _ in range(shave):
-                if p.hi[i] < INF and p.lo[i] < p.hi[i] and p.refuted(i, p.hi[i], p.hi[i]):
-                    p.commit(i, -INF, p.hi[i] - 1)
-                else:
-                    break
-            for _ in range(shave):
-                if p.lo[i] > -INF and p.lo[i] < p.hi[i] and p.refuted(i, p.lo[i], p.lo[i]):
-                    p.commit(i, p.lo[i] + 1, INF)
-                else:
-                    break
+        refine(p, i, model.integer[i], T, shave)
         intervals[i] = (p.lo[i], p.hi[i])
     # bounds only tighten: read the final ones
     leaks = []
@@ -233,3 +218,28 @@ def propagation_attack(published: pd.DataFrame, zones: pd.DataFrame, indicators,
         high = r.mult * p.hi[r.num] / p.lo[r.den]
         leaks.append(rate_leak(r, low, high, step, truth, "propagation"))
     return [leak for leak in leaks if leak is not None]
+
+
+def refine(p: _Propagator, i: int, integer: bool, T: float, shave: int) -> None:
+    """Probe the figure `i` at the verdict's edges: at the threshold or above, above 0, and
+    (a whole number) its ends shaved one value at a time: all of a narrow interval, a few else."""
+    if p.hi[i] >= T and p.lo[i] <= T - 1 and p.refuted(i, T, INF):
+        p.commit(i, -INF, T - 1)
+    if p.lo[i] <= 0 < p.hi[i]:
+        if p.refuted(i, 1, INF):
+            p.commit(i, -INF, 0)
+        elif p.lo[i] <= -1 and p.refuted(i, -INF, -1):
+            p.commit(i, 0, INF)
+    if integer and p.lo[i] < p.hi[i]:
+        width = p.hi[i] - p.lo[i]
+        n = int(width) if width <= 2 * T else shave
+        for _ in range(n):
+            if p.hi[i] < INF and p.lo[i] < p.hi[i] and p.refuted(i, p.hi[i], p.hi[i]):
+                p.commit(i, -INF, p.hi[i] - 1)
+            else:
+                break
+        for _ in range(n):
+            if p.lo[i] > -INF and p.lo[i] < p.hi[i] and p.refuted(i, p.lo[i], p.lo[i]):
+                p.commit(i, p.lo[i] + 1, INF)
+            else:
+                break

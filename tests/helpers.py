@@ -93,3 +93,13 @@ def materialize_all(instance=None) -> list[str]:
         for launched in run_all(instance)
         if not launched.success
     ]
+
+
+def published_and_confidential(warehouse: Path):
+    """published.indicators and confidential.indicators of a warehouse, as DataFrames."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return (con.sql("SELECT * FROM published.indicators").df(),
+                con.sql("SELECT * FROM confidential.indicators").df())
+    finally:
+        con.close()

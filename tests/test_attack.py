@@ -434,15 +434,9 @@ def test_the_attackers_prove_nothing_on_the_masking_of_iris(case):
 
 @pytest.fixture(scope="module")
 def sample_tables(built_warehouse):
-    import duckdb
+    from tests.helpers import published_and_confidential
 
-    con = duckdb.connect(str(built_warehouse), read_only=True)
-    try:
-        published = con.sql("SELECT * FROM published.indicators").df()
-        confidential = con.sql("SELECT * FROM confidential.indicators").df()
-    finally:
-        con.close()
-    return published, confidential
+    return published_and_confidential(built_warehouse)
 
 
 def test_the_attacker_proves_nothing_on_the_sample(sample_tables):
