@@ -296,6 +296,13 @@ def _is_note_row(row: list[str | None]) -> bool:
     return len(filled) == 1 and row[0] is not None and len(row[0]) > 12 and " " in row[0]
 
 
+def _looks_like_data(cells: list[str | None], code_index: int) -> bool:
+    """A row with something in the zone code's column and at least one other cell: a table row,
+    not a note (a note is one text in the first cell)."""
+    code = cells[code_index] if code_index < len(cells) else None
+    return bool(code and code.strip() and " " not in code.strip()) and sum(c is not None for c in cells) >= 2
+
+
 def _what(vintage: Vintage, label: str) -> str:
     """What a column label holds, for messages: the measure's declared label and name."""
     canonical = vintage.columns.get(label)
@@ -356,6 +363,8 @@ def cut_table(grid: list[list[str | None]], vintage: Vintage, file: str, sheet: 
     rows: list[int] = []
     notes = other_period = 0
     ended = False
+    code_index = _match_labels(header, [code_label])[code_label]
+    ended_at, after_end = 0, []  # rows that look like data below the table's end: left out, but said
     wanted_period = str(vintage.year)
     for offset, row in enumerate(grid[header_index + 1 :], start=header_index + 2):
         if period_index is not None and period_index < len(row) and row[period_index] is not None \
@@ -365,17 +374,28 @@ def cut_table(grid: list[list[str | None]], vintage: Vintage, file: str, sheet: 
         cells = (list(row) + [None] * width)[:width]
         if ended:
             notes += any(c is not None for c in row)
+            if _looks_like_data(cells, code_index):
+                after_end.append(offset)
             continue
         if all(c is None for c in row):
             ended = bool(body)  # blank rows before the first data row are skipped
+            ended_at = offset if ended else 0
             continue
         if _is_note_row(cells):
-            ended, notes = True, notes + 1
+            ended, notes, ended_at = True, notes + 1, offset
             continue
         if any(c is not None for c in row[width:]):
             warnings.append(f"{where}row {offset} has cells beyond the header's last column (ignored)")
         body.append(cells)
         rows.append(offset)
+    if after_end:
+        span = f"{after_end[0]}" if len(after_end) == 1 else f"{after_end[0]} to {after_end[-1]}"
+        warnings.append(
+            f"{where}{len(after_end)} row(s) below the table's end (row {ended_at}: "
+            f"{'a blank row' if not _is_note_row((list(grid[ended_at - 1]) + [None] * width)[:width]) else 'a note'})"
+            f" hold a zone code and figures: rows {span} were left out; if they belong to the table, "
+            "remove the blank row or the note above them"
+        )
     if not body:
         period = f" for {vintage.year}" if period_index is not None else ""
         raise IngestError(file, f"{where}the table under the header (row {header_index + 1}) has no rows{period}")

@@ -198,3 +198,29 @@ def test_a_file_of_nul_bytes_named_csv_is_still_refused(capsys, sample_project):
     path.write_bytes(b"CODGEO;LIBGEO\n62023;\x00\x01\x02\x03binary\xff\x00\n" * 3)
     code, output = validate_cli(capsys, path)
     assert code == 1 and "binary data" in output
+
+
+def test_rows_below_the_footnotes_are_not_dropped_silently(bca_2017, sample_project, capsys):
+    """Rows pasted under the source note (a commune forgotten, then added at the bottom) were cut
+    off with the note and nothing said so: a warning names the file, the sheet and the rows."""
+    moved = {}
+
+    def paste_below_the_note(ws):
+        row = find_row(ws, "62119")
+        moved["values"] = [c.value for c in ws[row]]
+        ws.delete_rows(row)
+        last = ws.max_row
+        ws.cell(last + 2, 1, "Source : CAF du Pas-de-Calais, fichier allocataires (note ajoutée)")
+        for column, value in enumerate(moved["values"], start=1):
+            ws.cell(last + 4, column, value)
+        moved["row"] = last + 4
+
+    edit_workbook(bca_2017, BCA.sheet, paste_below_the_note)
+    code, output = validate_cli(capsys, bca_2017)
+    warning = next(line for line in output.splitlines() if "below the table's end" in line)
+    assert warning.startswith(f"warning: {BCA.file}, sheet '{BCA.sheet}'")
+    assert f"rows {moved['row']} were left out" in warning
+    result = materialize(["raw_bca"], "2017")
+    assert result.success
+    (event,) = result.asset_materializations_for_node("raw_bca")
+    assert any("below the table's end" in w for w in event.metadata["warnings"].value)
