@@ -129,8 +129,11 @@ def trend_chart(context: ReportContext, indicator: Indicator, prefix: str) -> Ch
         width = max(12, int((WIDTH - x) / (0.6 * 7.5)))  # characters that fit before the right edge
         scale = ("Même échelle pour l'agglomération et les RPE." if indicator.kind == "ratio" else
                  f"Même échelle pour les {len(rpe_codes)} RPE ; l'agglomération a la sienne.")
-        lines = [*textwrap.wrap(scale, width), f"« {symbols.masked} » : secret statistique",
-                 f"« {symbols.not_available} » : non disponible", "(valeur masquée : ne pas la compter comme zéro)"]
+        # every phrase wrapped to the room left of the last row: a line longer than that ran off
+        # the picture's right edge ("… ne pas la compter comme")
+        phrases = [scale, f"« {symbols.masked} » : secret statistique", f"« {symbols.not_available} » : non disponible",
+                   "(valeur masquée : ne pas la compter comme zéro)"]
+        lines = [line for phrase in phrases for line in textwrap.wrap(phrase, width)]
         canvas.text(x, height - 0.5 * INCH - 0.1 * height, "\n".join(lines), 7.5, colour="#444444",
                     valign="bottom", line_height=1.6)
     _footer(canvas, context, indicator)

@@ -14,6 +14,7 @@ cell by cell made openpyxl hash them every time (most of the writing time).
 
 from __future__ import annotations
 
+import math
 from copy import copy
 from pathlib import Path
 
@@ -108,6 +109,32 @@ def _text(ws: Worksheet, row: int, column: int, value: object, font: Font | None
     if align:
         cell.alignment = Alignment(**align)
     return cell
+
+
+LINE_POINTS = 15.0  # one line of 11-point text, as Excel's default row
+
+
+def _fit_rows(ws: Worksheet) -> None:
+    """Give each row the height its wrapped texts need. Excel grows such rows when it opens the
+    file; LibreOffice keeps the default height, and the lines of long cells overlapped the rows
+    below them. The count of lines is an estimate from the column width (one character per unit
+    of width, a little less for bold text), rounded up: a row too high costs nothing."""
+    widths = {letter: dim.width for letter, dim in ws.column_dimensions.items() if dim.width}
+    for row in ws.iter_rows():
+        if row[0].row in ws.row_dimensions and ws.row_dimensions[row[0].row].height:
+            continue  # set by the sheet itself
+        needed = LINE_POINTS
+        for cell in row:
+            if not isinstance(cell.value, str) or not cell.value:
+                continue
+            size = float(cell.font.sz or 11) if cell.font else 11.0
+            lines = 1
+            if cell.alignment is not None and cell.alignment.wrap_text:
+                per_line = max(1.0, widths.get(cell.column_letter, 8.43) * 11.0 / size * (0.9 if cell.font.b else 1.0))
+                lines = sum(max(1, math.ceil(len(part) / per_line)) for part in cell.value.split("\n"))
+            needed = max(needed, lines * LINE_POINTS * size / 11.0)
+        if needed > LINE_POINTS:
+            ws.row_dimensions[row[0].row].height = round(needed + 2, 1)
 
 
 def _link(cell, sheet: str):
@@ -239,6 +266,7 @@ def _cover(ws: Worksheet, context: ReportContext, names: dict[str, str], styles:
     _text(ws, row, 2, "Définitions, formules de calcul, règles du secret statistique (article 4)")
     ws.auto_filter.ref = None
     _widths(ws, {1: 34, 2: 90, 3: 22, 4: 30, 5: 46, 6: 14})
+    _fit_rows(ws)
     ws.freeze_panes = None
     ws.sheet_view.showGridLines = False
     _print_setup(ws, context, f"Source : {study.data_provider}")
@@ -372,6 +400,7 @@ def _method_sheet(ws: Worksheet, context: ReportContext, names: dict[str, str], 
             ws.row_dimensions[row].height = 15 * (1 + len(line) // 150)
             row += 1
     _widths(ws, {1: 44, 2: 26, 3: 20, 4: 10, 5: 60, 6: 30, 7: 12, 8: 50})
+    _fit_rows(ws)
     ws.freeze_panes = f"B{header_row + 1}"
     _print_setup(ws, context, all_sources_line(context))
 

@@ -39,6 +39,7 @@ from pipeline.reports.texts import (
     iris_source_line,
     note_text,
     producer_text,
+    sentence,
     source_line,
     symbol_legend,
     year_span,
@@ -203,7 +204,7 @@ def render_html(context: ReportContext, geometry: Geometry) -> str:
     indicators = context.reported_indicators
     n_communes = sum(1 for z in context.zones() if z.level == "commune")
     legend = "".join(
-        f'<dt><span class="symbole">{_e(s)}</span></dt><dd>{_e(m.capitalize())}</dd>' for s, m in symbol_legend(context)
+        f'<dt><span class="symbole">{_e(s)}</span></dt><dd>{_e(sentence(m))}</dd>' for s, m in symbol_legend(context)
     )
     sources = "".join(
         f"<tr><td><a href=\"#{_e(i.id)}\">{_e(i.label)}</a></td><td>{_e(year_span(i.years))}</td>"

@@ -63,6 +63,12 @@ def format_date(value: dt.date | dt.datetime | None, with_time: bool = False) ->
     return text
 
 
+def sentence(text: str) -> str:
+    """The text with its first letter capitalised, the rest as written (str.capitalize lower-cases
+    the rest: "Ne pas la compter" became "ne pas la compter", "CAF" "caf")."""
+    return text[:1].upper() + text[1:]
+
+
 def year_span(years) -> str:
     years = sorted(years)
     if not years:
@@ -194,7 +200,7 @@ def measure_label(context: ReportContext, measure: str) -> str:
     for ind in context.indicators.indicators:
         if ind.kind == "count" and ind.measure == measure:
             return ind.label
-    return context.config.measure_labels.get(measure, measure.replace("_", " ").capitalize())
+    return context.config.measure_labels.get(measure, sentence(measure.replace("_", " ")))
 
 
 def formula_text(context: ReportContext, indicator: Indicator) -> str:
