@@ -109,12 +109,17 @@ def run_all() -> int:
 
     from pipeline.launch import report_lines
     from pipeline.launch import run_all as launch_all
+    from pipeline.run_summary import project_summary
 
-    failed = 0
+    failed, results = 0, []
     with dg.DagsterInstance.get() as instance:
         for launched in launch_all(instance):
             failed += not launched.success
+            results.append(launched.result)
             report_lines(launched, project_paths().raw, print)
+        # what the runs covered, ignored, left out and warned about, in a few lines
+        for line in project_summary(instance, results):
+            print(line)
     if failed:
         print(f"{failed} run(s) failed: nothing downstream was rebuilt, the last good tables and reports stay. "
               "The runs' logs are in the Dagster UI (make ui).")

@@ -23,6 +23,7 @@ import dagster as dg
 import duckdb
 
 from pipeline.classification import classify, load_catalog_or_none
+from pipeline.coverage import ledger
 from pipeline.fingerprint import PUBLISHED_TABLE, table_digest
 from pipeline.lifecycle.rules import classify_table
 from pipeline.lineage import CLASSIFICATION_TAG, repository_commit
@@ -45,21 +46,6 @@ def _iso(timestamp: float | None) -> str | None:
 def _metadata_text(metadata: dict, key: str) -> str | None:
     value = metadata.get(key)
     return None if value is None else str(getattr(value, "value", value))
-
-
-def ledger(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    """The ingest ledger's files; after the destruction it is reduced (no date received: None)."""
-    if not _has_table(con, "lineage", "ingest_ledger"):
-        return []
-    present = {c for (c,) in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'lineage' "
-        "AND table_name = 'ingest_ledger'").fetchall()}
-    received = "CAST(received_at AS VARCHAR)" if "received_at" in present else "NULL"
-    rows = con.execute(
-        f"SELECT source, year, file_name, sha256, size_bytes, {received} FROM lineage.ingest_ledger "
-        "ORDER BY source, year"
-    ).fetchall()
-    return [dict(zip(["source", "year", "file_name", "sha256", "size_bytes", "received_at"], r)) for r in rows]
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

@@ -4,8 +4,9 @@
                                 -> out_rapport_html   reports/rapport_petite_enfance.html
                                    each with a blocking guard check (rapport_*_conforme)
 
-Both read `published.indicators` only, through a read-only connection: never a
-confidential, staging or raw table. Each file is written beside its final place, checked
+Both read `published.indicators` for the figures, and the ingest ledger for which years'
+files came and when (`pipeline.coverage`: names, years, dates, never a figure), through a
+read-only connection: never a confidential, staging or raw table. Each file is written beside its final place, checked
 by the guard (`pipeline.reports.guard`), and moved into reports/ only when it passes, so a
 faulty document never replaces a good one. The checks re-read the files in reports/
 against the current `published.indicators` (they also catch a report left stale by a
@@ -21,7 +22,6 @@ step starts are frozen out of the collector and handed back at the end; the step
 garbage is still collected.
 """
 
-import datetime as dt
 import gc
 import hashlib
 import os
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipeline.coverage import read_coverage
 from pipeline.reports.context import EXCEL_NAME, HTML_NAME, ReportContext, ReportError, build_context, read_published
 from pipeline.reports.excel import write_workbook
 from pipeline.reports.geo import Geometry, load_geometry
@@ -65,27 +66,18 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _data_date(instance: dg.DagsterInstance | None) -> dt.datetime | None:
-    """When out_indicators was last materialized (the date of the data), if the instance knows."""
-    if instance is None:
-        return None
-    try:
-        event = instance.get_latest_materialization_event(PUBLISHED_ASSET)
-    except Exception:  # noqa: BLE001 - a date is a nicety, never a reason to fail
-        return None
-    return dt.datetime.fromtimestamp(event.timestamp).replace(microsecond=0) if event else None
-
-
-def load_report_context(project: ProjectResource, warehouse: WarehouseResource,
-                        instance: dg.DagsterInstance | None = None) -> ReportContext:
+def load_report_context(project: ProjectResource, warehouse: WarehouseResource) -> ReportContext:
     """published.indicators (read-only) and the configuration, or a Failure saying what to do."""
     try:
         indicators = project.indicators()
         with warehouse.connect(read_only=True) as con:
             published = read_published(con, indicators)
+            # which years' files came (names, years and dates of the ingest ledger, never a figure):
+            # the documents state it and draw only the years covered; their date is the files'
+            coverage = read_coverage(con, indicators, project.catalog())
         # the configuration as the resource read it once for the run; the study's sign-off from config/study.yaml
-        return build_context(published, project.paths, data_date=_data_date(instance), indicators=indicators,
-                             territory=project.territory(), config=project.report_config())
+        return build_context(published, project.paths, indicators=indicators, territory=project.territory(),
+                             config=project.report_config(), coverage=coverage)
     except (FileNotFoundError, ReportError, ValueError) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 
@@ -142,7 +134,7 @@ def out_rapport_excel(
 ) -> dg.MaterializeResult:
     """Workbook for the Petite Enfance committees (reports/indicateurs_petite_enfance.xlsx): the published, secrecy-masked indicators of published.indicators (CAF du Pas-de-Calais, Cnaf, Insee) per indicator, per RPE, with cover and methodology."""
     with _own_objects_only():
-        report = load_report_context(project, warehouse, context.instance)
+        report = load_report_context(project, warehouse)
         target = project.paths.reports / EXCEL_NAME
         stats, guard = _write_guarded(
             target, lambda path: write_workbook(report, path), lambda path: check_workbook(path, report)
@@ -165,7 +157,7 @@ def out_rapport_html(
 ) -> dg.MaterializeResult:
     """Self-contained web page for the Petite Enfance committees (reports/rapport_petite_enfance.html): trends per RPE, communes and maps of the published, secrecy-masked indicators of published.indicators (CAF du Pas-de-Calais, Cnaf, Insee)."""
     with _own_objects_only():
-        report = load_report_context(project, warehouse, context.instance)
+        report = load_report_context(project, warehouse)
         geometry = _geometry(report)
         if not geometry.available:
             context.log.warning(f"maps replaced by a note: {geometry.problem}")
@@ -216,7 +208,7 @@ def rapport_excel_conforme(
 ) -> dg.AssetCheckResult:
     """Re-reads reports/indicateurs_petite_enfance.xlsx: every figure equals published.indicators, masked cells show their symbol (never a number or a blank), every sheet names the CAF (and Cnaf / Insee) as source, no formula."""
     with _own_objects_only():
-        report = load_report_context(project, warehouse, context.instance)
+        report = load_report_context(project, warehouse)
         return _check_result(project.paths.reports / EXCEL_NAME, project.paths.root, lambda path: check_workbook(path, report))
 
 
@@ -228,7 +220,7 @@ def rapport_html_conforme(
 ) -> dg.AssetCheckResult:
     """Re-reads reports/rapport_petite_enfance.html: every figure of the chart tables equals published.indicators, masked cells show their symbol, every chart and the page carry the source line, nothing is loaded from outside the file."""
     with _own_objects_only():
-        report = load_report_context(project, warehouse, context.instance)
+        report = load_report_context(project, warehouse)
         geometry = _geometry(report)
         return _check_result(project.paths.reports / HTML_NAME, project.paths.root,
                              lambda path: check_html(path, report, maps_expected=geometry.available))

@@ -94,7 +94,7 @@ def _panel_title(canvas: Canvas, box: Box, title: str, colour: str) -> None:
 
 def trend_chart(context: ReportContext, indicator: Indicator, prefix: str) -> Chart:
     zones = [z for z in context.zones() if z.level in ("epci", "rpe")]
-    years = list(indicator.years)
+    years = context.indicator_years(indicator)  # a year whose files never came has nothing to draw
     symbols = context.config.symbols
     colours = _rpe_colours(context)
     epci_colour = css_colour(context.config.colour("epci", "#1f3b63"))

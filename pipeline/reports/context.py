@@ -25,6 +25,7 @@ import yaml
 
 from pipeline.yamlfile import load_yaml
 
+from pipeline.coverage import Coverage
 from pipeline.errors import PipelineError
 from pipeline.fingerprint import frame_fingerprint
 from pipeline.indicators import Indicator, IndicatorSet, load_indicators
@@ -284,8 +285,10 @@ class ReportContext:
     territory: Territory
     study: StudyInfo
     config: ReportConfig
-    data_date: dt.datetime | None = None
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now().replace(microsecond=0))
+    # which years' files came (`pipeline.coverage`, from the ingest ledger); None: unknown, every
+    # declared year is taken as covered (a frame built by hand, in the tests)
+    coverage: Coverage | None = None
 
     def __post_init__(self) -> None:
         self.published = check_published(self.published, self.indicators)
@@ -302,8 +305,10 @@ class ReportContext:
                                  set(frame.loc[frame["level"] == "iris", "indicator"].astype(object))]
         self._last_year: dict[str, int] = {}
         self._integer_valued: dict[str, bool] = {}
+        self._has_year: dict[tuple[str, int], bool] = {}
         for i, y, v in zip(indicator, year, value):
             self._last_year[i] = max(y, self._last_year.get(i, y))
+            self._has_year[(i, y)] = True
             if v is not None and not float(v).is_integer():
                 self._integer_valued[i] = False
         self._fingerprint = fingerprint(frame)
@@ -330,10 +335,39 @@ class ReportContext:
 
     @property
     def years(self) -> list[int]:
+        """The years the documents cover: those of some indicator whose files came."""
+        return sorted({y for i in self._reported for y in self.indicator_years(i)})
+
+    @property
+    def declared_years(self) -> list[int]:
+        """Every year an indicator declares: the tables' columns (a faithful copy of
+        published.indicators, « nd » where no file came)."""
         return sorted({y for i in self._reported for y in i.years})
 
+    def indicator_years(self, indicator: Indicator) -> list[int]:
+        """The indicator's declared years whose files came (all of them when that is unknown, or
+        when none came: its figures are then all « nd », and the documents say why)."""
+        covered = self.coverage.covered(indicator) if self.coverage is not None else []
+        return covered or list(indicator.years)
+
+    def missing_years(self, indicator: Indicator) -> list[tuple[int, str]]:
+        """(year, file expected) of each declared year whose file never came."""
+        return self.coverage.missing_of(indicator) if self.coverage is not None else []
+
+    def missing_text(self, indicators: list[Indicator] | None = None) -> str:
+        """'2021 (BCA2021.xlsx, BCECPAJ21.xlsx)': the years without files, for the documents."""
+        by_year: dict[int, list[str]] = {}
+        for indicator in indicators if indicators is not None else self._reported:
+            for year, file in self.missing_years(indicator):
+                by_year.setdefault(year, [])
+                if file not in by_year[year]:
+                    by_year[year].append(file)
+        return "; ".join(f"{y} ({', '.join(files)})" for y, files in sorted(by_year.items()))
+
     def last_year(self, indicator: Indicator) -> int:
-        return self._last_year.get(indicator.id, max(indicator.all_years))
+        """The last year with figures of the indicator (a year whose files never came has none)."""
+        covered = [y for y in self.indicator_years(indicator) if self._has_year.get((indicator.id, y))]
+        return max(covered) if covered else self._last_year.get(indicator.id, max(indicator.all_years))
 
     def integer_valued(self, indicator: Indicator) -> bool:
         """Whether every published figure of the indicator is a whole number."""
@@ -412,11 +446,11 @@ class ReportContext:
 def build_context(
     published: pd.DataFrame,
     paths: Paths | None = None,
-    data_date: dt.datetime | None = None,
     generated_at: dt.datetime | None = None,
     indicators: IndicatorSet | None = None,
     territory: Territory | None = None,
     config: ReportConfig | None = None,
+    coverage: Coverage | None = None,
 ) -> ReportContext:
     """The context from a published frame and the project's configuration files
     (`indicators`, `territory`, `config`: what the caller has already read, e.g. through
@@ -430,7 +464,7 @@ def build_context(
         territory=territory,
         study=load_study(paths, territory),
         config=config or load_report_config(paths),
-        data_date=data_date,
+        coverage=coverage,
     )
     if generated_at is not None:
         context.generated_at = generated_at

@@ -34,6 +34,7 @@ from pipeline.reports.texts import (
     SECRECY_RULES,
     USAGE_RULES,
     all_sources_line,
+    data_date_text,
     decimals,
     excel_number_format,
     format_date,
@@ -42,6 +43,7 @@ from pipeline.reports.texts import (
     iris_row_label,
     neutralise,
     note_text,
+    period_text,
     producer_text,
     sheet_names,
     short_legend,
@@ -217,10 +219,10 @@ def _cover(ws: Worksheet, context: ReportContext, names: dict[str, str], styles:
          + " (« diagnostic sur le métier d'assistant maternel »)"),
         ("Territoire", f"{territory.epci_name} (EPCI {territory.epci_code}) : "
                        f"{len(context.rpes())} RPE, {n_communes} communes"),
-        ("Période couverte", f"{year_span(context.years)} (les années varient selon l'indicateur, voir ci-dessous)"),
+        ("Période couverte", f"{period_text(context)} (les années varient selon l'indicateur, voir ci-dessous)"),
         ("Version des données", f"{context.data_version} (empreinte des indicateurs publiés, étude "
                                 f"{', '.join(context.study_ids) or study.study_id})"),
-        ("Date des données", format_date(context.data_date, with_time=True)),
+        ("Date des données", data_date_text(context)),
         ("Document produit le", format_date(context.generated_at, with_time=True)),
         ("Service responsable", study.responsible or ""),
         ("Destinataires", "Comités technique et stratégique Petite Enfance, groupe de travail inter-RPE. "
@@ -252,7 +254,7 @@ def _cover(ws: Worksheet, context: ReportContext, names: dict[str, str], styles:
         _text(ws, row, 3, ind.unit)
         _text(ws, row, 4, producer_text(context, ind))
         _text(ws, row, 5, source_line(context, ind), styles.source_font)
-        _text(ws, row, 6, year_span(ind.years))
+        _text(ws, row, 6, period_text(context, [ind]), wrap_text=True, vertical="top")
         row += 1
     for zone in context.rpes():
         _link(_text(ws, row, 1, names[f"rpe:{zone.code}"], styles.link_font), names[f"rpe:{zone.code}"])
@@ -277,7 +279,11 @@ def _indicator_sheet(ws: Worksheet, context: ReportContext, indicator: Indicator
     fmt = excel_number_format(decimals(context, indicator))
     source = source_line(context, indicator)
     _text(ws, 1, 1, indicator.label, styles.title_font)
-    _text(ws, 2, 1, f"Unité : {indicator.unit} – {KIND_NAMES[indicator.kind]} – années {year_span(years)}")
+    missing = context.missing_text([indicator])
+    _text(ws, 2, 1, f"Unité : {indicator.unit} – {KIND_NAMES[indicator.kind]} – années "
+                    f"{year_span(context.indicator_years(indicator))}"
+                    + (f" – sans données pour {missing} : fichiers non reçus, cellules « "
+                       f"{context.config.symbols.not_available} »" if missing else ""))
     _legend_rows(ws, context, source, styles)
     note = note_text(context, indicator)
     if note:
@@ -303,7 +309,7 @@ def _indicator_sheet(ws: Worksheet, context: ReportContext, indicator: Indicator
 
 def _rpe_sheet(ws: Worksheet, context: ReportContext, rpe: Zone, names: dict[str, str], styles: _Styles) -> None:
     indicators = context.reported_indicators
-    years = context.years
+    years = context.declared_years  # every figure of published.indicators, « nd » ones included
     communes = context.communes_of(rpe.code)
     source = all_sources_line(context, indicators)
     _text(ws, 1, 1, f"{rpe.name} : tous les indicateurs", styles.title_font)

@@ -39,6 +39,8 @@ from pipeline.reports.texts import (
     iris_source_line,
     note_text,
     producer_text,
+    data_date_text,
+    period_text,
     sentence,
     source_line,
     symbol_legend,
@@ -157,8 +159,12 @@ def _indicator_section(context: ReportContext, indicator: Indicator, geometry: G
     note = note_text(context, indicator)
     facts = (
         f'<p class="fiche">Unité : {_e(indicator.unit)} · {_e(KIND_NAMES[indicator.kind])} · années '
-        f"{_e(year_span(indicator.all_years))} · producteur : {_e(producer_text(context, indicator))}</p>"
-        f'<p class="fiche">Calcul : {_e(formula_text(context, indicator))}</p>'
+        f"{_e(year_span(context.indicator_years(indicator)))} · producteur : "
+        f"{_e(producer_text(context, indicator))}</p>"
+        + (f'<p class="note manquant">Années sans données : {_e(context.missing_text([indicator]))} non reçu(s) ; '
+           f"leurs cellules sont « {_e(context.config.symbols.not_available)} » et les graphiques ne les "
+           "montrent pas.</p>" if context.missing_years(indicator) else "")
+        + f'<p class="fiche">Calcul : {_e(formula_text(context, indicator))}</p>'
         + (f'<p class="note">{_e(note)}</p>' if note else "")
         + f'<p class="source">{_e(source)}</p>'
     )
@@ -207,7 +213,7 @@ def render_html(context: ReportContext, geometry: Geometry) -> str:
         f'<dt><span class="symbole">{_e(s)}</span></dt><dd>{_e(sentence(m))}</dd>' for s, m in symbol_legend(context)
     )
     sources = "".join(
-        f"<tr><td><a href=\"#{_e(i.id)}\">{_e(i.label)}</a></td><td>{_e(year_span(i.years))}</td>"
+        f"<tr><td><a href=\"#{_e(i.id)}\">{_e(i.label)}</a></td><td>{_e(period_text(context, [i]))}</td>"
         f"<td>{_e(source_line(context, i))}</td></tr>"
         for i in indicators
     )
@@ -225,9 +231,9 @@ def render_html(context: ReportContext, geometry: Geometry) -> str:
         ("Convention", "signée le " + format_date(study.signed_on)),
         ("Territoire", f"{territory.epci_name} (EPCI {territory.epci_code}) : {len(context.rpes())} RPE, "
                        f"{n_communes} communes"),
-        ("Période couverte", year_span(context.years)),
+        ("Période couverte", period_text(context)),
         ("Version des données", f"{context.data_version} (empreinte des indicateurs publiés)"),
-        ("Date des données", format_date(context.data_date, with_time=True)),
+        ("Date des données", data_date_text(context)),
         ("Document produit le", format_date(context.generated_at, with_time=True)),
         ("Service responsable", study.responsible or ""),
     ]
@@ -238,7 +244,8 @@ def render_html(context: ReportContext, geometry: Geometry) -> str:
     sections = "".join(_indicator_section(context, ind, geometry, base, n) for n, ind in enumerate(shown, start=1))
     method_rows = "".join(
         f"<tr><td>{_e(i.label)}</td><td>{_e(i.unit)}</td><td>{_e(formula_text(context, i))}</td>"
-        f"<td>{_e(producer_text(context, i))}</td><td>{_e(year_span(i.all_years))}</td></tr>"
+        f"<td>{_e(producer_text(context, i))}</td>"
+        f"<td>{_e(period_text(context, [i]) if i.communal else year_span(i.all_years))}</td></tr>"
         for i in shown
     )
     caf = study.data_provider

@@ -78,6 +78,25 @@ def year_span(years) -> str:
     return f"{years[0]} à {years[-1]}"
 
 
+def period_text(context: ReportContext, indicators=None) -> str:
+    """The years covered, and those declared whose files never came (with the files expected)."""
+    years = sorted({y for i in indicators for y in context.indicator_years(i)}) if indicators else context.years
+    missing = context.missing_text(indicators)
+    return year_span(years) + (f" ; sans données pour {missing} : fichiers non reçus" if missing else "")
+
+
+def data_date_text(context: ReportContext) -> str:
+    """The date of the data: the years of the figures and the days their files were received
+    (the ingest ledger), never the moment of the run that computed them."""
+    text = f"années {year_span(context.years)}"
+    received = context.coverage.received_on if context.coverage is not None else None
+    if received:
+        first, last = received
+        text += (f", fichiers reçus le {format_date(first)}" if first == last
+                 else f", fichiers reçus du {format_date(first)} au {format_date(last)}")
+    return text
+
+
 # ---- sources (article 3) -----------------------------------------------------------------
 
 
