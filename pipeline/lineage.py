@@ -88,7 +88,8 @@ STAGE_FILES: dict[str, tuple[str, ...]] = {
                 "config/catalog.yaml", "config/commune_changes.csv", "config/territory.csv"),
     "warehouse": ("pipeline/defs/warehouse.py", "pipeline/indicators.py", "pipeline/sql", "config/indicators.yaml"),
     "disclosure": ("pipeline/disclosure", "pipeline/defs/disclosure.py", "config/disclosure.yaml"),
-    "reports": ("pipeline/reports", "pipeline/defs/reports.py", "pipeline/compliance.py", "pipeline/defs/compliance.py",
+    "reports": ("pipeline/reports", "pipeline/defs/reports.py", "pipeline/coverage.py", "pipeline/compliance.py",
+                "pipeline/defs/compliance.py",
                 "pipeline/classification.py", "config/report.yaml", "config/governance.yaml"),
     # what is destroyed follows each source's classification in the catalog
     "lifecycle": ("pipeline/lifecycle", "pipeline/defs/lifecycle.py", "pipeline/classification.py",
