@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import subprocess
 from pathlib import Path
 
 import dagster as dg
@@ -103,3 +106,13 @@ def published_and_confidential(warehouse: Path):
                 con.sql("SELECT * FROM confidential.indicators").df())
     finally:
         con.close()
+
+
+def stop_group(process: subprocess.Popen, timeout: float = 30) -> None:
+    """End the process group a test started (`start_new_session=True`: a webserver, a daemon and
+    their code servers): SIGTERM, then SIGKILL if it lingers."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)

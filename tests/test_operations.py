@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from pipeline.settings import PACKAGE_ROOT
-from tests.helpers import materialize, query
+from tests.helpers import materialize, query, stop_group
 
 RUNNER = textwrap.dedent(
     """
@@ -174,11 +174,7 @@ def test_make_ui_server_runs_the_ui_and_daemon_on_postgresql(instance_storage, p
             time.sleep(2)
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+            stop_group(process)
         log.close()
     output = (tmp_path / "ui-server.log").read_text()
     assert pg_cluster.password not in output

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 import yaml
 
 from pipeline.settings import PACKAGE_ROOT
+from tests.helpers import stop_group
 from tests.test_reports_browser import _driver
 
 LOCATION = "cabbalr_caf"
@@ -78,11 +78,7 @@ def webserver(sample_project, instance_storage, tmp_path):
             time.sleep(1)
         yield port
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_group(process, timeout=20)
         log.close()
 
 

@@ -18,6 +18,7 @@ import dagster as dg
 import pytest
 
 from pipeline.settings import PACKAGE_ROOT
+from tests.helpers import stop_group
 from tests.test_ui_browser import LOCATION, _graphql, webserver  # noqa: F401 (the fixture)
 
 REPOSITORY = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
@@ -94,27 +95,25 @@ def _holders(instance: dg.DagsterInstance) -> set[str]:
     return {c.run_id for c in info.claimed_slots} | {s.run_id for s in info.pending_steps}
 
 
+def _empty_config_check(port: int, job: str) -> str:
+    """What the UI's launchpad says of a launch of `job` with an empty config."""
+    return _graphql(
+        port,
+        """query($selector: PipelineSelector!) { runConfigSchemaOrError(selector: $selector) {
+             __typename ... on RunConfigSchema { isRunConfigValid(runConfigData: {}) { __typename } } } }""",
+        {"selector": {**REPOSITORY, "pipelineName": job}},
+    )["runConfigSchemaOrError"]["isRunConfigValid"]["__typename"]
+
+
 def test_materialize_all_selects_no_destruction(webserver):  # noqa: F811 (the fixture imported above)
     """The UI's "Materialize all" launches the asset job over every asset with an empty config:
     with the destruction among the assets, its required config made that launch fail."""
     port = webserver
     nodes = _graphql(port, "{ assetNodes { assetKey { path } } }")["assetNodes"]
     assert "study_data_destruction" not in {"/".join(n["assetKey"]["path"]) for n in nodes}
-    valid = _graphql(
-        port,
-        """query($selector: PipelineSelector!) { runConfigSchemaOrError(selector: $selector) {
-             __typename ... on RunConfigSchema { isRunConfigValid(runConfigData: {}) { __typename } } } }""",
-        {"selector": {**REPOSITORY, "pipelineName": "__ASSET_JOB"}},
-    )["runConfigSchemaOrError"]
-    assert valid["isRunConfigValid"]["__typename"] == "PipelineConfigValidationValid", valid
+    assert _empty_config_check(port, "__ASSET_JOB") == "PipelineConfigValidationValid"
     # the destruction is its own job, in the launchpad, with its config required
-    job = _graphql(
-        port,
-        """query($selector: PipelineSelector!) { runConfigSchemaOrError(selector: $selector) {
-             __typename ... on RunConfigSchema { isRunConfigValid(runConfigData: {}) { __typename } } } }""",
-        {"selector": {**REPOSITORY, "pipelineName": "destruction"}},
-    )["runConfigSchemaOrError"]
-    assert job["isRunConfigValid"]["__typename"] == "RunConfigValidationInvalid", job
+    assert _empty_config_check(port, "destruction") == "RunConfigValidationInvalid"
 
 
 @pytest.fixture
@@ -137,11 +136,7 @@ def daemon(webserver, tmp_path):  # noqa: F811
     try:
         yield port
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_group(process)
         log.close()
 
 
