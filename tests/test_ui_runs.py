@@ -64,6 +64,10 @@ def _wait(condition, seconds: float, what: str):
     return value
 
 
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def _descendants(pid: int) -> list[int]:
     """Every process below `pid` (from /proc: no psutil here)."""
     children: dict[int, list[int]] = {}
@@ -143,12 +147,14 @@ def daemon(webserver, tmp_path):  # noqa: F811
 def test_a_run_cancelled_after_its_process_died_frees_the_pool_slot(daemon, sample_project):
     port = daemon
     instance = dg.DagsterInstance.get()
+    code_server = None
     try:
         instance.add_dynamic_partitions("annees_bca", ["2017", "2018"])
         run_id = _launch(port, "ingest_bca", partition="2017")
         _wait(lambda: run_id in _holders(instance), 120, "the run never claimed the pool slot")
         # the run's process dies while its step holds the slot (the machine was short of memory, say)
         worker = _wait(lambda: _run_worker_pid(instance, run_id), 30, "no run worker")
+        code_server = _parent(worker)  # left hung by its child's death, outside the webserver's group
         for pid in [*_descendants(worker), worker]:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -175,3 +181,8 @@ def test_a_run_cancelled_after_its_process_died_frees_the_pool_slot(daemon, samp
         assert not _holders(instance)
     finally:
         instance.dispose()
+        if code_server:
+            try:
+                os.kill(code_server, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
