@@ -87,7 +87,9 @@ def run_warnings(instance: dg.DagsterInstance, run_ids: Iterable[str]) -> list[s
     out = []
     for run_id in run_ids:
         for entry in instance.all_logs(run_id):
-            if entry.dagster_event is None and entry.level >= logging.WARNING and entry.user_message:
+            # warnings only: a failed step's error is the failure's own paragraph, said once
+            if entry.dagster_event is None and logging.WARNING <= entry.level < logging.ERROR \
+                    and entry.user_message:
                 # Dagster's own notice that a step was skipped after a failure: the failure says it
                 if entry.user_message.startswith("Dependencies for step"):
                     continue
