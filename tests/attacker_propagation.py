@@ -177,20 +177,7 @@ def _root(model: Model) -> _Propagator:
     p = _Propagator(model)
     if not p.propagate(list(range(len(model.cons)))):
         raise Contradiction("the published table contradicts the reader facts")
-    # singleton case splits on the "0 or >= threshold" disjunctions, to a fixpoint
-    for _ in range(4):
-        changed = False
-        for i in range(len(model.names)):
-            if not p.undecided(i):
-                continue
-            if p.refuted(i, -INF, 0.0, splits=0):
-                p.commit(i, model.threshold, INF)
-                changed = True
-            elif p.refuted(i, model.threshold, INF, splits=0):
-                p.commit(i, -INF, 0.0)
-                changed = True
-        if not changed:
-            break
+    settle(p, len(model.names))
     return p
 
 
@@ -243,3 +230,20 @@ def refine(p: _Propagator, i: int, integer: bool, T: float, shave: int) -> None:
                 p.commit(i, p.lo[i] + 1, INF)
             else:
                 break
+
+
+def settle(p: _Propagator, n: int) -> None:
+    """Singleton case splits on the "0 or >= threshold" disjunctions, to a fixpoint."""
+    for _ in range(4):
+        changed = False
+        for i in range(n):
+            if not p.undecided(i):
+                continue
+            if p.refuted(i, -INF, 0.0, splits=0):
+                p.commit(i, p.hole(i), INF)
+                changed = True
+            elif p.refuted(i, p.hole(i), INF, splits=0):
+                p.commit(i, -INF, 0.0)
+                changed = True
+        if not changed:
+            break

@@ -59,7 +59,7 @@ from tests.attacker import (
     target_leak,
     truths,
 )
-from tests.attacker_propagation import _Propagator, refine
+from tests.attacker_propagation import _Propagator, refine, settle
 
 BIG = 1_000_000  # upper bound of every measure in the whole-number programmes
 
@@ -406,19 +406,7 @@ def _propagate(u: Union, shave: int = 3) -> _HolePropagator:
     p = _HolePropagator(u)
     if not p.propagate(list(range(len(u.cons)))):
         raise Contradiction(f"the releases contradict the reader facts ({u.targets[:1]})")
-    for _ in range(4):
-        changed = False
-        for i in range(len(u.names)):
-            if not p.undecided(i):
-                continue
-            if p.refuted(i, -INF, 0.0, splits=0):
-                p.commit(i, u.hole[i], INF)
-                changed = True
-            elif p.refuted(i, u.hole[i], INF, splits=0):
-                p.commit(i, -INF, 0.0)
-                changed = True
-        if not changed:
-            break
+    settle(p, len(u.names))
     for t in u.targets:
         refine(p, t.var, u.integer[t.var], u.threshold, shave)
     return p
@@ -744,11 +732,15 @@ class _Before:
     a leak they alone give about a figure they protected is theirs, not the union's."""
 
     def __init__(self, earlier, year, indicators, policy, identities, labels, blanks):
-        self.u = Union(earlier, year, indicators, policy, identities, labels, blanks) if earlier else None
-        self.p = _propagate(self.u) if self.u is not None and self.u.names else None
+        self.args = (earlier, year, indicators, policy, identities, labels, blanks)
+        self.u: Union | None = None
+        self.p: _HolePropagator | None = None
         self.key_of: dict[int, tuple] = {}
 
     def _interval(self, u: Union, g: int) -> tuple[float, float] | None:
+        if self.u is None and self.args[0]:  # only a leak to excuse needs the earlier releases' system
+            self.u = Union(*self.args)
+            self.p = _propagate(self.u) if self.u.names else None
         if self.p is None:
             return None
         if not self.key_of:
@@ -802,10 +794,3 @@ class _Before:
             return False
         low, high = _rate_bounds(r, {r.num: num[0], r.den: den[0]}, {r.num: num[1], r.den: den[1]})
         return low is not None and high - low < step - 1e-9
-
-
-def summary(leaks: list[Leak]) -> dict[str, int]:
-    out: dict[str, int] = defaultdict(int)
-    for leak in leaks:
-        out[leak.problem] += 1
-    return dict(out)

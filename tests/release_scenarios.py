@@ -1,29 +1,26 @@
 """Releases of the sample built through the real jobs, for the attacker of several releases
-(tests/attacker_releases.py, tests/test_releases_attack.py).
+(tests/attacker_releases.py, tests/test_releases_actions.py).
 
-`build_release(folder, actions=..., corrections=..., drop_years=...)` copies the repository's
-config/ into `folder`, applies the operator actions to the copy, generates the sample into
-`folder/raw` with seed 2022 (the generator follows the copied territory), runs every asset
-the way `make run` does (`tests.helpers.materialize_all`, `CAF_PROJECT_DIR` and `DAGSTER_HOME`
-pointed at the folder) and returns the `ReleaseView` read from the warehouse.
+`Study(folder, rpes=...)` copies the repository's config/ into `folder` (only the communes of
+`rpes`, for a study that fits in the suite); `run()` generates the sample into `folder/raw`
+with seed 2022 (the generator follows the copied territory) and runs every job the way
+`make run` does (`tests.helpers.materialize_all`, `CAF_PROJECT_DIR` and `DAGSTER_HOME`
+pointed at the folder); `release()` is `make release`; `view()` reads the release as the
+reader holds it.
 
-Operator actions edit the copied config (each is `action(config_dir)` once bound with
-`functools.partial`, or use the `act_*` shortcuts):
+Operator actions edit the copied config:
 
 - `move_commune(config, code, to_rpe)`: the commune changes RPE (territory.csv);
-- `split_rpe(config, rpe, communes, new_code, new_name)`: some communes of an RPE form a new one;
-- `merge_rpes(config, keep, absorbed)`: the communes of `absorbed` join `keep`, `absorbed` is gone;
 - `merge_communes(config, absorbed, into)`: a commune nouvelle (commune_changes.csv rows
   absorbed -> into, the absorbed commune dropped from territory.csv, its population added);
-- `policy_change(config, threshold=None, rate_decimals=None)`: config/disclosure.yaml (its
-  version changes with it);
 
-and, on the data side,
+and, on the data side (arguments of `run()`),
 
 - `corrections`: a CAF correction, `[(year, commune_code, measure, delta), ...]`: the sample's
   model is changed before the files are written, so the commune rows, the RPE and EPCI rows
   and the CAF's own secrecy blanks of those files all follow (a corrected file re-sent);
-- `drop_years`: the files of those years are not in raw/ (a first release before a year arrived).
+- `drop_years`: the files of those years are not in raw/ (a first release before a year arrived);
+- `merger`: the files after a commune nouvelle hold its communes' sums.
 """
 
 from __future__ import annotations
@@ -32,7 +29,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -74,48 +71,12 @@ def move_commune(config: Path, code: str, to_rpe: str) -> None:
     _write_territory(config, t)
 
 
-def _add_rpe(config: Path, code: str, name: str) -> None:
-    text, zones = _zones_yaml(config)
-    if code in zones["rpe"]:
-        raise KeyError(f"RPE {code} exists already")
-    # insert after the last RPE line, keeping the file's comments
-    lines = text.splitlines(keepends=True)
-    start = next(i for i, line in enumerate(lines) if line.startswith("rpe:"))
-    end = start + 1
-    while end < len(lines) and lines[end].startswith("  "):
-        end += 1
-    lines.insert(end, f'  {code}: "{name}"\n')
-    (config / "zones.yaml").write_text("".join(lines), encoding="utf-8")
-
-
 def _drop_rpe(config: Path, code: str) -> None:
     text = (config / "zones.yaml").read_text(encoding="utf-8")
     new = re.sub(rf"(?m)^  {re.escape(code)}:.*\n", "", text)
     if new == text:
         raise KeyError(f"no RPE {code} in zones.yaml")
     (config / "zones.yaml").write_text(new, encoding="utf-8")
-
-
-def split_rpe(config: Path, rpe: str, communes: Iterable[str], new_code: str, new_name: str) -> None:
-    """The `communes` of `rpe` form a new RPE `new_code`."""
-    t = _territory(config)
-    communes = set(communes)
-    inside = set(t.loc[t["code_rpe"] == rpe, "code_commune"])
-    if not communes or not communes <= inside or communes == inside:
-        raise ValueError(f"split of {rpe}: {sorted(communes)} must be some, not all, of {sorted(inside)}")
-    _add_rpe(config, new_code, new_name)
-    t.loc[t["code_commune"].isin(communes), "code_rpe"] = new_code
-    _write_territory(config, t)
-
-
-def merge_rpes(config: Path, keep: str, absorbed: str) -> None:
-    """The communes of RPE `absorbed` join `keep`; `absorbed` disappears."""
-    t = _territory(config)
-    if not (t["code_rpe"] == absorbed).any() or not (t["code_rpe"] == keep).any():
-        raise KeyError(f"merge of {absorbed} into {keep}: both must have communes")
-    t.loc[t["code_rpe"] == absorbed, "code_rpe"] = keep
-    _write_territory(config, t)
-    _drop_rpe(config, absorbed)
 
 
 def merge_communes(config: Path, absorbed: str, into: str, date_effet: str = "2022-01-01",
@@ -138,32 +99,6 @@ def merge_communes(config: Path, absorbed: str, into: str, date_effet: str = "20
         text += "\n"
     text += f"{absorbed};{into};{date_effet};{motif}\n"
     path.write_text(text, encoding="utf-8")
-
-
-def policy_change(config: Path, threshold: int | None = None, rate_decimals: int | None = None) -> None:
-    """config/disclosure.yaml with another threshold and/or rounding of rates; its version
-    gets a suffix (the policy's version must change whenever a rule changes)."""
-    path = config / "disclosure.yaml"
-    text = path.read_text(encoding="utf-8")
-    if threshold is not None:
-        text, n = re.subn(r"(?m)^threshold: *\d+", f"threshold: {int(threshold)}", text)
-        assert n == 1, "disclosure.yaml: no threshold line"
-    if rate_decimals is not None:
-        text, n = re.subn(r"(?m)^rate_decimals: *\d+", f"rate_decimals: {int(rate_decimals)}", text)
-        assert n == 1, "disclosure.yaml: no rate_decimals line"
-    tag = f"t{threshold}" if threshold is not None else ""
-    tag += f"d{rate_decimals}" if rate_decimals is not None else ""
-    text, n = re.subn(r'(?m)^version: *"([^"]+)"', lambda m: f'version: "{m.group(1)}-{tag or "x"}"', text)
-    assert n == 1, "disclosure.yaml: no version line"
-    path.write_text(text, encoding="utf-8")
-
-
-def act_move_commune(code: str, to_rpe: str) -> Callable[[Path], None]:
-    return lambda config: move_commune(config, code, to_rpe)
-
-
-def act_policy(threshold: int | None = None, rate_decimals: int | None = None) -> Callable[[Path], None]:
-    return lambda config: policy_change(config, threshold, rate_decimals)
 
 
 HERMIN = "62441"
@@ -287,36 +222,6 @@ def read_release(root_or_warehouse: Path, name: str, config: Path | None = None)
     policy = load_policy(paths)
     zones = territory.zones(infra_zones(published, territory))[["level", "zone_code", "parent_code"]]
     return ReleaseView(name, published, zones, confidential, int(policy.rate_decimals), int(policy.threshold))
-
-
-def build_release(folder: Path, name: str, actions: Iterable[Callable[[Path], None]] = (),
-                  corrections=(), drop_years: Iterable[int] = (), seed: int = SEED) -> ReleaseView:
-    """A release of the sample built by every asset in `folder` (created), after the operator
-    `actions` on the copied config, with the CAF `corrections` and without the files of
-    `drop_years`. Raises if a run fails (the pipeline refuses the action). Sets
-    `view.build_seconds`."""
-    from tests.helpers import materialize_all
-
-    started = time.perf_counter()
-    root = Path(folder)
-    if (root / "config").exists():
-        raise FileExistsError(f"{root}/config exists: build each release in a fresh folder")
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(PACKAGE_ROOT / "config", root / "config")
-    for sub in ("raw", "warehouse", "reports", "dagster_home"):
-        (root / sub).mkdir(exist_ok=True)
-    for action in actions:
-        action(root / "config")
-    with project_env(root):
-        correct_value(root / "raw", list(corrections), seed=seed)
-        for year in drop_years:
-            drop_year(root / "raw", year)
-        failed = materialize_all()
-    if failed:
-        raise RuntimeError(f"release {name}: the pipeline failed:\n" + "\n".join(failed))
-    view = read_release(root, name)
-    view.build_seconds = time.perf_counter() - started
-    return view
 
 
 # -- one study released again and again, through the jobs -----------------------------------------

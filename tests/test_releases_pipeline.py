@@ -19,16 +19,9 @@ from pipeline.sample import generate
 from pipeline.territory import infra_zones, load_territory
 from tests.conftest import SEED
 from tests.helpers import materialize_all
+from tests.release_scenarios import move_commune
 
 HERMIN, FROM, TO = "62441", "RPE-BRU", "RPE-NOE"
-
-
-def move_commune(project, code: str, to_rpe: str) -> None:
-    path = project / "config" / "territory.csv"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    moved = [";".join([*line.split(";")[:3], to_rpe]) if line.startswith(code + ";") else line for line in lines]
-    assert moved != lines
-    path.write_text("\n".join(moved) + "\n", encoding="utf-8")
 
 
 def resend_sample(project) -> None:
@@ -42,7 +35,7 @@ def test_a_commune_moved_after_a_release_is_protected_against_both(built_project
     instance = dg.DagsterInstance.ephemeral()
     first = launch_release(instance, operator="test", note="first report")
     assert first.success
-    move_commune(built_project, HERMIN, TO)
+    move_commune(built_project / "config", HERMIN, TO)
     resend_sample(built_project)
     assert not materialize_all(instance)
     masking = instance.get_latest_materialization_event(dg.AssetKey("core_masking")).asset_materialization
