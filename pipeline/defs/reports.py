@@ -77,7 +77,8 @@ def load_report_context(project: ProjectResource, warehouse: WarehouseResource) 
             coverage = read_coverage(con, indicators, project.catalog())
         # the configuration as the resource read it once for the run; the study's sign-off from config/study.yaml
         return build_context(published, project.paths, indicators=indicators, territory=project.territory(),
-                             config=project.report_config(), coverage=coverage)
+                             config=project.report_config(), coverage=coverage,
+                             policy=project.policy())
     except (FileNotFoundError, ReportError, ValueError) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 

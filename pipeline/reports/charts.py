@@ -217,7 +217,8 @@ def iris_chart(context: ReportContext, indicator: Indicator, commune: Zone, pref
     names = {commune.code: f"{commune.name} (commune)", **{z.code: f"{z.name} ({z.code})" for z in iris}}
     _panels(canvas, context, indicator, zones, area, nrows, ncols, years, series, shared,
             {z.code: colour if z.level == "commune" else GREY for z in zones}, names)
-    _footer(canvas, context, indicator, "IRIS de moins de 100 allocataires : secret statistique")
+    _footer(canvas, context, indicator,
+            f"IRIS de moins de {context.policy.minimum_allocataires} allocataires : secret statistique")
     description = f"{title}. Un graphique par IRIS ; les valeurs sont dans le tableau de données."
     return Chart(f"iris-{commune.code}", title, canvas.svg(f"{indicator.label} – {title}"), description)
 

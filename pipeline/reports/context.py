@@ -23,9 +23,8 @@ import duckdb
 import pandas as pd
 import yaml
 
-from pipeline.yamlfile import load_yaml
-
 from pipeline.coverage import Coverage
+from pipeline.disclosure.policy import Policy, load_policy
 from pipeline.errors import PipelineError
 from pipeline.fingerprint import frame_fingerprint
 from pipeline.indicators import Indicator, IndicatorSet, load_indicators
@@ -34,6 +33,7 @@ from pipeline.study import StudyError
 from pipeline.study import load_study as read_study
 from pipeline.tables import PUBLISHED_TABLE, column_names, primary_key
 from pipeline.territory import Territory, load_territory
+from pipeline.yamlfile import load_yaml
 
 PUBLISHED_COLUMNS = tuple(column_names(PUBLISHED_TABLE))  # declared in config/tables.yaml
 STATUSES = ("published", "masked", "not_available")
@@ -285,6 +285,7 @@ class ReportContext:
     territory: Territory
     study: StudyInfo
     config: ReportConfig
+    policy: Policy  # config/disclosure.yaml: the rules and numbers the documents state
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now().replace(microsecond=0))
     # which years' files came (`pipeline.coverage`, from the ingest ledger); None: unknown, every
     # declared year is taken as covered (a frame built by hand, in the tests)
@@ -451,6 +452,7 @@ def build_context(
     territory: Territory | None = None,
     config: ReportConfig | None = None,
     coverage: Coverage | None = None,
+    policy: Policy | None = None,
 ) -> ReportContext:
     """The context from a published frame and the project's configuration files
     (`indicators`, `territory`, `config`: what the caller has already read, e.g. through
@@ -464,6 +466,7 @@ def build_context(
         territory=territory,
         study=load_study(paths, territory),
         config=config or load_report_config(paths),
+        policy=policy or load_policy(paths),
         coverage=coverage,
     )
     if generated_at is not None:

@@ -27,12 +27,10 @@ from openpyxl.worksheet.worksheet import Worksheet
 from pipeline.indicators import Indicator
 from pipeline.reports.context import ReportContext, Zone
 from pipeline.reports.texts import (
-    AGGREGATION_RULES,
     IRIS_SOURCE,
     KIND_NAMES,
     LEVEL_NAMES,
-    SECRECY_RULES,
-    USAGE_RULES,
+    aggregation_rules,
     all_sources_line,
     data_date_text,
     decimals,
@@ -41,14 +39,17 @@ from pipeline.reports.texts import (
     formula_text,
     indicator_short_name,
     iris_row_label,
+    iris_rule,
     neutralise,
     note_text,
     period_text,
     producer_text,
+    secrecy_rules,
     sheet_names,
     short_legend,
     source_line,
     symbol_legend,
+    usage_rules,
     year_span,
 )
 
@@ -345,8 +346,7 @@ def _iris_sheet(ws: Worksheet, context: ReportContext, commune: Zone, names: dic
     iris = context.iris_of(commune.code)
     source = f"{all_sources_line(context, indicators)} ; {IRIS_SOURCE}"
     _text(ws, 1, 1, f"{commune.name} par IRIS", styles.title_font)
-    _text(ws, 2, 1, f"{len(iris)} IRIS – {context.rpe_name(commune.rpe_code)}. Un IRIS de moins de 100 "
-                    "allocataires n'est pas étudié : toutes ses valeurs sont masquées (article 4).")
+    _text(ws, 2, 1, f"{len(iris)} IRIS – {context.rpe_name(commune.rpe_code)}. {iris_rule(context)}")
     _legend_rows(ws, context, source, styles)
     labels = [HEADER_INDICATOR, "Unité", HEADER_CODE, "Zone", "Niveau", *years]
     _header(ws, HEADER_ROW, labels, styles)
@@ -391,10 +391,10 @@ def _method_sheet(ws: Worksheet, context: ReportContext, names: dict[str, str], 
         row += 1
     ws.auto_filter.ref = f"A{header_row}:H{row - 1}"
     sections = [
-        ("Échelons géographiques et calculs", AGGREGATION_RULES),
-        ("Le secret statistique (article 4 de la convention)", SECRECY_RULES),
+        ("Échelons géographiques et calculs", aggregation_rules(context)),
+        ("Le secret statistique (article 4 de la convention)", secrecy_rules(context)),
         ("Lecture des symboles", [f"« {s} » : {m}" for s, m in symbol_legend(context)]),
-        ("Usage et diffusion (articles 2 et 3 de la convention)", USAGE_RULES),
+        ("Usage et diffusion (articles 2 et 3 de la convention)", usage_rules(context)),
     ]
     for title, lines in sections:
         row += 1

@@ -27,23 +27,23 @@ from pipeline.reports.charts import (
 from pipeline.reports.context import ReportContext, Zone
 from pipeline.reports.geo import Geometry
 from pipeline.reports.texts import (
-    AGGREGATION_RULES,
     KIND_NAMES,
     LEVEL_NAMES,
-    SECRECY_RULES,
-    USAGE_RULES,
+    aggregation_rules,
+    data_date_text,
     decimals,
     format_date,
     format_number,
     formula_text,
     iris_source_line,
     note_text,
-    producer_text,
-    data_date_text,
     period_text,
+    producer_text,
+    secrecy_rules,
     sentence,
     source_line,
     symbol_legend,
+    usage_rules,
     year_span,
 )
 
@@ -289,9 +289,9 @@ des valeurs représentées.</p>
 <h2>Méthodologie</h2>
 <table class="methode"><thead><tr><th>Indicateur</th><th>Unité</th><th>Mode de calcul</th><th>Producteur</th>
 <th>Années</th></tr></thead><tbody>{method_rows}</tbody></table>
-<h3>Échelons géographiques et calculs</h3>{_list(AGGREGATION_RULES)}
-<h3>Le secret statistique (article 4 de la convention)</h3>{_list(SECRECY_RULES)}
-<h3>Usage et diffusion (articles 2 et 3 de la convention)</h3>{_list(USAGE_RULES)}
+<h3>Échelons géographiques et calculs</h3>{_list(aggregation_rules(context))}
+<h3>Le secret statistique (article 4 de la convention)</h3>{_list(secrecy_rules(context))}
+<h3>Usage et diffusion (articles 2 et 3 de la convention)</h3>{_list(usage_rules(context))}
 <p class="source">Source : {_e(caf)}</p>
 </section>
 </main>

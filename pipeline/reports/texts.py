@@ -30,10 +30,16 @@ def neutralise(text: object) -> str:
 
 
 def decimals(context: ReportContext, indicator: Indicator) -> int:
-    """Decimals shown: 1 for a rate or a count with fractions (census estimates), else 0."""
+    """Decimals shown: a rate's as the policy publishes it (`rate_decimals`); 1 for a count
+    with fractions (census estimates), else 0."""
     if indicator.kind == "ratio":
-        return 1
+        return context.policy.rate_decimals
     return 0 if context.integer_valued(indicator) else 1
+
+
+def decimals_text(digits: int) -> str:
+    """'1 décimale', '2 décimales', 'l'unité' (0)."""
+    return "l'unité" if digits == 0 else f"{digits} décimale" + ("s" if digits > 1 else "")
 
 
 def excel_number_format(digits: int) -> str:
@@ -251,40 +257,55 @@ def note_text(context: ReportContext, indicator: Indicator) -> str:
     return context.config.notes.get(indicator.id, "")
 
 
-SECRECY_RULES = [
-    "Aucune donnée n'est diffusée si elle concerne moins de 5 allocataires : la valeur est "
-    "masquée (« mise à blanc ») et remplacée par le symbole du secret statistique.",
-    "Pour qu'une valeur masquée ne puisse pas être retrouvée par différence (à partir du total "
-    "d'un RPE ou de l'agglomération et des autres communes), d'autres valeurs peuvent être "
-    "masquées aussi (secret secondaire).",
-    "Aucune zone plus petite qu'une commune, ni aucune sous-population, n'est étudiée si elle "
-    "compte moins de 100 allocataires : toutes les valeurs d'un IRIS (quartier d'une grande "
-    "commune) de moins de 100 allocataires sont masquées. Les IRIS d'une commune s'additionnent "
-    "pour donner la commune : une valeur d'IRIS masquée ne peut pas être retrouvée à partir du "
-    "chiffre de la commune et des autres IRIS.",
-    "Aucune information diffusée ne doit permettre d'identifier, directement ou indirectement, "
-    "un allocataire.",
-    "Une valeur masquée peut être nulle ou non : ne pas la remplacer par 0, ne pas chercher à la "
-    "recalculer par différence.",
-]
+def secrecy_rules(context: ReportContext) -> list[str]:
+    """Article 4 as the policy applies it (config/disclosure.yaml: threshold, minimum)."""
+    policy = context.policy
+    return [
+        f"Aucune donnée n'est diffusée si elle concerne moins de {policy.threshold} allocataires : la "
+        "valeur est masquée (« mise à blanc ») et remplacée par le symbole du secret statistique.",
+        "Pour qu'une valeur masquée ne puisse pas être retrouvée par différence (à partir du total "
+        "d'un RPE ou de l'agglomération et des autres communes), d'autres valeurs peuvent être "
+        "masquées aussi (secret secondaire).",
+        "Aucune zone plus petite qu'une commune, ni aucune sous-population, n'est étudiée si elle "
+        f"compte moins de {policy.minimum_allocataires} allocataires : toutes les valeurs d'un IRIS "
+        f"(quartier d'une grande commune) de moins de {policy.minimum_allocataires} allocataires sont "
+        "masquées. Les IRIS d'une commune s'additionnent pour donner la commune : une valeur d'IRIS "
+        "masquée ne peut pas être retrouvée à partir du chiffre de la commune et des autres IRIS.",
+        "Aucune information diffusée ne doit permettre d'identifier, directement ou indirectement, "
+        "un allocataire.",
+        "Une valeur masquée peut être nulle ou non : ne pas la remplacer par 0, ne pas chercher à la "
+        "recalculer par différence.",
+    ]
 
-USAGE_RULES = [
-    "Les données sont mises à disposition par la CAF du Pas-de-Calais pour un usage interne à "
-    "l'étude ; elles ne peuvent être cédées, en tout ou partie, sans l'accord préalable de la CAF "
-    "(article 2). Elles sont détruites à l'issue de l'étude.",
-    "Tout document produit, et toute présentation orale, mentionne la CAF comme source. L'étude "
-    "est présentée sous le double sigle de l'agglomération et de la CAF ; la CAF est destinataire "
-    "des documents finaux (article 3).",
-]
 
-AGGREGATION_RULES = [
-    "Trois échelons : les communes, les relais petite enfance (RPE, qui regroupent des communes) "
-    "et l'agglomération (l'ensemble des RPE).",
-    "Les effectifs d'un RPE ou de l'agglomération sont la somme de leurs communes. Quand une "
-    "commune est sous secret, le total n'est pas recalculé : le chiffre transmis par la CAF pour "
-    "la zone est repris s'il existe, sinon la valeur n'est pas disponible.",
-    "Les taux sont recalculés à chaque échelon à partir des numérateurs et dénominateurs "
-    "additionnés, jamais en faisant la moyenne des taux des communes.",
-    "Les nombres sont arrondis à l'affichage ; la valeur exacte figure dans les cellules du "
-    "classeur.",
-]
+def iris_rule(context: ReportContext) -> str:
+    """The minimum of article 4 for an IRIS, in a sentence."""
+    return (f"Un IRIS de moins de {context.policy.minimum_allocataires} allocataires n'est pas étudié : "
+            "toutes ses valeurs sont masquées (article 4).")
+
+
+def usage_rules(context: ReportContext) -> list[str]:
+    """Articles 2 and 3, naming the study's data provider (config/study.yaml)."""
+    return [
+        f"Les données sont mises à disposition par la {provider(context)} pour un usage interne à "
+        "l'étude ; elles ne peuvent être cédées, en tout ou partie, sans l'accord préalable de la CAF "
+        "(article 2). Elles sont détruites à l'issue de l'étude.",
+        "Tout document produit, et toute présentation orale, mentionne la CAF comme source. L'étude "
+        "est présentée sous le double sigle de l'agglomération et de la CAF ; la CAF est destinataire "
+        "des documents finaux (article 3).",
+    ]
+
+
+def aggregation_rules(context: ReportContext) -> list[str]:
+    """How zones add up, and the rounding of rates the policy publishes (`rate_decimals`)."""
+    return [
+        "Trois échelons : les communes, les relais petite enfance (RPE, qui regroupent des communes) "
+        "et l'agglomération (l'ensemble des RPE).",
+        "Les effectifs d'un RPE ou de l'agglomération sont la somme de leurs communes. Quand une "
+        "commune est sous secret, le total n'est pas recalculé : le chiffre transmis par la CAF pour "
+        "la zone est repris s'il existe, sinon la valeur n'est pas disponible.",
+        "Les taux sont recalculés à chaque échelon à partir des numérateurs et dénominateurs "
+        "additionnés, jamais en faisant la moyenne des taux des communes.",
+        f"Les taux sont diffusés arrondis à {decimals_text(context.policy.rate_decimals)} ; les autres "
+        "nombres sont arrondis à l'affichage, leur valeur exacte figure dans les cellules du classeur.",
+    ]
