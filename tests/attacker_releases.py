@@ -629,13 +629,14 @@ def attack_releases(releases: list[ReleaseView], indicators, policy, commune_cha
     """Every leak a reader of all `releases` (oldest first) proves about the figures some
     release masked and none published. `commune_changes`: old commune code -> new (a dict, or
     the DataFrame of config/commune_changes.csv). `exact=False`: propagation only (faster,
-    weaker). `blanks`: how a figure the CAF blanked at source (no confidential value) is
-    identified: "unique" (the strongest reader: it is the figure the other releases hold
-    when they all hold one value, e.g. a commune's count after its RPE changed: wrong, and
-    then contradictory, when the CAF changed a blanked figure), "distinct" (the default, as
-    the pipeline's history: a blank is the same only as a blank), "never" (a blank is an
-    unknown of its own release: the safe reading when the whole data set was redrawn, as
-    the sample is after a commune nouvelle). `excuse`: leave out a leak the releases before the
+    weaker). Figures are identified across releases by the values behind them (the
+    confidential tables of `releases`); the tests give it the values behind the CAF's blanks
+    too (`tests.release_scenarios.fill_blanks`: the sample's truth), so that it identifies
+    what really did not change. `blanks`: how a figure left without a value (no truth) is
+    identified: "distinct" (the default: a blank is the same only as a blank), "unique" (it
+    is the figure the other releases hold when they all hold one value: wrong, and then
+    contradictory, when the CAF changed a blanked figure), "never" (a blank is an unknown
+    of its own release). `excuse`: leave out a leak the releases before the
     last alone give (`_Before`: counted in `LAST.known_before`); the leaks of the last release
     then. Statistics of the run in `tests.attacker_releases.LAST`."""
     started = time.perf_counter()

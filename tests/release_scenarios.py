@@ -13,6 +13,8 @@ Operator actions edit the copied config:
 - `move_commune(config, code, to_rpe)`: the commune changes RPE (territory.csv);
 - `merge_communes(config, absorbed, into)`: a commune nouvelle (commune_changes.csv rows
   absorbed -> into, the absorbed commune dropped from territory.csv, its population added);
+- `split_rpe(config, rpe, communes, new_code, new_name)`, `merge_rpes(config, keep, absorbed)`;
+- `policy_change(config, threshold=..., rate_decimals=...)`: config/disclosure.yaml, a new version;
 
 and, on the data side (arguments of `run()`),
 
@@ -21,10 +23,15 @@ and, on the data side (arguments of `run()`),
   and the CAF's own secrecy blanks of those files all follow (a corrected file re-sent);
 - `drop_years`: the files of those years are not in raw/ (a first release before a year arrived);
 - `merger`: the files after a commune nouvelle hold its communes' sums.
+
+`Life(study)` takes a study through steps, each run, attacked on the union of every release
+so far (the views hold the values behind the CAF's blanks: the attacker identifies figures
+across releases by what they are), then released.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -98,6 +105,56 @@ def merge_communes(config: Path, absorbed: str, into: str, date_effet: str = "20
     if not text.endswith("\n"):
         text += "\n"
     text += f"{absorbed};{into};{date_effet};{motif}\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def _add_rpe(config: Path, code: str, name: str) -> None:
+    text, zones = _zones_yaml(config)
+    if code in zones["rpe"]:
+        raise KeyError(f"RPE {code} already in zones.yaml")
+    lines = text.splitlines(keepends=True)
+    last = max(i for i, line in enumerate(lines) if re.match(r"^  RPE-[^:]+:", line))
+    lines.insert(last + 1, f"  {code}: {name}\n")
+    (config / "zones.yaml").write_text("".join(lines), encoding="utf-8")
+
+
+def split_rpe(config: Path, rpe: str, communes: Iterable[str], new_code: str, new_name: str) -> None:
+    """The `communes` of `rpe` form a new RPE `new_code`."""
+    t = _territory(config)
+    communes = set(communes)
+    inside = set(t.loc[t["code_rpe"] == rpe, "code_commune"])
+    if not communes or not communes <= inside or communes == inside:
+        raise ValueError(f"split of {rpe}: {sorted(communes)} must be some, not all, of {sorted(inside)}")
+    _add_rpe(config, new_code, new_name)
+    t.loc[t["code_commune"].isin(communes), "code_rpe"] = new_code
+    _write_territory(config, t)
+
+
+def merge_rpes(config: Path, keep: str, absorbed: str) -> None:
+    """The communes of RPE `absorbed` join `keep`; `absorbed` disappears."""
+    t = _territory(config)
+    if not (t["code_rpe"] == absorbed).any() or not (t["code_rpe"] == keep).any():
+        raise KeyError(f"merge of {absorbed} into {keep}: both must have communes")
+    t.loc[t["code_rpe"] == absorbed, "code_rpe"] = keep
+    _write_territory(config, t)
+    _drop_rpe(config, absorbed)
+
+
+def policy_change(config: Path, threshold: int | None = None, rate_decimals: int | None = None) -> None:
+    """config/disclosure.yaml with another threshold and/or rounding of rates; its version
+    gets a suffix (the policy's version must change whenever a rule changes)."""
+    path = config / "disclosure.yaml"
+    text = path.read_text(encoding="utf-8")
+    if threshold is not None:
+        text, n = re.subn(r"(?m)^threshold: *\d+", f"threshold: {int(threshold)}", text)
+        assert n == 1, "disclosure.yaml: no threshold line"
+    if rate_decimals is not None:
+        text, n = re.subn(r"(?m)^rate_decimals: *\d+", f"rate_decimals: {int(rate_decimals)}", text)
+        assert n == 1, "disclosure.yaml: no rate_decimals line"
+    tag = f"t{threshold}" if threshold is not None else ""
+    tag += f"d{rate_decimals}" if rate_decimals is not None else ""
+    text, n = re.subn(r'(?m)^version: *"([^"]+)"', lambda m: f'version: "{m.group(1)}-{tag or "x"}"', text)
+    assert n == 1, "disclosure.yaml: no version line"
     path.write_text(text, encoding="utf-8")
 
 
@@ -224,6 +281,32 @@ def read_release(root_or_warehouse: Path, name: str, config: Path | None = None)
     return ReleaseView(name, published, zones, confidential, int(policy.rate_decimals), int(policy.threshold))
 
 
+def fill_blanks(confidential: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """confidential.indicators with the values the CAF blanked at source filled from the
+    sample's truth (`pipeline.sample.sample_truth`: source, year, level, zone_code, measure,
+    value), each from the source its indicator reads."""
+    from pipeline.indicators import load_indicators
+
+    defs = {i.id: i for i in load_indicators().indicators}
+    behind = {(str(r.source), str(r.level), str(r.zone_code), int(r.year), str(r.measure)): float(r.value)
+              for r in truth.itertuples(index=False) if pd.notna(r.value)}
+    out = confidential.copy()
+    for column in ("value", "numerator", "denominator"):
+        out[column] = out[column].astype(float)
+    for i, r in enumerate(out.itertuples(index=False)):
+        d = defs.get(r.indicator)
+        if d is None:
+            continue
+        pairs = [("value", d.measure)] if d.kind == "count" else [("numerator", d.numerator),
+                                                                  ("denominator", d.denominator)]
+        for column, measure in pairs:
+            if measure and pd.isna(getattr(r, column)):
+                v = behind.get((d.source, str(r.level), str(r.zone_code), int(r.year), measure))
+                if v is not None:
+                    out.iat[i, out.columns.get_loc(column)] = v
+    return out
+
+
 # -- one study released again and again, through the jobs -----------------------------------------
 
 
@@ -272,6 +355,7 @@ class Study:
         """The CAF sends its files again (raw/ emptied, then generated); every job runs.
         `merger`: (territory before, absorbed, into) of a commune nouvelle, kept for the files
         sent after it. The seconds taken."""
+        from pipeline.sample import sample_truth
         from tests.helpers import materialize_all
 
         started = time.perf_counter()
@@ -283,6 +367,8 @@ class Study:
             for before, absorbed, into in self.mergers:
                 stack.enter_context(_merged_model(before, absorbed, into))
             correct_value(self.root / "raw", list(corrections), seed=seed)
+            with _corrected_model(list(corrections)):  # the values behind the files just sent, blanks included
+                self.truth = sample_truth(seed)
             for year in drop_years:
                 drop_year(self.root / "raw", year)
             failed = materialize_all(self.instance)
@@ -300,8 +386,14 @@ class Study:
         self.released.append(f"R{len(self.released) + 1}")
         return self.released[-1]
 
-    def view(self, name: str) -> ReleaseView:
-        return read_release(self.root, name)
+    def view(self, name: str, behind_blanks: bool = False) -> ReleaseView:
+        """The release as the reader holds it; `behind_blanks`: its confidential table holds
+        the values the CAF blanked at source too (the sample's truth), so that an attacker
+        identifies figures across releases by what they really are."""
+        view = read_release(self.root, name)
+        if behind_blanks:
+            view = dataclasses.replace(view, confidential=fill_blanks(view.confidential, self.truth))
+        return view
 
     def masking_metadata(self) -> dict:
         import dagster as dg
@@ -311,3 +403,38 @@ class Study:
 
     def commune_changes(self) -> pd.DataFrame:
         return pd.read_csv(self.config / "commune_changes.csv", sep=";", dtype=str)
+
+
+@dataclasses.dataclass
+class Step:
+    name: str
+    view: ReleaseView
+    leaks: list
+    metadata: dict
+    stats: dict
+    seconds: float
+
+
+class Life:
+    """A study released after each step, the union of its releases attacked at each."""
+
+    def __init__(self, study: Study):
+        self.study = study
+        self.views: list[ReleaseView] = []
+        self.steps: dict[str, Step] = {}
+
+    def step(self, name: str, **run) -> Step:
+        from pipeline.disclosure.policy import load_policy
+        from pipeline.indicators import load_indicators
+        from tests.attacker_releases import LAST, attack_releases
+
+        seconds = self.study.run(**run)
+        view = self.study.view(f"R{len(self.views) + 1}", behind_blanks=True)
+        policy = load_policy(path=self.study.config / "disclosure.yaml")
+        leaks = attack_releases([*self.views, view], load_indicators(), policy,
+                                self.study.commune_changes()) if self.views else []
+        stats = {"linked": LAST.linked, "corrected": LAST.corrected, "known_before": LAST.known_before}
+        self.steps[name] = Step(name, view, leaks, self.study.masking_metadata(), stats, seconds)
+        self.views.append(view)
+        self.study.release(name)
+        return self.steps[name]

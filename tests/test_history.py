@@ -169,3 +169,56 @@ def test_the_policy_declares_that_the_reader_holds_the_releases_and_refuses_a_ma
     assert load_policy().earlier_releases is True
     with pytest.raises(PolicyError, match="earlier_releases must be true or false"):
         parse_policy(POLICY_TEXT.replace("protection:", "reader:\n  earlier_releases: yes please\nprotection:"))
+
+
+def _versioned(history: History, k: int = 0) -> set:
+    return set(history.versioned[k].get(2020, ()))
+
+
+def test_a_blank_at_source_is_the_figure_an_earlier_release_published():
+    """The CAF blanks a figure by its own rule, whose complementary blanks follow its
+    grouping: a figure published before and blanked now is still known to the reader."""
+    first = release(confidential(MOVE_BEFORE, VALUES), MOVE_BEFORE)
+    assert "a" not in masked(first.published)
+    today = confidential(MOVE_BEFORE, VALUES, secret={("actifs", "a")})
+    history = history_of([first], today, MOVE_BEFORE)
+    assert ("a", "actifs") not in _versioned(history)
+    cells = today[["level", "zone_code", "indicator", "year"]]
+    known, _ = history.before(cells, {"actifs": "count"}, {"actifs": ("actifs",)})
+    assert known[(cells["zone_code"] == "a").to_numpy()].all()
+    assert history.corrections == 0
+
+
+def test_a_blank_behind_which_the_caf_changed_the_figure_is_another_unknown():
+    """c is blank in both files; the RPE total moved and nothing known did: the figure behind
+    the blank changed (a corrected file), and read as one it would contradict the sums."""
+    secret = {("actifs", "c")}
+    first = release(confidential(MOVE_BEFORE, VALUES, secret=secret), MOVE_BEFORE)
+    same = history_of([first], confidential(MOVE_BEFORE, VALUES, secret=secret), MOVE_BEFORE)
+    assert ("c", "actifs") not in _versioned(same)
+    corrected = {"actifs": {**VALUES["actifs"], "c": 4}}
+    today = confidential(MOVE_BEFORE, corrected, secret=secret)
+    history = history_of([first], today, MOVE_BEFORE)
+    assert ("c", "actifs") in _versioned(history)
+    assert {("R1", "actifs"), ("E", "actifs")} <= _versioned(history)
+    result = mask(today, zones(MOVE_BEFORE), INDICATORS, POLICY, history=history)  # no contradiction
+    assert audit_published(result.published, zones(MOVE_BEFORE), INDICATORS, POLICY, history=history).passed
+
+
+def test_a_rate_published_before_tells_more_under_a_stricter_threshold():
+    """Published again under a higher threshold, a rate says its terms are 0 or at least the
+    new threshold: it is not known before, and masking it protects."""
+    values = {"actifs": {"a": 30, "b": 20, "c": 12, "d": 40, "e": 50, "f": 60},
+              "decembre": {"a": 24, "b": 14, "c": 6, "d": 30, "e": 41, "f": 52}}
+    frame = confidential(MOVE_BEFORE, values)
+    first = release(frame, MOVE_BEFORE)
+    rates = first.published[(first.published.indicator == "taux") & (first.published.status == "published")]
+    assert len(rates)
+    cells = rates[["level", "zone_code", "indicator", "year"]]
+    kinds, measures = {"taux": "ratio"}, {"taux": ("decembre", "actifs")}
+    stricter = parse_policy(POLICY_TEXT.replace("threshold: 5", "threshold: 7"))
+    same = History.build([first], zones(MOVE_BEFORE), frame, INDICATORS, {}, POLICY.rate_decimals, POLICY.threshold)
+    higher = History.build([first], zones(MOVE_BEFORE), frame, INDICATORS, {}, POLICY.rate_decimals,
+                           stricter.threshold)
+    assert same.before(cells, kinds, measures)[0].all()
+    assert not higher.before(cells, kinds, measures)[0].any()

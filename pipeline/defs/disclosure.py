@@ -167,7 +167,8 @@ def earlier_releases(releases, zones, confidential, indicators, territory, polic
     holds them, named for today's zones and compared with today's CAF data."""
     return History.build(
         [Release(r.release_id, r.published, r.zones, r.rate_decimals, r.threshold, r.truth) for r in releases],
-        zones, confidential, indicators, territory.code_changes, policy.rate_decimals)
+        zones, confidential, indicators, territory.code_changes, policy.rate_decimals,
+        policy.threshold)
 
 
 def read_records(con, table: str) -> dict[str, str]:

@@ -87,6 +87,18 @@ def _same(a: float | None, b: float | None) -> bool:
     return abs(a - b) <= 1e-9
 
 
+def _behind(value: float | None, known: set[float]) -> float | None:
+    """The value behind a figure: a blank at source (NaN: the CAF's files hold no value)
+    is the one value the other releases and today's data hold, when they hold one. The
+    CAF blanks a figure by its own secrecy rule, whose complementary blanks follow the
+    grouping of its files (a commune whose RPE changed, an RPE split): the figure behind
+    did not change, and the reader who kept the release that published it still knows it.
+    Two values known (a corrected file) or none: the blank stays an unknown of its own."""
+    if value is not None and np.isnan(value) and len(known) == 1:
+        return next(iter(known))
+    return value
+
+
 class _Tree:
     """A release's zone tree, and what each of its zones covers."""
 
@@ -136,18 +148,19 @@ class History:
     related: dict[str, list[str]] = field(default_factory=dict)  # label -> today's zones covering any of it
     corrections: int = 0  # figures whose CAF data, known on both sides, differ between a release and today
     current_decimals: int = 1
+    current_threshold: int | None = None  # today's primary threshold (None: as every release's)
 
     @classmethod
     def build(cls, releases: Sequence[Release], zones: pd.DataFrame, confidential: pd.DataFrame | None,
               indicators: IndicatorSet, commune_changes: Mapping[str, str] | None = None,
-              rate_decimals: int = 1) -> History:
+              rate_decimals: int = 1, threshold: int | None = None) -> History:
         """`zones`: today's tree (level, zone_code, parent_code); `confidential`: today's
         confidential.indicators (the truth each release's is compared with);
         `commune_changes`: old commune code -> new (config/commune_changes.csv)."""
         merged_into: dict[str, list[str]] = defaultdict(list)
         for old, new in (commune_changes or {}).items():
             merged_into[str(new)].append(str(old))
-        history = cls(list(releases), current_decimals=rate_decimals)
+        history = cls(list(releases), current_decimals=rate_decimals, current_threshold=threshold)
         today = _Tree(zones, merged_into)
         # a zone is its level and what it covers (an RPE of one commune is not that commune)
         label_of_cover: dict[tuple[str, frozenset], str] = {}
@@ -168,8 +181,13 @@ class History:
             return a
 
         label_roots: dict[str, set[str]] = {}
+        mines: list[dict] = []  # per release: (label, year, measure) -> its CAF figure
+        versioneds: list[dict[int, set]] = []
+        trees = [_Tree(release.zones, merged_into) for release in releases]
+        today_relations = [(p, tuple(kids)) for p, kids in today.children.items()]
+        known = _known_values(truth_today, truths, trees, label_of_cover, releases)
         for k, release in enumerate(releases):
-            tree = _Tree(release.zones, merged_into)
+            tree = trees[k]
             labels: dict[str, str] = {}
             for code, level in tree.level_of.items():
                 cover = tree.cover(code)
@@ -198,12 +216,16 @@ class History:
                 base = truth_today.get((label, year, measure)) if label not in owner else \
                     (None if owner[label] == k else truths[owner[label]].get((_code_in(releases[owner[label]], label),
                                                                                year, measure)))
-                if not _same(value, base):
+                seen = known.get((label, year, measure), set())
+                if not _same(_behind(value, seen), _behind(base, seen)):
                     versioned[year].add((label, measure))
                     # a figure without data on one side (a year that had not come, a blank at
                     # source) is another unknown, but not a correction to report
                     history.corrections += _known(value) and _known(base)
-            history.versioned.append({y: frozenset(v) for y, v in versioned.items()})
+            mines.append({(labels.get(code, code), year, measure): v for (code, year, measure), v in truths[k].items()})
+            versioneds.append(versioned)
+        _split_blanks(today_relations, truth_today, history.relations, mines, versioneds, owner)
+        history.versioned = [{y: frozenset(v) for y, v in versioned.items()} for versioned in versioneds]
         history.group_of_root = {root: find(root) for root in parent}
         group_of_label = {label: (find(sorted(roots)[0]) if roots else "") for label, roots in label_roots.items()}
         for k, table in enumerate(history.tables):
@@ -251,7 +273,8 @@ class History:
     def before(self, cells: pd.DataFrame, kinds: Mapping[str, str], measures: Mapping[str, tuple[str, ...]]
                ) -> tuple[np.ndarray, np.ndarray]:
         """For each of today's cells (level, zone_code, indicator, year): known (some release
-        published the same figure, a rate at least as finely rounded) and masked before
+        published the same figure, a rate at least as finely rounded and under a threshold at
+        least as high) and masked before
         (the last release that holds it masked it), both for figures that did not change."""
         known = np.zeros(len(cells), dtype=bool)
         masked = np.zeros(len(cells), dtype=bool)
@@ -261,7 +284,11 @@ class History:
         published: set[tuple] = set()
         for k, (release, table) in enumerate(zip(self.releases, self.tables)):
             versioned = self.versioned[k]
-            fine = release.rate_decimals >= self.current_decimals
+            # a rate is known as finely as it was rounded, and its terms as the primary rule of
+            # its release said (0 or >= its threshold): published again under a stricter
+            # threshold or a finer rounding, it tells more, and masking it protects
+            fine = release.rate_decimals >= self.current_decimals and (
+                self.current_threshold is None or release.threshold >= self.current_threshold)
             for zone, ind, year, status in zip(table["zone_code"], table["indicator"], table["year"], table["status"]):
                 changed = versioned.get(int(year), frozenset())
                 if any((zone, m) in changed for m in measures.get(ind, ())):
@@ -274,6 +301,148 @@ class History:
             known[i] = key in published
             masked[i] = last.get(key) == "masked"
         return known, masked
+
+
+def _split_blanks(today_relations: Sequence[tuple[str, tuple[str, ...]]], today: Mapping[tuple, float],
+                  relations: Sequence[Sequence[tuple[str, tuple[str, ...]]]], mines: Sequence[Mapping[tuple, float]],
+                  versioneds: Sequence[dict[int, set]], owner: Mapping[str, int]) -> None:
+    """Blanks at source the CAF's data changed behind, added to each release's `versioneds`.
+
+    A figure read as the same on two sides (`_behind`: a blank is the one value the others
+    hold, two blanks are one unknown) is one unknown of the CAF's own sums on every side:
+    today's relations on today's figures, each release's on its own. Where those sums ask
+    two values of it (a corrected figure the CAF blanks: its total moved, nothing known did),
+    it is not one figure. The releases are added newest first (the closest to today's data);
+    a release whose sums contradict what is held so far has its figures read as shared
+    there made unknowns of its own, in every contradicted set of sums. The reader who kept
+    the releases sees the same contradiction, and cannot say which blank changed.
+    `relations[k]` and `mines[k]`: release k's sums and figures, by label; `owner`: the
+    release that named a zone of no tree of today's (its figure is the shared one);
+    `versioneds[k]`: year -> (label, measure) already apart (`_behind`, `_same`)."""
+    keys: dict[tuple[int, str], None] = {}
+    for mine in mines:
+        for _label, year, measure in mine:
+            keys.setdefault((year, measure))
+    for year, measure in keys:
+        def shared(label: str, year: int = year, measure: str = measure) -> float | None:
+            k = owner.get(label)
+            return today.get((label, year, measure)) if k is None else mines[k].get((label, year, measure))
+
+        held = _rows(today_relations, lambda label, y=year, m=measure: today.get((label, y, m)), None, shared)
+        for k in reversed(range(len(mines))):
+            if not any((year, measure) == (y, m) for _l, y, m in mines[k]):
+                continue
+            apart = {label for label, m in versioneds[k].get(year, ()) if m == measure}
+
+            def value(label: str, k: int = k, year: int = year, measure: str = measure) -> float | None:
+                return mines[k].get((label, year, measure))
+
+            mine = _rows(relations[k], value, (k, apart, owner), shared)
+            bad = _contradicted(held + mine)
+            if bad:
+                # the labels read as shared in this release's contradicted sums (or in a sum of
+                # figures known on both sides that the shared values contradict alone)
+                split = {label for terms, constant, used in mine
+                         if (bad & set(terms)) or (not terms and abs(constant) > 1e-6) for label in used}
+                for label in split:
+                    versioneds[k][year].add((label, measure))
+                mine = _rows(relations[k], value, (k, apart | split, owner), shared)
+            held += mine
+
+
+def _rows(relations, value, side, shared) -> list[tuple[dict[str, float], float, set[str]]]:
+    """The sums `relations` (total − its zones = 0) as (unknown -> coefficient, constant, the
+    labels read as shared in it). `value(label)`: this side's figure; `side`: None for today,
+    else (release, labels apart, owner): a blank read as shared is the unknown named by
+    its label, one kept apart is the release's own; a figure known on one side and blank on
+    the other, read as one, ties the shared unknown to its value (a row of its own)."""
+    rows: list[tuple[dict[str, float], float, set[str]]] = []
+    links: dict[str, float] = {}
+    for parent, kids in relations:
+        terms: dict[str, float] = {}
+        constant, used, ok = 0.0, set(), True
+        for label, sign in ((parent, 1.0), *((kid, -1.0) for kid in kids)):
+            v = value(label)
+            if v is None:
+                ok = False  # a zone this side has no figure of: the sum says nothing here
+                break
+            if side is None or side[2].get(label) == side[0]:  # today's, or the release that named the zone
+                name = label
+            elif label in side[1]:
+                name = f"{side[0]}:{label}"
+            else:
+                name = label
+                used.add(label)
+                other = shared(label)
+                if _known(v) and not (other is not None and _known(other)):
+                    links[label] = float(v)  # known here, blank (or absent) there: the shared unknown is v
+                elif not _known(v) and other is not None and _known(other):
+                    v = other  # blank here, known there: that value
+            if _known(v):
+                constant += sign * float(v)
+            else:
+                terms[name] = terms.get(name, 0.0) + sign
+        if ok:
+            rows.append((terms, constant, used))
+    rows += [({label: 1.0}, -v, {label}) for label, v in links.items()]
+    return rows
+
+
+def _contradicted(rows: list[tuple[dict[str, float], float, set[str]]]) -> set[str]:
+    """The unknowns of the connected sets of `rows` (terms + constant = 0) that no values
+    satisfy."""
+    names = sorted({n for terms, _c, _u in rows for n in terms})
+    index = {n: i for i, n in enumerate(names)}
+    parent = list(range(len(names)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for terms, _c, _u in rows:
+        first, *rest = [index[n] for n in terms] or [None]
+        for j in rest:
+            parent[find(j)] = find(first)
+    components: dict[int, list[int]] = defaultdict(list)
+    for k, (terms, _c, _u) in enumerate(rows):
+        if terms:
+            components[find(index[next(iter(terms))])].append(k)
+    out: set[str] = set()
+    for members in components.values():
+        used = sorted({n for k in members for n in rows[k][0]})
+        col = {n: j for j, n in enumerate(used)}
+        matrix = np.zeros((len(members), len(used)))
+        rhs = np.zeros(len(members))
+        for r, k in enumerate(members):
+            for n, c in rows[k][0].items():
+                matrix[r, col[n]] = c
+            rhs[r] = -rows[k][1]
+        solution = np.linalg.lstsq(matrix, rhs, rcond=None)[0]
+        if np.abs(matrix @ solution - rhs).max() > 1e-6:
+            out.update(used)
+    return out
+
+
+def _known_values(truth_today: Mapping[tuple, float], truths: Sequence[Mapping[tuple, float]],
+                  trees: Sequence[_Tree], label_of_cover: Mapping[tuple, str],
+                  releases: Sequence[Release]) -> dict[tuple, set[float]]:
+    """(zone label, year, measure) -> the values the CAF's data gave the figure, today and in
+    every release (blanks left out), the zone named by what it covers as `History.build` does."""
+    out: dict[tuple, set[float]] = defaultdict(set)
+    label_of_cover = dict(label_of_cover)  # the labels of zones of no tree of today's, given in the same order
+    for (code, year, measure), value in truth_today.items():
+        if _known(value):
+            out[(code, year, measure)].add(round(float(value), 9))
+    for release, tree, truth in zip(releases, trees, truths):
+        for (code, year, measure), value in truth.items():
+            if code not in tree.level_of:
+                continue
+            label = label_of_cover.setdefault((tree.level_of[code], tree.cover(code)), f"{code}@{release.release_id}")
+            if _known(value):
+                out[(label, year, measure)].add(round(float(value), 9))
+    return out
 
 
 def _root(code: str, parent_of: Mapping[str, str]) -> str:

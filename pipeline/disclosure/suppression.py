@@ -245,20 +245,12 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
     def published_as(mask_: pd.Series) -> pd.DataFrame:
         return _published_frame(problem.cells, mask_, kinds, policy, unmasked, problem.zero_rates)
 
-    x = solve(problem, policy)
-    for round_ in range(1, policy.max_rounds + 1):
-        masked = pd.Series(x.astype(bool) | np.isin(state, (PRIMARY, SECRET)))
-        published = published_as(masked)
-        # Steer with the single-cell audit; the asset check confirms with sums as well.
-        # the quick reader (real numbers) first; the real one (whole numbers where it matters) once it is clean
-        audit = _audit_by_group(published, masked.to_numpy(), group_rows, quick, zones, indicators, policy, kinds,
-                                relaxed=True, prior=prior)
-        if not audit.findings:
-            audit = _audit_by_group(published, masked.to_numpy(), group_rows, audits, zones, indicators, policy,
-                                    kinds, prior=prior)
-        if not audit.findings:
-            break
-        for finding in audit.findings:
+    def answer(findings: list, round_: int) -> tuple[int, list]:
+        """Add the cuts the findings ask for: (how many were answered, those no publishable
+        cell can answer)."""
+        nonlocal forced
+        cuts, stuck = 0, []
+        for finding in findings:
             if finding.problem == "inconsistent":
                 raise MaskingError(f"the published figures contradict each other: {finding.describe()}")
             if earlier is not None:  # about a zone of an earlier release: the cells of today's that cover it
@@ -268,6 +260,7 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
                 problem.cuts.extend([c] for c in np.flatnonzero((state == FREE) & ~known_before
                                                                  & np.isin(group_of, groups_found)))
                 forced += 1
+                cuts += 1
                 continue
             sharp = round_ >= sharp_from
             usable = (x == 0) & (state == FREE) & ~known_before  # a figure published before protects nothing
@@ -281,12 +274,44 @@ def _solve_subproblem(key: tuple[int, str], cells: pd.DataFrame, zones: pd.DataF
             if not candidates:  # nothing left around it: widen to the whole sub-problem
                 candidates = np.flatnonzero(usable).tolist()
             if not candidates:
-                raise MaskingError(f"no publishable cell left to protect {finding.describe()}")
+                stuck.append(finding)
+                continue
+            cuts += 1
             if round_ >= forced_from:
                 problem.cuts.extend([c] for c in candidates)
                 forced += 1
             else:
                 problem.cuts.append(candidates)
+        return cuts, stuck
+
+    x = solve(problem, policy)
+    for round_ in range(1, policy.max_rounds + 1):
+        masked = pd.Series(x.astype(bool) | np.isin(state, (PRIMARY, SECRET)))
+        published = published_as(masked)
+        # Steer with the single-cell audit; the asset check confirms with sums as well.
+        # the quick reader (real numbers) first; the real one (whole numbers where it matters) once it is clean
+        audit = _audit_by_group(published, masked.to_numpy(), group_rows, quick, zones, indicators, policy, kinds,
+                                relaxed=True, prior=prior)
+        relaxed = bool(audit.findings)
+        if not audit.findings:
+            audit = _audit_by_group(published, masked.to_numpy(), group_rows, audits, zones, indicators, policy,
+                                    kinds, prior=prior)
+        if not audit.findings:
+            break
+        cuts, stuck = answer(audit.findings, round_)
+        if stuck and not relaxed:
+            raise MaskingError(f"no publishable cell left to protect {stuck[0].describe()}")
+        if stuck and not cuts:
+            # the quick reader's findings that no cell can answer: the real reader judges
+            # them (beside figures published before, the real-number reader may pin what the
+            # whole-number one finds the earlier releases alone already give)
+            audit = _audit_by_group(published, masked.to_numpy(), group_rows, audits, zones, indicators, policy,
+                                    kinds, prior=prior)
+            if not audit.findings:
+                break
+            cuts, stuck = answer(audit.findings, round_)
+            if stuck:
+                raise MaskingError(f"no publishable cell left to protect {stuck[0].describe()}")
         if round_ >= policy.max_rounds - 1:
             # and what is masked stays masked: the groups without findings keep their pattern
             problem.cuts.extend([c] for c in np.flatnonzero(x == 1))
