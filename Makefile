@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: run test lint ui ui-server sample validate schemas bench release destroy clean-venv lock
+.PHONY: run test test-unit lint ui ui-server sample validate schemas bench release destroy clean-venv lock
 
 # The locked versions first, each file checked against its hash (requirements.lock, `make lock`),
 # then the project itself: its dependencies are all there, at those versions.
@@ -31,8 +31,15 @@ sample: $(BIN)/.installed
 run: sample
 	$(BIN)/python -m pipeline run
 
+# Every test, the test files spread over the machine's cores (pytest-xdist; a file's tests stay
+# in one worker, with its module fixtures). CI runs this one.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
+
+# The unit part (pure functions on tiny frames, under two minutes): no sample built, no Dagster
+# job run, no browser, no PostgreSQL, no long random search (markers in pyproject.toml).
+test-unit: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not integration and not browser and not postgres and not slow"
 
 # ruff, configured in pyproject.toml ([tool.ruff]); .ci/run runs it before the tests
 lint: $(BIN)/.installed

@@ -25,6 +25,18 @@ settings.load_profile("project")
 
 SEED = 2022
 
+# A test is an integration test (marker `integration`) when it builds the sample's files or
+# runs the Dagster jobs: through these fixtures, or by its module's `pytestmark`. `make
+# test-unit` leaves them out, with the browser and PostgreSQL tests; `make test` runs all.
+INTEGRATION_FIXTURES = frozenset({"sample_dir", "sample_project", "built_warehouse", "built_project",
+                                  "instance_storage", "instance", "pg_cluster"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:

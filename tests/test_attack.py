@@ -53,6 +53,8 @@ from tests.attacker_exact import exact_attack, exact_interval
 from tests.attacker_propagation import propagation_attack
 from tests.test_disclosure import INDICATORS, POLICY, zones
 
+pytestmark = pytest.mark.slow
+
 
 def profile(examples: int):
     """Derandomised everywhere, as the project's profile (tests/conftest.py): the same

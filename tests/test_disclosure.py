@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -282,6 +283,7 @@ def hierarchies(draw):
     return tree, {"actifs": values_a, "decembre": values_d}
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hierarchies())
 def test_masking_protects_every_random_table_and_is_deterministic(case):
@@ -316,6 +318,7 @@ def masked_tables(draw):
     return tree, frame, chosen | primary(frame)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(masked_tables())
 def test_the_witnessed_audit_finds_what_the_exact_one_finds(case):
@@ -340,6 +343,7 @@ def test_the_witnessed_audit_finds_what_the_exact_one_finds(case):
 HURRIED = parse_policy(POLICY_TEXT.replace("max_rounds: 60", "max_rounds: 3"))
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hierarchies())
 def test_forced_cuts_always_end_the_masking_with_a_safe_table(case):

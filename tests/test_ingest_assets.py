@@ -80,6 +80,7 @@ def test_ingest_of_the_whole_sample(sample_project):
     assert checks and all(c.passed for c in checks)
 
 
+@pytest.mark.integration
 def test_bundle_workbook_gives_the_same_tables(project, tmp_path):
     generate(project / "raw", seed=SEED, bundle=True)
     assert any(p.name.startswith("convention") for p in (project / "raw").iterdir())

@@ -245,6 +245,7 @@ def test_a_residue_fails_the_destruction_loudly(project):
     assert lifecycle.destruction_record(study.study_id)
 
 
+@pytest.mark.integration
 def test_killed_after_overwriting_the_old_warehouse_resumes(project):
     """The most delicate moment: the old DuckDB file overwritten, its rewritten copy not yet in place."""
     instance = persistent_instance()
@@ -280,6 +281,7 @@ def test_killed_after_overwriting_the_old_warehouse_resumes(project):
 # ---- end to end ------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_destruction_end_to_end(project, monkeypatch):
     from pipeline.__main__ import run_all
     from pipeline.definitions import defs

@@ -21,6 +21,8 @@ from pipeline.lifecycle import load_study
 from pipeline.settings import PACKAGE_ROOT
 from tests.test_lifecycle import close_study, files_holding, persistent_instance
 
+pytestmark = pytest.mark.integration
+
 OPERATOR = "Jeanne Martin, Service Petite Enfance"
 
 

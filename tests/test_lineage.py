@@ -108,6 +108,7 @@ def test_manifest_traces_every_output_to_ledger_files(built_project):
     assert "BCA2017.xlsx" in page and "published.indicators" in page
 
 
+@pytest.mark.integration
 def test_dagster_storage_holds_no_value_of_the_data(project):
     """After a full run on files carrying a sentinel (an extra column, a commune label), no
     byte under DAGSTER_HOME holds it: metadata and logs carry counts, hashes and schemas."""

@@ -18,6 +18,8 @@ import pytest
 from pipeline.settings import PACKAGE_ROOT
 from tests.helpers import materialize, query, stop_group
 
+pytestmark = pytest.mark.integration
+
 RUNNER = textwrap.dedent(
     """
     import sys

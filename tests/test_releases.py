@@ -320,6 +320,7 @@ def test_release_job_r1_refused_repeat_r2_and_refusals(built_project, capsys):
     assert query(built_project, "SELECT count(*) FROM published.releases")[0][0] == 2
 
 
+@pytest.mark.integration
 def test_the_cli_prints_a_refusal_without_a_traceback(project):
     set_study_status("closed", dt.date.today())
     env = {**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)}

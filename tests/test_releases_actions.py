@@ -33,6 +33,8 @@ from tests.attacker_releases import ReleaseView, attack_releases
 from tests.helpers import query
 from tests.release_scenarios import HERMIN, Life, Study, merge_communes, merge_rpes, move_commune, split_rpe
 
+pytestmark = pytest.mark.integration
+
 ESTREE_CAUCHY = "62314"
 ACTIONS = ["new_year", "hermin", "split", "merge", "nouvelle"]
 

@@ -16,6 +16,8 @@ import pytest
 
 from tests.release_scenarios import Life, Study, policy_change
 
+pytestmark = pytest.mark.integration
+
 CHILDREN, ACTIVE = "enfants_moins_3_ans", "am_agrees_actifs_annee"
 ACTIONS = ["correction", "threshold", "decimals"]
 

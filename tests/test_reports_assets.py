@@ -150,6 +150,7 @@ def test_reports_from_published_indicators(small_warehouse):
     assert not any(name in text for name in set(published.loc[published["level"] == "commune", "zone_name"]))
 
 
+@pytest.mark.integration
 def test_guard_checks_block_on_a_tampered_or_stale_report(small_warehouse):
     project = small_warehouse
     instance = dg.DagsterInstance.ephemeral()

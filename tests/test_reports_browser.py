@@ -19,6 +19,8 @@ from pipeline.reports.html import write_html
 from tests.test_reports import GENERATED, geometry_for, repo_paths
 from tests.test_reports_support import full_published
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 

@@ -22,6 +22,8 @@ from pipeline.territory import TerritoryError, departement_of, load_territory
 from pipeline.validation import validate
 from tests.test_disclosure import POLICY
 
+pytestmark = pytest.mark.slow
+
 SMALL_FRANCE = 420
 
 

@@ -24,6 +24,8 @@ from pipeline.settings import PACKAGE_ROOT
 from tests.helpers import stop_group
 from tests.test_reports_browser import _driver
 
+pytestmark = pytest.mark.integration
+
 LOCATION = "cabbalr_caf"
 
 

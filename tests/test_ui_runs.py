@@ -21,6 +21,8 @@ from pipeline.settings import PACKAGE_ROOT
 from tests.helpers import stop_group
 from tests.test_ui_browser import LOCATION, _graphql, webserver  # noqa: F401 (the fixture)
 
+pytestmark = pytest.mark.integration
+
 REPOSITORY = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
 POOL = "warehouse"
 

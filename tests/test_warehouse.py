@@ -518,6 +518,7 @@ def test_content_hash_of_an_empty_table(con):
 cell = st.one_of(st.none(), st.just(SECRET), st.just(MISSING), st.integers(0, 500))
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cells=st.lists(cell, min_size=3, max_size=3), caf=st.one_of(st.none(), st.just(SECRET), st.integers(0, 2000)))
 def test_rpe_aggregate_matches_plain_python(cells, caf):

@@ -282,7 +282,7 @@ def communes_chart(context: ReportContext, indicator: Indicator, year: int, pref
         canvas.rects([Box(box.x, py(position) - bar / 2, px(cell[1]) - box.x, bar)
                       for position, (zone, cell) in shown if cell and cell[0] == "published"], colour)
         _axes(canvas, box, xticks, [(py(pos), zone.name) for pos, (zone, _) in shown], 6.5, 7, y_tick=0)
-        for position, (zone, cell) in shown:
+        for position, (_zone, cell) in shown:
             if cell and cell[0] == "published":
                 canvas.text(px(cell[1] + top * 0.012), py(position), format_number(cell[1], digits), 6.5,
                             valign="center", colour="#333333")

@@ -43,7 +43,8 @@ class Geometry:
     def bounds(self) -> tuple[float, float, float, float]:
         rings = [ring for polys in self.shapes.values() for poly in polys for ring in poly]
         allpts = np.concatenate(rings)
-        return float(allpts[:, 0].min()), float(allpts[:, 1].min()), float(allpts[:, 0].max()), float(allpts[:, 1].max())
+        xs, ys = allpts[:, 0], allpts[:, 1]
+        return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
 
     def boundary_lines(self, codes: list[str]) -> list[np.ndarray]:
         """The outer border of a group of communes, as polylines: the edges that belong to

@@ -166,14 +166,15 @@ def check_workbook(path: Path, context: ReportContext) -> GuardReport:
     names = sheet_names(context)
     label_to_indicator = {names[i.id]: i for i in context.reported_indicators}
     # an IRIS sheet names an indicator of the IRIS only by its short name (no sheet of its own)
-    iris_labels = {**label_to_indicator, **{iris_row_label(context, i, names): i for i in context.iris_only_indicators()}}
+    iris_labels = {**label_to_indicator,
+                   **{iris_row_label(context, i, names): i for i in context.iris_only_indicators()}}
     indicator_of_sheet = {names[i.id]: i for i in context.reported_indicators}
     rpe_of_sheet = {sheet: key[4:] for key, sheet in names.items() if key.startswith("rpe:")}
     commune_of_iris_sheet = {sheet: key[5:] for key, sheet in names.items() if key.startswith("iris:")}
     all_names = producers_required(context, context.reported_indicators)
     caf = [context.study.data_provider]
     present = {sheet.name for sheet in sheets}
-    for key, sheet in names.items():
+    for _key, sheet in names.items():
         if sheet not in present:
             report.add(f"sheet «{sheet}» is missing")
     for sheet in sheets:
@@ -263,7 +264,8 @@ def _check_rpe_sheet(report: GuardReport, context: ReportContext, sheet: Sheet, 
             seen.add((indicator.id, code, year))
     published = context.published
     mine = expected if expected is not None else published[
-        (published["zone_code"] == rpe_code) | ((published["level"] == "commune") & (published["parent_code"] == rpe_code))
+        (published["zone_code"] == rpe_code)
+        | ((published["level"] == "commune") & (published["parent_code"] == rpe_code))
     ]
     for ind, code, year in zip(mine["indicator"], mine["zone_code"], mine["year"]):
         if (ind, code, int(year)) not in seen:

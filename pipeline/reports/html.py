@@ -87,7 +87,8 @@ tr.epci td, tr.rpe td { font-weight: bold; }
 nav ol { columns: 2; }
 footer { text-align: center; color: var(--gris); font-size: .85rem; padding: 1rem; }
 @media (max-width: 900px) { dl.faits { grid-template-columns: 1fr; } }
-@media print { body { background: white; } section { break-inside: avoid-page; border: none; } details { display: none; } }
+@media print { body { background: white; } section { break-inside: avoid-page; border: none; }
+  details { display: none; } }
 """
 
 
@@ -249,6 +250,8 @@ def render_html(context: ReportContext, geometry: Geometry) -> str:
         for i in shown
     )
     caf = study.data_provider
+    subtitle = ("Indicateurs petite enfance : agglomération, relais petite enfance (RPE) et communes – "
+                f"{year_span(context.years)}")
     return f"""<!DOCTYPE html>
 <html lang="fr">
 <head>
@@ -263,7 +266,7 @@ def render_html(context: ReportContext, geometry: Geometry) -> str:
 <header class="bandeau">
 <div class="sigle">{_e(study.double_sign_off)}</div>
 <h1>{_e(study.title)}</h1>
-<p>Indicateurs petite enfance : agglomération, relais petite enfance (RPE) et communes – {_e(year_span(context.years))}</p>
+<p>{_e(subtitle)}</p>
 <p class="source-page">Source : {_e(caf)}</p>
 </header>
 <main>
