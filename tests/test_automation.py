@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import dagster as dg
 
 from pipeline.defs.automation import raw_files_sensor
+from pipeline.resources import ProjectResource, WarehouseResource
 from pipeline.sample import generate
 from tests.conftest import SEED
 from tests.helpers import edit_workbook, find_row, materialize, query
 
 
 def tick(instance, cursor=None) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor)
-    return raw_files_sensor(context)
+    root = os.environ["CAF_PROJECT_DIR"]  # the isolated project (tests/conftest.py)
+    resources = {"project": ProjectResource(root=root),
+                 "warehouse": WarehouseResource(path=str(Path(root) / "warehouse" / "warehouse.duckdb"))}
+    return raw_files_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
 
 
 def requested(result) -> list[tuple[str, str]]:
@@ -140,7 +144,8 @@ def test_weekly_check_revalidates_every_ingested_year_and_is_off_by_default(samp
     register_years(instance)
     import datetime as dt
 
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 30, 6, 0))
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=dt.datetime(2026, 11, 30, 6, 0),
+                                        resources={"project": ProjectResource(root=str(sample_project))})
     requests = list(schedule(context))
     pairs = sorted((str(r.asset_selection[0].to_user_string()), r.partition_key) for r in requests)
     assert ("stg_bca", "2017") in pairs and ("stg_places_a_creer", "2020") in pairs
@@ -155,3 +160,12 @@ def test_files_already_in_the_ledger_are_not_ingested_again(sample_project, inst
     result = tick(instance)
     runs = requested(result)
     assert ("bca", "2017") not in runs and ("bca", "2018") in runs
+
+
+def test_the_sensor_reads_the_folder_its_resource_names(sample_project, instance, tmp_path, monkeypatch):
+    """The project comes from the resource, not from the environment read when it ticks."""
+    monkeypatch.setenv("CAF_PROJECT_DIR", str(tmp_path))  # an empty folder: no raw/, no config/
+    resources = {"project": ProjectResource(root=str(sample_project)),
+                 "warehouse": WarehouseResource(path=str(sample_project / "warehouse" / "warehouse.duckdb"))}
+    result = raw_files_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert ("bca", "2017") in requested(result)

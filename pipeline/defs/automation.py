@@ -30,8 +30,7 @@ from pipeline.config_models.study import load_operations
 from pipeline.defs.ingest import INGEST_JOB_PREFIX, INGEST_JOBS, year_partitions
 from pipeline.extract import IngestError, fingerprint, raw_files, vintages_in_file
 from pipeline.lifecycle import ingest_refusal
-from pipeline.resources import WarehouseLockTimeout, WarehouseResource
-from pipeline.settings import project_paths
+from pipeline.resources import ProjectResource, WarehouseLockTimeout, WarehouseResource
 
 SENSOR_NAME = "raw_files_sensor"
 REFRESH_SENSOR_NAME = "automation_refresh"
@@ -74,10 +73,10 @@ def _dump_cursor(state: dict[str, FileState]) -> str:
     return json.dumps({name: vars(s) for name, s in sorted(state.items())})
 
 
-def ingested_files() -> set[tuple[str, int, str]]:
+def ingested_files(warehouse: WarehouseResource) -> set[tuple[str, int, str]]:
     """(source, year, sha256) of every file already in the ingest ledger, so that a file
     ingested by `make run` is not ingested again when the UI's sensor first looks at raw/."""
-    warehouse = WarehouseResource(lock_timeout_s=10)
+    warehouse = WarehouseResource(path=str(warehouse.database), lock_timeout_s=10)  # a tick does not wait long
     if not warehouse.database.exists():
         return set()
     try:
@@ -95,20 +94,22 @@ def ingested_files() -> set[tuple[str, int, str]]:
     jobs=INGEST_JOBS,
     description="Watches raw/ and ingests new or replaced files (by content hash), one run per source and year.",
 )
-def raw_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    raw_dir = project_paths().raw
+def raw_files_sensor(context: dg.SensorEvaluationContext, project: ProjectResource,
+                     warehouse: WarehouseResource) -> dg.SensorResult | dg.SkipReason:
+    paths = project.paths
+    raw_dir = paths.raw
     known = _load_cursor(context.cursor)
     current = scan(raw_dir, known)
     changed = {name: s for name, s in current.items() if name not in known or known[name].sha256 != s.sha256}
     if not changed:
         return dg.SensorResult(skip_reason=dg.SkipReason("no new or replaced file in raw/"), cursor=_dump_cursor(current))
-    refusal = ingest_refusal()
+    refusal = ingest_refusal(paths)
     if refusal:
         # the files are remembered, so that a refused file is not proposed again at every tick
         return dg.SensorResult(skip_reason=dg.SkipReason(f"ingest refused: {refusal}"), cursor=_dump_cursor(current))
 
-    catalog = load_catalog()
-    done = ingested_files()
+    catalog = load_catalog(paths)
+    done = ingested_files(warehouse)
     run_requests, new_years, notes = [], {}, []
     for name, state in sorted(changed.items()):
         why = "new file" if name not in known else "replaced file"
@@ -150,7 +151,10 @@ def raw_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
 
 
 def _weekly_schedule() -> dg.ScheduleDefinition:
-    settings = load_operations(project_paths().config / "operations.yaml").weekly_check
+    # Its cron and default state are the definition's own: Dagster reads them when it loads the
+    # code location (a change of config/operations.yaml shows after a reload of the location);
+    # the evaluation reads the project through its resource, at each tick.
+    settings = load_operations(ProjectResource().paths.config / "operations.yaml").weekly_check
     enabled = settings.enabled
 
     @dg.schedule(
@@ -162,11 +166,12 @@ def _weekly_schedule() -> dg.ScheduleDefinition:
         description="Weekly full check: re-validate every staged year from its raw copy; the automation "
         "then rebuilds indicators, masking, audit and reports.",
     )
-    def weekly(context: dg.ScheduleEvaluationContext):
-        refusal = ingest_refusal()
+    def weekly(context: dg.ScheduleEvaluationContext, project: ProjectResource):
+        paths = project.paths
+        refusal = ingest_refusal(paths)
         if refusal:
             return dg.SkipReason(f"no check on a closed study: {refusal}")
-        catalog = load_catalog()
+        catalog = load_catalog(paths)
         stamp = context.scheduled_execution_time.strftime("%Y-%m-%d")
         requests = []
         for source in catalog.sources.values():
