@@ -31,7 +31,6 @@ import pandas as pd
 from pydantic import Field, PrivateAttr
 
 from pipeline.catalog import Catalog, load_catalog
-from pipeline.config_models.report import report_file
 from pipeline.disclosure.policy import Policy, load_policy
 from pipeline.indicators import IndicatorSet, load_indicators
 from pipeline.settings import Paths, project_paths
@@ -99,11 +98,7 @@ class ProjectResource(dg.ConfigurableResource):
         """config/report.yaml (the reports' names, symbols, notes and map settings)."""
         from pipeline.reports.context import load_report_config  # the reports need the resources, not the reverse
 
-        def load(paths: Paths):
-            report_file(paths)  # every key checked by its model first (pipeline.config_models.report)
-            return load_report_config(paths)
-
-        return self._load("report", load)
+        return self._load("report", load_report_config)  # through its model (pipeline.config_models.report)
 
 
 class WarehouseLockTimeout(RuntimeError):

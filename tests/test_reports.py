@@ -9,6 +9,7 @@ built once per module and copied for the tampering tests.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -150,16 +151,21 @@ def test_report_config_defaults_and_checks(tmp_path):
     config = load_report_config(paths)
     assert config.geometry_path == (PACKAGE_ROOT / "config" / "geo" / "communes-cabbalr.geojson").resolve()  # shipped
     assert (config.symbols.masked, config.symbols.not_available) == ("s", "nd")
-    bad = tmp_path / "report.yaml"
-    bad.write_text("symbols:\n  masked: '=1+1'\n", encoding="utf-8")
-    with pytest.raises(ReportError, match="must not start"):
-        load_report_config(paths, bad)
-    bad.write_text("symbols:\n  masked: '0'\n", encoding="utf-8")
-    with pytest.raises(ReportError, match="number"):
-        load_report_config(paths, bad)
-    empty = tmp_path / "empty.yaml"
-    empty.write_text("", encoding="utf-8")
-    assert load_report_config(paths, empty).geometry_path is None
+    own = dataclasses.replace(paths, config=tmp_path / "config")  # a config/ of its own, with catalog.yaml
+    own.config.mkdir()
+    shutil.copy(PACKAGE_ROOT / "config" / "catalog.yaml", own.config)
+    bad = own.config / "report.yaml"
+    for text, why in (("symbols:\n  masked: '=1+1'\n", "report.yaml: symbols.masked must not start"),
+                      ("symbols:\n  masked: '0'\n", "symbols.masked must not be a number"),
+                      ("symbols:\n  masked: nd\n", "the three symbols must differ"),
+                      ("symbolz:\n  masked: x\n", "symbolz")):
+        bad.write_text(text, encoding="utf-8")
+        with pytest.raises(ReportError, match=why):
+            load_report_config(own)
+    bad.write_text("", encoding="utf-8")
+    assert load_report_config(own).geometry_path is None
+    bad.unlink()
+    assert load_report_config(own).symbols.masked == "s"
 
 
 def test_french_numbers_round_trip():

@@ -132,9 +132,8 @@ def _loaders() -> dict[str, Callable[[Paths], Any]]:
     from pipeline.territory import load_territory
 
     def report(paths: Paths) -> ReportFile:
-        model = report_file(paths)
-        load_report_config(paths)  # what only the reports' loader checks (the symbols)
-        return model
+        load_report_config(paths)  # the model, then what the documents derive (the catalog's labels)
+        return report_file(paths)
 
     return {
         "catalog": load_catalog, "territory": load_territory, "indicators": load_indicators, "policy": load_policy,

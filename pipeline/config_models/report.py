@@ -1,10 +1,13 @@
-"""The model of `config/report.yaml`, the reports' settings. What a symbol may be (not a
-number, not a formula, three different ones) is checked by the reports' own loader
-(`pipeline.reports.context.load_report_config`), which reads this file after the model."""
+"""The model of `config/report.yaml`, the reports' settings, the one reading of the file:
+`pipeline.reports.context.load_report_config` builds the documents' settings from it. A
+symbol is a text, neither a number nor a formula, and the three differ."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from pipeline.config_models.base import Model, PositiveInt, Text, expect, read_yaml, validated
 from pipeline.settings import Paths
@@ -18,10 +21,35 @@ class Geometry(Model):
     name_property: Text = Field(default="nom", description="The feature property holding the commune name.")
 
 
+# Characters that make a spreadsheet read a text as a formula (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def _symbol(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("expected", "must be a non-empty text")
+    if value.startswith(FORMULA_START):
+        raise PydanticCustomError("expected", "must not start with = + - @ (a spreadsheet would run it)")
+    try:
+        float(value.replace(",", "."))
+    except ValueError:
+        return value
+    raise PydanticCustomError("expected", "must not be a number (a reader would take it for a value)")
+
+
+Symbol = Annotated[Text, AfterValidator(_symbol)]
+
+
 class Symbols(Model):
-    masked: Text = Field(default="s", description="A value hidden by the statistical secret (art. 4).")
-    not_available: Text = Field(default="nd", description="A value unknown or not computable.")
-    out_of_period: Text = Field(default="///", description="A year the convention does not cover.")
+    masked: Symbol = Field(default="s", description="A value hidden by the statistical secret (art. 4).")
+    not_available: Symbol = Field(default="nd", description="A value unknown or not computable.")
+    out_of_period: Symbol = Field(default="///", description="A year the convention does not cover.")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Symbols:
+        if len({self.masked, self.not_available, self.out_of_period}) != 3:
+            raise PydanticCustomError("expected", "the three symbols must differ")
+        return self
 
 
 class Colours(Model):

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import yaml
 
+from pipeline.config_models.report import FORMULA_START  # noqa: F401 (the reports' texts and guard)
 from pipeline.coverage import Coverage
 from pipeline.disclosure.policy import Policy, load_policy
 from pipeline.errors import PipelineError
@@ -33,7 +33,6 @@ from pipeline.study import StudyError
 from pipeline.study import load_study as read_study
 from pipeline.tables import PUBLISHED_TABLE, column_names, primary_key
 from pipeline.territory import Territory, load_territory
-from pipeline.yamlfile import load_yaml
 
 PUBLISHED_COLUMNS = tuple(column_names(PUBLISHED_TABLE))  # declared in config/tables.yaml
 STATUSES = ("published", "masked", "not_available")
@@ -41,8 +40,6 @@ LEVELS = ("epci", "rpe", "commune", "iris")
 EXCEL_NAME = "indicateurs_petite_enfance.xlsx"
 HTML_NAME = "rapport_petite_enfance.html"
 REPORT_CONFIG = "report.yaml"
-# Characters that make a spreadsheet read a text as a formula (OWASP "CSV injection").
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 class ReportError(PipelineError, RuntimeError):
@@ -78,70 +75,33 @@ class ReportConfig:
         return self.colours.get(key, default)
 
 
-def _check_symbol(value: object, what: str, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ReportError(f"{where}: symbols.{what} must be a non-empty text")
-    if value.startswith(FORMULA_START):
-        raise ReportError(f"{where}: symbols.{what} must not start with = + - @ (a spreadsheet would run it)")
-    try:
-        float(value.replace(",", "."))
-    except ValueError:
-        return value
-    raise ReportError(f"{where}: symbols.{what} must not be a number")
+def load_report_config(paths: Paths | None = None) -> ReportConfig:
+    """The documents' settings from `config/report.yaml`, as its model read it (every key
+    optional, the file too). The French names of the measures come from their declaration
+    in `config/catalog.yaml` (report.yaml's `measure_labels`, if any, override them)."""
+    from pipeline.config_models.report import report_file  # the model raises this module's ReportError
 
-
-def load_report_config(paths: Paths | None = None, path: Path | None = None) -> ReportConfig:
-    """Read `config/report.yaml`; every key is optional. The French names of the measures
-    come from their declaration in `config/catalog.yaml` (report.yaml's `measure_labels`,
-    if any, override them)."""
     paths = paths or project_paths()
-    path = path or paths.config / REPORT_CONFIG
-    where = str(path)
-    try:
-        doc = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        doc = {}
-    except yaml.YAMLError as exc:
-        raise ReportError(f"{where}: not valid YAML ({exc})") from None
-    if not isinstance(doc, dict):
-        raise ReportError(f"{where}: expected a mapping of settings")
-    geometry = doc.get("geometry") or {}
-    raw_path = geometry.get("path")
+    doc = report_file(paths)
     geometry_path = None
-    if raw_path:
-        geometry_path = Path(str(raw_path)).expanduser()
+    if doc.geometry.path:
+        geometry_path = Path(doc.geometry.path).expanduser()
         if not geometry_path.is_absolute():
             geometry_path = (paths.root / geometry_path).resolve()
-    symbols_doc = doc.get("symbols") or {}
-    defaults = Symbols()
-    symbols = Symbols(
-        **{
-            name: _check_symbol(symbols_doc.get(name, getattr(defaults, name)), name, where)
-            for name in ("masked", "not_available", "out_of_period")
-        }
-    )
-    if len({symbols.masked, symbols.not_available, symbols.out_of_period}) != 3:
-        raise ReportError(f"{where}: the three symbols must differ")
 
-    def mapping(key: str) -> dict[str, str]:
-        value = doc.get(key) or {}
-        if not isinstance(value, dict):
-            raise ReportError(f"{where}: `{key}` must be a mapping")
-        return {str(k): " ".join(str(v).split()) for k, v in value.items()}
+    def words(mapping: dict) -> dict[str, str]:  # a text folded over lines in the YAML reads as one line
+        return {str(k): " ".join(str(v).split()) for k, v in mapping.items()}
 
-    colours = doc.get("colours") or {}
-    if not isinstance(colours, dict):
-        raise ReportError(f"{where}: `colours` must be a mapping")
     return ReportConfig(
         geometry_path=geometry_path,
-        code_property=str(geometry.get("code_property", "code")),
-        name_property=str(geometry.get("name_property", "nom")),
-        symbols=symbols,
-        sheet_names=mapping("sheet_names"),
-        measure_labels={**_catalog_labels(paths), **mapping("measure_labels")},
-        notes=mapping("notes"),
-        producers=mapping("producers"),
-        colours=colours,
+        code_property=doc.geometry.code_property,
+        name_property=doc.geometry.name_property,
+        symbols=Symbols(**doc.symbols.model_dump()),
+        sheet_names=words(doc.sheet_names),
+        measure_labels={**_catalog_labels(paths), **words(doc.measure_labels)},
+        notes=words(doc.notes),
+        producers=words(doc.producers),
+        colours=doc.colours.model_dump(exclude_none=True),
     )
 
 
