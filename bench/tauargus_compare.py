@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -352,8 +353,17 @@ def run(warehouse: Path, seed: int | None, out: Path | None, linked: bool = True
                   skipped=completion.skipped, linked=linked_info, total_seconds=time.perf_counter() - started,
                   warehouse=label or f"`{warehouse}`")
     if out is not None:
-        out.write_text(text + "\n", encoding="utf-8")
+        out.write_text(text + "\n" + _kept(out), encoding="utf-8")
     return text
+
+
+def _kept(out: Path) -> str:
+    """The sections of `out` another measurement wrote (between `<!-- kept:name -->` and
+    `<!-- /kept:name -->`: the cost of the releases), carried over to the new report."""
+    if not out.exists():
+        return ""
+    found = re.finditer(r"<!-- kept:(\w+) -->.*?<!-- /kept:\1 -->", out.read_text(encoding="utf-8"), re.S)
+    return "".join("\n" + m.group(0) + "\n" for m in found)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,3 +73,13 @@ def test_tauargus_respects_its_own_rule_and_our_audit_judges_the_pattern(tmp_pat
     # This project's mask() on the same table passes the same audit.
     ours = mask(table(), ZONES, INDICATORS, POLICY)
     assert audit_published(ours.published, ZONES, INDICATORS, POLICY).passed
+
+
+def test_a_new_report_keeps_the_sections_other_measurements_wrote(tmp_path):
+    from bench.tauargus_compare import _kept
+
+    out = tmp_path / "results_tauargus.md"
+    assert _kept(out) == ""
+    out.write_text("# old report\n| a | b |\n\n<!-- kept:releases -->\n## cost\n| 1 |\n<!-- /kept:releases -->\ntail\n",
+                   encoding="utf-8")
+    assert _kept(out) == "\n<!-- kept:releases -->\n## cost\n| 1 |\n<!-- /kept:releases -->\n"
