@@ -32,10 +32,18 @@ INTEGRATION_FIXTURES = frozenset({"sample_dir", "sample_project", "built_warehou
                                   "instance_storage", "instance", "pg_cluster"})
 
 
+# The longest files (minutes each on 2 cores), started first: `make test` hands whole files to
+# its workers in collection order, and a long file handed out last would run alone at the end.
+LONG_FILES = ("test_releases_actions.py", "test_releases_data.py", "test_attack.py", "test_scale.py",
+              "test_releases_pipeline.py", "test_ui_browser.py", "test_operations.py")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+    rank = {name: k for k, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's own order kept
 
 
 @pytest.fixture(scope="session")
