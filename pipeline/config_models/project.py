@@ -126,18 +126,13 @@ def _loaders() -> dict[str, Callable[[Paths], Any]]:
     from pipeline.disclosure.policy import load_policy
     from pipeline.indicators import load_indicators
     from pipeline.lineage import load_governance
-    from pipeline.reports.context import load_report_config
     from pipeline.study import load_study
     from pipeline.tables import load_tables
     from pipeline.territory import load_territory
 
-    def report(paths: Paths) -> ReportFile:
-        load_report_config(paths)  # the model, then what the documents derive (the catalog's labels)
-        return report_file(paths)
-
     return {
         "catalog": load_catalog, "territory": load_territory, "indicators": load_indicators, "policy": load_policy,
-        "governance": load_governance, "report": report, "study": load_study,
+        "governance": load_governance, "report": report_file, "study": load_study,
         "operations": lambda paths: load_operations(paths.config / "operations.yaml"),
         "tables": lambda paths: load_tables(paths.config),
     }

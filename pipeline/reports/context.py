@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from pipeline.config_models.report import FORMULA_START  # noqa: F401 (the reports' texts and guard)
+from pipeline.config_models.report import Symbols
 from pipeline.coverage import Coverage
 from pipeline.disclosure.policy import Policy, load_policy
 from pipeline.errors import PipelineError
@@ -47,13 +47,6 @@ class ReportError(PipelineError, RuntimeError):
 
 
 # ---- config/report.yaml --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Symbols:
-    masked: str = "s"
-    not_available: str = "nd"
-    out_of_period: str = "///"
 
 
 @dataclass(frozen=True)
@@ -96,7 +89,7 @@ def load_report_config(paths: Paths | None = None) -> ReportConfig:
         geometry_path=geometry_path,
         code_property=doc.geometry.code_property,
         name_property=doc.geometry.name_property,
-        symbols=Symbols(**doc.symbols.model_dump()),
+        symbols=doc.symbols,
         sheet_names=words(doc.sheet_names),
         measure_labels={**_catalog_labels(paths), **words(doc.measure_labels)},
         notes=words(doc.notes),

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
+from pipeline.config_models.report import FORMULA_START
 from pipeline.indicators import Indicator
-from pipeline.reports.context import FORMULA_START, ReportContext
+from pipeline.reports.context import ReportContext
 from pipeline.reports.excel import HEADER_CODE, HEADER_INDICATOR
 from pipeline.reports.texts import (
     decimals,

@@ -87,9 +87,9 @@ tr.epci td, tr.rpe td { font-weight: bold; }
 nav ol { columns: 2; }
 footer { text-align: center; color: var(--gris); font-size: .85rem; padding: 1rem; }
 @media (max-width: 900px) { dl.faits { grid-template-columns: 1fr; } }
-@media print { body { background: white; } section { break-inside: avoid-page; border: none; }
-  details { display: none; } }
-"""
+""" + (  # the print rule in two pieces of one line (the page's bytes as before)
+    "@media print { body { background: white; } section { break-inside: avoid-page; border: none; } "
+    "details { display: none; } }\n")
 
 
 def _e(text: object) -> str:

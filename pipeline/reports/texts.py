@@ -7,8 +7,9 @@ import datetime as dt
 import math
 import re
 
+from pipeline.config_models.report import FORMULA_START
 from pipeline.indicators import Indicator
-from pipeline.reports.context import FORMULA_START, ReportContext
+from pipeline.reports.context import ReportContext
 
 NNBSP = "\u202f"  # narrow no-break space: the French thousands separator
 LEVEL_NAMES = {"epci": "Agglomération", "rpe": "RPE", "commune": "Commune", "iris": "IRIS"}
